@@ -1,0 +1,27 @@
+# groundwords: visually grounded word embeddings, from captions + image URLs to the papers' tables.
+#
+#   snakemake --cores 8 --resources gpu=1                                  # embedded default, offline
+#   snakemake --cores 8 --resources gpu=1 --configfile configs/wield-cc.yaml   # the WIELD paper's setting
+#   snakemake --profile profiles/slurm --configfile configs/wield-cc.yaml      # on a SLURM cluster
+#
+# The rules are thin: every stage is a `python -m groundwords.<stage>` command whose settings
+# arrive through `params:` (so Snakemake reruns a stage when they change).
+
+from snakemake.utils import min_version
+
+min_version("9.0")
+
+
+configfile: "config.yaml"
+
+
+include: "workflow/rules/common.smk"
+include: "workflow/rules/data.smk"
+include: "workflow/rules/wield.smk"
+
+
+rule all:
+    default_target: True
+    input:
+        "results/table2.csv",
+        "results/table2.md",

@@ -1,0 +1,133 @@
+"""Small I/O helpers shared by every stage: atomic writes, TSV and HDF5 feature files.
+
+Every output of the pipeline is written to a temporary sibling and renamed into place,
+so an interrupted stage never leaves a half-written file that looks finished.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import logging
+import os
+import sys
+import tempfile
+from pathlib import Path
+from typing import Iterator
+
+import h5py
+import numpy as np
+import pandas as pd
+
+log = logging.getLogger("groundwords")
+
+
+class UserError(Exception):
+    """A problem with the user's input or config: reported as one clear line, no traceback."""
+
+
+@contextlib.contextmanager
+def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[Path]:
+    """Yield a temporary path next to ``path``; rename it onto ``path`` only on success."""
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(
+        prefix=f".{path.name}.", suffix=suffix if suffix is not None else ".tmp", dir=path.parent
+    )
+    os.close(fd)
+    tmp = Path(tmp)
+    try:
+        yield tmp
+        os.replace(tmp, path)
+    finally:
+        if tmp.exists():
+            tmp.unlink()
+
+
+def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a DataFrame as a tab-separated file with a header, atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
+
+
+def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
+    """Write a DataFrame as a comma-separated file with a header, atomically."""
+    with atomic_path(path) as tmp:
+        df.to_csv(tmp, index=False, float_format="%.6g", lineterminator="\n")
+
+
+def read_tsv(path: str | os.PathLike, **kw) -> pd.DataFrame:
+    """Read a TSV written by :func:`write_tsv` (strings stay strings, empty stays empty)."""
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[], dtype=kw.pop("dtype", None), **kw)
+
+
+def write_json(obj, path: str | os.PathLike) -> None:
+    with atomic_path(path) as tmp:
+        tmp.write_text(json.dumps(obj, indent=2, sort_keys=True, default=_json_default) + "\n")
+
+
+def _json_default(o):
+    if isinstance(o, (np.integer,)):
+        return int(o)
+    if isinstance(o, (np.floating,)):
+        return float(o)
+    if isinstance(o, np.ndarray):
+        return o.tolist()
+    if isinstance(o, Path):
+        return str(o)
+    raise TypeError(f"not JSON serialisable: {type(o)}")
+
+
+# ---------------------------------------------------------------------------------------------
+# HDF5 feature files: datasets ``ids`` (utf-8 strings) and ``features`` (float32, N x D),
+# with free-form attributes (model id, pooling, ...). Used for raw encodings, PCA projections
+# and per-word averaged features (where ``ids`` are words).
+
+STR = h5py.string_dtype(encoding="utf-8")
+
+
+def write_features(path, ids, features, attrs: dict | None = None, extra: dict | None = None) -> None:
+    """Write ids + features (+ optional extra datasets) to HDF5 atomically."""
+    features = np.asarray(features, dtype=np.float32)
+    ids = [str(i) for i in ids]
+    if features.ndim != 2 or features.shape[0] != len(ids):
+        raise ValueError(f"features shape {features.shape} does not match {len(ids)} ids")
+    with atomic_path(path, suffix=".h5") as tmp:
+        with h5py.File(tmp, "w") as f:
+            f.create_dataset("ids", data=np.array(ids, dtype=object), dtype=STR)
+            chunks = (min(max(len(ids), 1), 1024), features.shape[1]) if len(ids) and features.shape[1] else None
+            f.create_dataset("features", data=features, chunks=chunks)
+            for k, v in (extra or {}).items():
+                f.create_dataset(k, data=v)
+            for k, v in (attrs or {}).items():
+                f.attrs[k] = v if not isinstance(v, (dict, list)) else json.dumps(v)
+
+
+def read_features(path) -> tuple[list[str], np.ndarray, dict]:
+    """Read ``(ids, features, attrs)`` from an HDF5 feature file."""
+    with h5py.File(path, "r") as f:
+        ids = [x.decode() if isinstance(x, bytes) else str(x) for x in f["ids"][()]]
+        feats = f["features"][()].astype(np.float32, copy=False)
+        attrs = {k: (v.item() if hasattr(v, "item") else v) for k, v in f.attrs.items()}
+    return ids, feats, attrs
+
+
+def setup_logging(verbose: bool = False) -> None:
+    logging.basicConfig(
+        level=logging.DEBUG if verbose else logging.INFO,
+        format="%(asctime)s %(levelname)s %(name)s: %(message)s",
+        stream=sys.stderr,
+    )
+
+
+def run_cli(main, argv=None) -> int:
+    """Run a stage's ``main``; a UserError becomes one clear line and exit code 2."""
+    try:
+        main(argv)
+    except UserError as e:
+        print(f"error: {e}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted: partial progress is kept; rerun to resume", file=sys.stderr)
+        return 130
+    return 0

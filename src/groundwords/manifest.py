@@ -1,0 +1,162 @@
+"""Manifest stage: read a Conceptual-Captions-style source and account for every row.
+
+Source format (as Google distributes Conceptual Captions): one row per line, ``caption<TAB>url``,
+no header, UTF-8. The "url" may also be a local path (absolute, or relative to the TSV's folder)
+or a ``file://`` URL, which is how local image datasets are described.
+
+Every source row gets a stable image key ``id`` = first 16 hex digits of sha1(url as written):
+rows that share a URL share an image. Rows are selected as the config asks (the first N, or a
+seeded random sample of N) and each selected row gets a ``rank`` (its place in the selection),
+so smaller subsets are prefixes of larger ones (``rank < n``).
+
+Nothing is dropped silently: malformed rows keep their place with a status instead of ``ok``:
+``malformed_columns`` (not exactly two tab-separated fields), ``empty_caption``, ``bad_url``
+(no http/https/file scheme and not a path, or no host), ``bad_encoding`` (not UTF-8).
+
+``python -m groundwords.manifest build`` writes the manifest; ``... subset`` cuts a subset's
+captions table out of the fetched manifest (see docs/formats.md).
+"""
+
+from __future__ import annotations
+
+import argparse
+import hashlib
+import json
+from collections import Counter
+from pathlib import Path
+from urllib.parse import urlparse
+
+import numpy as np
+import pandas as pd
+
+from .io import UserError, log, read_tsv, run_cli, setup_logging, write_json, write_tsv
+
+MALFORMED = ("malformed_columns", "empty_caption", "bad_url", "bad_encoding")
+COLUMNS = ["rank", "row", "id", "caption", "url", "status"]
+
+
+def image_id(url: str) -> str:
+    """Stable image key of a URL or path: the first 16 hex digits of its sha1."""
+    return hashlib.sha1(url.encode("utf-8")).hexdigest()[:16]
+
+
+def _classify_url(url: str, base: Path) -> tuple[str, str]:
+    """Return (status, normalised url). Local paths become absolute file:// URLs."""
+    try:
+        p = urlparse(url)
+    except ValueError:
+        return "bad_url", url
+    if p.scheme in ("http", "https"):
+        return ("ok", url) if p.netloc else ("bad_url", url)
+    if p.scheme == "file":
+        return ("ok", url) if p.path else ("bad_url", url)
+    if p.scheme == "" and url.strip() == url and url:
+        path = Path(url)
+        path = path if path.is_absolute() else (base / path)
+        return "ok", path.resolve().as_uri()
+    return "bad_url", url
+
+
+def parse_source(path: str | Path) -> pd.DataFrame:
+    """Parse a ``caption<TAB>url`` file into rows with a status each (never raises on bad rows)."""
+    path = Path(path)
+    if not path.is_file():
+        raise UserError(f"data source not found: {path} (config key data.source)")
+    base = path.resolve().parent
+    raw = path.read_bytes()
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # final newline
+    recs = []
+    for i, line in enumerate(lines):
+        line = line.rstrip(b"\r")
+        try:
+            text = line.decode("utf-8")
+        except UnicodeDecodeError:
+            recs.append((i, "", "", "bad_encoding"))
+            continue
+        fields = text.split("\t")
+        if len(fields) != 2:
+            recs.append((i, text.split("\t")[0][:500], "", "malformed_columns"))
+            continue
+        caption, url = fields[0].strip(), fields[1].strip()
+        if not caption:
+            recs.append((i, "", url, "empty_caption"))
+            continue
+        status, norm = _classify_url(url, base)
+        recs.append((i, caption, norm if status == "ok" else url, status))
+    df = pd.DataFrame(recs, columns=["row", "caption", "url", "status"])
+    df.insert(1, "id", [image_id(u) if u else "" for u in df["url"]])
+    return df
+
+
+def select_rows(df: pd.DataFrame, limit: int = 0, how: str = "first", seed: int = 0) -> pd.DataFrame:
+    """Select ``limit`` rows (0: all) — the first ones, or a seeded sample — and rank them."""
+    if how not in ("first", "sample"):
+        raise UserError(f"data.select must be 'first' or 'sample', not {how!r}")
+    order = np.arange(len(df))
+    if how == "sample":
+        order = np.random.default_rng(seed).permutation(len(df))
+    if limit and limit < len(df):
+        order = order[:limit]
+    out = df.iloc[order].reset_index(drop=True)
+    out.insert(0, "rank", np.arange(len(out)))
+    return out[COLUMNS]
+
+
+def summarise(df: pd.DataFrame) -> dict:
+    counts = Counter(df["status"])
+    return {"rows": int(len(df)), "ok": int(counts.get("ok", 0)),
+            "by_status": dict(sorted((k, int(v)) for k, v in counts.items())),
+            "unique_images": int(df.loc[df["status"] == "ok", "id"].nunique())}
+
+
+def build(source, out_tsv, summary_json, limit=0, how="first", seed=0) -> dict:
+    df = parse_source(source)
+    total = len(df)
+    sel = select_rows(df, limit, how, seed)
+    summary = summarise(sel) | {"source": str(source), "source_rows": total,
+                                "select": how, "limit": limit, "seed": seed}
+    write_tsv(sel, out_tsv)
+    write_json(summary, summary_json)
+    log.info("manifest: %d of %d source rows selected; %s", len(sel), total, json.dumps(summary["by_status"]))
+    return summary
+
+
+def subset(fetched_tsv, size: int, out_tsv) -> pd.DataFrame:
+    """The captions table of one subset: well-formed rows with rank < size (0: all)."""
+    df = read_tsv(fetched_tsv, dtype={"id": str, "caption": str, "path": str, "status": str})
+    if size:
+        df = df[df["rank"] < size]
+    df = df[~df["status"].isin(MALFORMED)]
+    out = df[["rank", "row", "id", "caption", "status", "path"]]
+    write_tsv(out, out_tsv)
+    log.info("subset of %s rows: %d well-formed captions, %d with a live image",
+             size or "all", len(out), int((out["status"] == "ok").sum()))
+    return out
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m groundwords.manifest", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    b = sub.add_parser("build", help="parse and select source rows")
+    b.add_argument("--source", required=True, help="caption<TAB>url file")
+    b.add_argument("--out", required=True)
+    b.add_argument("--summary", required=True)
+    b.add_argument("--limit", type=int, default=0, help="rows to select (0: all)")
+    b.add_argument("--select", choices=["first", "sample"], default="first")
+    b.add_argument("--seed", type=int, default=0)
+    s = sub.add_parser("subset", help="captions of the first N selected rows")
+    s.add_argument("--fetched", required=True, help="merged fetch table")
+    s.add_argument("--size", type=int, required=True, help="0: all rows")
+    s.add_argument("--out", required=True)
+    a = p.parse_args(argv)
+    setup_logging()
+    if a.cmd == "build":
+        build(a.source, a.out, a.summary, a.limit, a.select, a.seed)
+    else:
+        subset(a.fetched, a.size, a.out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

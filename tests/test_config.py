@@ -1,0 +1,60 @@
+"""Config validation: defaults filled in, errors name the offending key."""
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from groundwords.config import gamma_label, main as config_main, validate_config
+from groundwords.io import UserError, run_cli
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def load(name):
+    return yaml.safe_load((ROOT / name).read_text())
+
+
+@pytest.mark.parametrize("name", ["config.yaml", "configs/wield-cc.yaml"])
+def test_shipped_configs_are_valid(name):
+    cfg = validate_config(load(name))
+    assert cfg["wield"]["gammas"][0] == 0
+    assert cfg["pca"]["dim"] == 32
+
+
+def test_defaults_are_filled():
+    cfg = validate_config({"data": {"source": "x.tsv", "subsets": {"all": 0}}})
+    assert cfg["wield"]["epochs"] == 20 and cfg["wield"]["batch_size"] == 20
+    assert cfg["vocab"]["min_count"] == 5 and cfg["fetch"]["retries"] == 3
+    assert cfg["data"]["openmoji"]["size"] == 160
+
+
+@pytest.mark.parametrize("patch, key", [
+    ({"wield": {"gammas": [0, "ten"]}}, "wield.gammas[1]"),
+    ({"wield": {"gammas": [0, -1]}}, "wield.gammas[1]"),
+    ({"pca": {"dim": 0}}, "pca.dim"),
+    ({"encoder": {"pooling": "max"}}, "encoder.pooling"),
+    ({"fetch": {"worker": 3}}, "fetch"),
+    ({"data": {"source": "x", "subsets": {"a b": 3}}}, "data.subsets"),
+    ({"evaluate": {"benchmarks": ["nosuchbench"]}}, "evaluate.benchmarks[0]"),
+    ({"wield": {"gammas": [10, 10.0]}}, "wield.gammas"),
+])
+def test_errors_name_the_key(patch, key):
+    cfg = {"data": {"source": "x.tsv", "subsets": {"all": 0}}}
+    for k, v in patch.items():
+        cfg.setdefault(k, {}).update(v)
+    with pytest.raises(UserError) as e:
+        validate_config(cfg)
+    assert key in str(e.value)
+
+
+def test_cli_reports_a_clean_error(tmp_path, capsys):
+    bad = tmp_path / "bad.yaml"
+    bad.write_text("wield:\n  epochs: -1\n")
+    assert run_cli(config_main, [str(ROOT / "config.yaml"), str(bad)]) == 2
+    err = capsys.readouterr().err
+    assert "wield.epochs" in err and "Traceback" not in err
+
+
+def test_gamma_labels():
+    assert [gamma_label(g) for g in (0, 10.0, 0.5, 10000)] == ["0", "10", "0.5", "10000"]

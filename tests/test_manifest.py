@@ -1,0 +1,83 @@
+"""Manifest: every source row accounted for, stable ids, nested subsets."""
+
+import json
+
+import pytest
+
+from groundwords.io import UserError, read_tsv, write_tsv
+from groundwords.manifest import MALFORMED, build, image_id, parse_source, select_rows, subset
+
+
+def write_source(tmp_path, lines, raw=None):
+    p = tmp_path / "src.tsv"
+    p.write_bytes(raw if raw is not None else "\n".join(lines).encode() + b"\n")
+    return p
+
+
+def test_statuses_for_malformed_rows(tmp_path):
+    (tmp_path / "img.png").write_bytes(b"x")
+    raw = (
+        b"a dog on the beach\thttp://example.com/a.jpg\r\n"   # CRLF
+        b"no url column\n"                                     # 1 field
+        b"too\tmany\tcolumns\n"
+        b"\thttp://example.com/b.jpg\n"                        # empty caption
+        b"bad scheme\tftp://example.com/c.jpg\n"
+        b"no host\thttp:///c.jpg\n"
+        b"caf\xe9 latin-1\thttp://example.com/d.jpg\n"          # not UTF-8
+        b"local file\timg.png\n"
+        b"file url\tfile:///tmp/x.png"                         # no final newline
+    )
+    df = parse_source(write_source(tmp_path, None, raw))
+    assert list(df["status"]) == ["ok", "malformed_columns", "malformed_columns", "empty_caption",
+                                  "bad_url", "bad_url", "bad_encoding", "ok", "ok"]
+    assert list(df["row"]) == list(range(9))
+    assert df.loc[0, "caption"] == "a dog on the beach"
+    assert df.loc[7, "url"] == (tmp_path / "img.png").resolve().as_uri()
+    assert set(df["status"]) - {"ok"} <= set(MALFORMED)
+
+
+def test_ids_are_stable_and_shared_by_duplicate_urls(tmp_path):
+    df = parse_source(write_source(tmp_path, ["a\thttp://x.org/1.jpg", "b\thttp://x.org/2.jpg",
+                                              "c\thttp://x.org/1.jpg"]))
+    assert df.loc[0, "id"] == df.loc[2, "id"] == image_id("http://x.org/1.jpg")
+    assert df.loc[0, "id"] != df.loc[1, "id"]
+    assert len(df.loc[0, "id"]) == 16
+
+
+def test_selection_first_and_sample_are_nested(tmp_path):
+    df = parse_source(write_source(tmp_path, [f"cap {i}\thttp://x.org/{i}.jpg" for i in range(100)]))
+    first = select_rows(df, 10, "first")
+    assert list(first["row"]) == list(range(10)) and list(first["rank"]) == list(range(10))
+    s10, s50 = select_rows(df, 10, "sample", seed=3), select_rows(df, 50, "sample", seed=3)
+    assert list(s50["row"][:10]) == list(s10["row"])  # smaller subsets are prefixes
+    assert list(select_rows(df, 10, "sample", seed=4)["row"]) != list(s10["row"])
+    with pytest.raises(UserError, match="data.select"):
+        select_rows(df, 10, "random")
+
+
+def test_build_writes_manifest_and_summary(tmp_path):
+    src = write_source(tmp_path, ["a\thttp://x.org/1.jpg", "broken", "c\thttp://x.org/3.jpg"])
+    summary = build(src, tmp_path / "m.tsv", tmp_path / "s.json", limit=0)
+    m = read_tsv(tmp_path / "m.tsv")
+    assert list(m.columns) == ["rank", "row", "id", "caption", "url", "status"]
+    assert len(m) == 3 and summary["by_status"] == {"malformed_columns": 1, "ok": 2}
+    assert json.loads((tmp_path / "s.json").read_text())["rows"] == 3
+
+
+def test_missing_source_is_a_user_error(tmp_path):
+    with pytest.raises(UserError, match="data.source"):
+        parse_source(tmp_path / "nope.tsv")
+
+
+def test_subset_keeps_well_formed_rows_of_the_prefix(tmp_path):
+    import pandas as pd
+
+    fetched = pd.DataFrame({
+        "rank": [0, 1, 2, 3], "row": [0, 1, 2, 3], "id": ["a", "", "c", "d"],
+        "caption": ["x", "", "z", "w"], "url": ["u", "", "u3", "u4"],
+        "status": ["ok", "malformed_columns", "http_404", "ok"], "path": ["p", "", "", "p4"], "sha256": ["", "", "", ""],
+    })
+    write_tsv(fetched, tmp_path / "f.tsv")
+    out = subset(tmp_path / "f.tsv", 3, tmp_path / "c.tsv")
+    assert list(out["rank"]) == [0, 2] and list(out["status"]) == ["ok", "http_404"]
+    assert len(subset(tmp_path / "f.tsv", 0, tmp_path / "c.tsv")) == 3

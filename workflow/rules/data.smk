@@ -1,0 +1,147 @@
+# Data: source rows -> manifest -> sharded fetch -> merged status table -> image encodings.
+
+
+rule openmoji:
+    """Render the embedded offline dataset (OpenMoji images + emoji-name captions)."""
+    output:
+        f"{DATA}/openmoji/captions.tsv",
+    params:
+        size=config["data"]["openmoji"]["size"],
+        aliases="" if config["data"]["openmoji"]["aliases"] else "--no-aliases",
+        limit=config["data"]["openmoji"]["limit"],
+    log:
+        "results/logs/openmoji.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.datasets openmoji --out-dir $(dirname {output}) "
+        "--size {params.size} --limit {params.limit} {params.aliases} > {log} 2>&1"
+
+
+rule manifest:
+    """Parse the caption<TAB>url source, select rows, give each a status and a stable id."""
+    input:
+        source_tsv(),
+    output:
+        manifest=f"{DATA}/manifest.tsv",
+        summary=f"{DATA}/manifest_summary.json",
+    params:
+        limit=manifest_limit(),
+        select=config["data"]["select"],
+        seed=config["data"]["seed"],
+    log:
+        "results/logs/manifest.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.manifest build --source {input} --out {output.manifest} "
+        "--summary {output.summary} --limit {params.limit} --select {params.select} "
+        "--seed {params.seed} > {log} 2>&1"
+
+
+rule fetch_shard:
+    """Download (or read) one shard's images; every id ends with a recorded status. Resumable."""
+    input:
+        f"{DATA}/manifest.tsv",
+    output:
+        f"{DATA}/fetch/shard-{{shard}}-of-{{nshards}}.tsv",
+    params:
+        images=f"{DATA}/images",
+        workers=config["fetch"]["workers"],
+        connect_timeout=config["fetch"]["connect_timeout"],
+        read_timeout=config["fetch"]["read_timeout"],
+        retries=config["fetch"]["retries"],
+        max_bytes=config["fetch"]["max_bytes"],
+        min_side=config["fetch"]["min_side"],
+    log:
+        "results/logs/fetch/shard-{shard}-of-{nshards}.log",
+    benchmark:
+        "results/benchmarks/fetch/shard-{shard}-of-{nshards}.tsv"
+    resources:
+        mem_mb=2000,
+        runtime=720,
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.fetch shard --manifest {input} --shard {wildcards.shard} "
+        "--num-shards {wildcards.nshards} --out {output} --images-dir {params.images} "
+        "--workers {params.workers} --connect-timeout {params.connect_timeout} "
+        "--read-timeout {params.read_timeout} --retries {params.retries} "
+        "--max-bytes {params.max_bytes} --min-side {params.min_side} > {log} 2>&1"
+
+
+rule fetch_merge:
+    """One status row per manifest row, plus the alive fraction and error counts."""
+    input:
+        manifest=f"{DATA}/manifest.tsv",
+        shards=shard_files(),
+    output:
+        fetched=f"{DATA}/fetched.tsv",
+        summary=f"{DATA}/fetch_summary.json",
+    log:
+        "results/logs/fetch_merge.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.fetch merge --manifest {input.manifest} --out {output.fetched} "
+        "--summary {output.summary} {input.shards} > {log} 2>&1"
+
+
+rule encode:
+    """Frozen image encoder (transformers id/path, or offline EfficientNet-Lite0) -> HDF5."""
+    input:
+        f"{DATA}/fetched.tsv",
+    output:
+        f"{DATA}/encodings.h5",
+    params:
+        model=config["encoder"]["model"],
+        pooling=config["encoder"]["pooling"],
+        batch_size=config["encoder"]["batch_size"],
+        num_workers=config["encoder"]["num_workers"],
+        device=config["encoder"]["device"],
+        dtype=config["encoder"]["dtype"],
+    log:
+        "results/logs/encode.log",
+    benchmark:
+        "results/benchmarks/encode.tsv"
+    threads: 2
+    resources:
+        gpu=gpu_jobs(config["encoder"]["device"]),
+        mem_mb=8000,
+        runtime=720,
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.encode --images {input} --out {output} --model {params.model} "
+        "--pooling {params.pooling} --batch-size {params.batch_size} "
+        "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
+        "> {log} 2>&1"
+
+
+rule subset:
+    """The captions of one subset (the first N selected rows), with their image status."""
+    input:
+        f"{DATA}/fetched.tsv",
+    output:
+        "results/{subset}/captions.tsv",
+    params:
+        size=lambda wc: SUBSETS[wc.subset],
+    log:
+        "results/logs/{subset}/subset.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.manifest subset --fetched {input} --size {params.size} "
+        "--out {output} > {log} 2>&1"
+
+
+rule benchmark_download:
+    """A word-similarity benchmark from its canonical URL, verified against its sha256."""
+    output:
+        f"{DATA}/benchmarks/{{name}}.txt",
+    log:
+        "results/logs/benchmarks/{name}.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.benchmarks fetch {wildcards.name} --out {output} > {log} 2>&1"
