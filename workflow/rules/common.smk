@@ -60,12 +60,18 @@ def benchmark_files(wildcards=None):
         local = config["benchmarks"].get(name, {}).get("path")
         if local:
             files[name] = local
-        elif BENCHMARKS[name].packaged is not None:
-            files[name] = str(BENCHMARKS[name].packaged())
-        else:
-            files[name] = f"{DATA}/benchmarks/{name}.txt"
+        elif BENCHMARKS[name].packaged_path() is not None:
+            files[name] = str(BENCHMARKS[name].packaged_path())
+        else:  # downloaded by rule benchmark_download, verified by sha256
+            files[name] = f"{DATA}/benchmarks/{BENCHMARKS[name].filename}"
     return files
 
 
 def benchmark_args(wildcards=None):
     return " ".join(f"--benchmark {n}={p}" for n, p in benchmark_files().items())
+
+
+def benchmark_by_filename(filename):
+    from groundwords.benchmarks import BENCHMARKS
+
+    return next(n for n, b in BENCHMARKS.items() if b.filename == filename)

@@ -138,10 +138,13 @@ rule subset:
 rule benchmark_download:
     """A word-similarity benchmark from its canonical URL, verified against its sha256."""
     output:
-        f"{DATA}/benchmarks/{{name}}.txt",
+        f"{DATA}/benchmarks/{{filename}}",
+    params:
+        name=lambda wc: benchmark_by_filename(wc.filename),
     log:
-        "results/logs/benchmarks/{name}.log",
+        "results/logs/benchmarks/{filename}.log",
     conda:
         ENV
     shell:
-        "python -m groundwords.benchmarks fetch {wildcards.name} --out {output} > {log} 2>&1"
+        "python -m groundwords.benchmarks fetch {params.name} --cache-dir $(dirname {output}) "
+        "> {log} 2>&1"
