@@ -1,0 +1,238 @@
+"""Bootstrap statistics for Spearman's rho: agreement with scipy, CIs, paired comparisons."""
+
+from __future__ import annotations
+
+import math
+import time
+
+import numpy as np
+import pytest
+from scipy import stats
+
+from groundwords import stats as st
+
+
+def _correlated(n, noise=1.0, seed=0, ties=False):
+    rng = np.random.default_rng(seed)
+    human = rng.random(n) * 50
+    pred = human / 50 + rng.normal(0, noise * 0.3, n)
+    if ties:  # MEN-like integer scores and coarse similarities: many ties on both sides
+        human, pred = np.round(human), np.round(pred, 1)
+    return human, pred
+
+
+def _scipy_rho(h, p):
+    return float(stats.spearmanr(h, p).statistic)
+
+
+# ---------------------------------------------------------------------------------------------
+# spearman
+
+
+def test_spearman_equals_scipy():
+    h, p = _correlated(200, ties=True)
+    assert st.spearman(h, p) == pytest.approx(_scipy_rho(h, p), abs=1e-12)
+
+
+def test_spearman_excludes_nan_pairs():
+    h, p = _correlated(100)
+    p_nan = p.copy()
+    p_nan[::7] = np.nan
+    keep = np.isfinite(p_nan)
+    assert st.spearman(h, p_nan) == pytest.approx(_scipy_rho(h[keep], p[keep]), abs=1e-12)
+    p_nan[3] = np.inf  # any non-finite value is "not covered"
+    keep = np.isfinite(p_nan)
+    assert st.spearman(h, p_nan) == pytest.approx(_scipy_rho(h[keep], p[keep]), abs=1e-12)
+
+
+def test_spearman_degenerate_is_nan():
+    assert math.isnan(st.spearman([1, 2], [1, 2]))
+    assert math.isnan(st.spearman([1, 2, 3, 4], [np.nan] * 4))
+    assert math.isnan(st.spearman([1, 2, 3, 4], [5, 5, 5, 5]))
+    with pytest.raises(ValueError):
+        st.spearman([1, 2, 3], [1, 2])
+
+
+# ---------------------------------------------------------------------------------------------
+# resampled rho: the vectorised engine against scipy
+
+
+@pytest.mark.parametrize("ties", [False, True])
+def test_resampled_rho_equals_scipy_on_explicit_resamples(ties):
+    h, p = _correlated(60, ties=ties, seed=1)
+    rng = np.random.default_rng(5)
+    idx = rng.integers(0, h.size, size=(25, h.size))
+    got = st.resample_spearman(h, p, idx)
+    want = [_scipy_rho(h[i], p[i]) for i in idx]
+    np.testing.assert_allclose(got, want, rtol=0, atol=1e-12)
+
+
+def test_resampled_rho_handwritten_ties_and_constant_rows():
+    h = np.array([1.0, 2.0, 2.0, 3.0, 5.0])
+    p = np.array([0.1, 0.4, 0.3, 0.3, 0.9])
+    idx = np.array([
+        [0, 1, 2, 3, 4],      # the sample itself
+        [1, 1, 2, 3, 3],      # repeated pairs, ties on both sides
+        [4, 0, 4, 0, 2],
+        [1, 2, 1, 2, 1],      # human constant (all 2.0) -> undefined
+        [2, 3, 2, 3, 3],      # pred constant (all 0.3) -> undefined
+    ])
+    got = st.resample_spearman(h, p, idx)
+    for r in range(3):
+        assert got[r] == pytest.approx(_scipy_rho(h[idx[r]], p[idx[r]]), abs=1e-12)
+    assert np.isnan(got[3:]).all()
+
+
+def test_bootstrap_ci_is_percentiles_of_scipy_resamples():
+    """Rebuild the bootstrap by hand (same rng stream) with scipy and compare the interval."""
+    h, p = _correlated(40, ties=True, seed=2)
+    n_boot, seed = 300, 11
+    res = st.bootstrap_ci(h, p, n_boot=n_boot, seed=seed)
+    idx = np.random.default_rng(seed).integers(0, h.size, size=(n_boot, h.size))
+    boot = np.array([_scipy_rho(h[i], p[i]) for i in idx])
+    boot = boot[np.isfinite(boot)]
+    lo, hi = np.percentile(boot, [2.5, 97.5])
+    assert res["lo"] == pytest.approx(lo, abs=1e-12)
+    assert res["hi"] == pytest.approx(hi, abs=1e-12)
+    assert res["n_boot"] == boot.size
+
+
+# ---------------------------------------------------------------------------------------------
+# bootstrap_ci
+
+
+def test_bootstrap_ci_contains_point_estimate_and_matches_scipy():
+    h, p = _correlated(300)
+    res = st.bootstrap_ci(h, p)
+    assert set(res) >= {"rho", "lo", "hi", "n_pairs"}
+    assert res["rho"] == pytest.approx(_scipy_rho(h, p), abs=1e-12)
+    assert res["lo"] < res["rho"] < res["hi"]
+    assert res["n_pairs"] == 300
+    assert res["n_boot"] == 2000
+
+
+def test_bootstrap_ci_width_shrinks_with_more_pairs():
+    small = st.bootstrap_ci(*_correlated(50, seed=3))
+    large = st.bootstrap_ci(*_correlated(2000, seed=3))
+    w_small, w_large = small["hi"] - small["lo"], large["hi"] - large["lo"]
+    assert w_large < w_small / 3  # width ~ 1/sqrt(n): ratio ~ sqrt(40) ~ 6
+
+
+def test_bootstrap_ci_excludes_nan_pairs():
+    h, p = _correlated(200, seed=4)
+    p_nan = p.copy()
+    p_nan[:30] = np.nan
+    res = st.bootstrap_ci(h, p_nan, n_boot=500)
+    ref = st.bootstrap_ci(h[30:], p[30:], n_boot=500)
+    assert res == ref
+    assert res["n_pairs"] == 170
+
+
+def test_bootstrap_ci_deterministic_for_a_seed():
+    h, p = _correlated(150, seed=6)
+    assert st.bootstrap_ci(h, p, seed=7) == st.bootstrap_ci(h, p, seed=7)
+    assert st.bootstrap_ci(h, p, seed=7)["lo"] != st.bootstrap_ci(h, p, seed=8)["lo"]
+
+
+def test_bootstrap_ci_independent_of_chunking(monkeypatch):
+    h, p = _correlated(301, seed=9, ties=True)
+    whole = st.bootstrap_ci(h, p, n_boot=700)
+    monkeypatch.setattr(st, "CHUNK_ELEMENTS", 7 * 301 + 13)  # many odd-sized chunks
+    assert st.bootstrap_ci(h, p, n_boot=700) == whole
+
+
+def test_bootstrap_ci_alpha():
+    h, p = _correlated(200, seed=10)
+    r95 = st.bootstrap_ci(h, p, alpha=0.05)
+    r50 = st.bootstrap_ci(h, p, alpha=0.5)
+    assert r95["lo"] < r50["lo"] < r50["hi"] < r95["hi"]
+    with pytest.raises(ValueError):
+        st.bootstrap_ci(h, p, alpha=1.5)
+    with pytest.raises(ValueError):
+        st.bootstrap_ci(h, p, n_boot=0)
+
+
+def test_bootstrap_ci_degenerate_inputs():
+    res = st.bootstrap_ci([1, 2], [3, 4])
+    assert res["n_pairs"] == 2 and all(math.isnan(res[k]) for k in ("rho", "lo", "hi"))
+    # 3 pairs with ties: many resamples are constant and get dropped, the rest are kept
+    res = st.bootstrap_ci([1, 2, 3], [1, 3, 2], n_boot=500)
+    assert 0 < res["n_boot"] < 500
+    assert -1 <= res["lo"] <= res["hi"] <= 1
+
+
+def test_bootstrap_is_fast_enough():
+    h, p = _correlated(3000, seed=12, ties=True)
+    t = time.perf_counter()
+    st.bootstrap_ci(h, p, n_boot=2000)
+    st.paired_bootstrap(h, p, np.round(p + 0.05 * np.random.default_rng(0).normal(size=p.size), 2))
+    assert time.perf_counter() - t < 8.0  # ~0.5 s each on an idle laptop; generous for CI
+
+
+# ---------------------------------------------------------------------------------------------
+# paired_bootstrap
+
+
+def test_paired_identical_models():
+    h, p = _correlated(300, seed=13)
+    res = st.paired_bootstrap(h, p, p.copy())
+    assert res["delta"] == 0.0
+    assert res["lo"] == 0.0 and res["hi"] == 0.0
+    assert res["p_value"] >= 0.9
+    assert res["n_pairs"] == 300
+
+
+def test_paired_clearly_better_model():
+    rng = np.random.default_rng(14)
+    human = rng.random(500)
+    pred_a = rng.normal(size=500)                       # pure noise
+    pred_b = human + rng.normal(0, 0.05, size=500)      # human + small noise
+    res = st.paired_bootstrap(human, pred_a, pred_b)
+    assert res["delta"] > 0
+    assert res["lo"] > 0  # CI excludes 0
+    assert res["p_value"] < 0.01
+    assert res["p_value"] == pytest.approx(2 / (res["n_boot"] + 1))  # the floor: all delta* > 0
+    assert res["delta"] == pytest.approx(_scipy_rho(human, pred_b) - _scipy_rho(human, pred_a), abs=1e-12)
+
+
+def test_paired_uses_only_pairs_finite_in_both():
+    h, p = _correlated(200, seed=15)
+    rng = np.random.default_rng(16)
+    a = p + rng.normal(0, 0.3, 200)
+    b = p.copy()
+    a[:20] = np.nan
+    b[10:40] = np.nan
+    keep = np.isfinite(a) & np.isfinite(b)
+    res = st.paired_bootstrap(h, a, b, n_boot=500)
+    assert res["n_pairs"] == keep.sum() == 160
+    assert res["rho_a"] == pytest.approx(_scipy_rho(h[keep], a[keep]), abs=1e-12)
+    assert res["rho_b"] == pytest.approx(_scipy_rho(h[keep], b[keep]), abs=1e-12)
+    assert res == st.paired_bootstrap(h[keep], a[keep], b[keep], n_boot=500)
+
+
+def test_paired_is_antisymmetric_and_seeded():
+    h, p = _correlated(250, seed=17)
+    rng = np.random.default_rng(18)
+    a, b = p + rng.normal(0, 0.4, 250), p + rng.normal(0, 0.5, 250)
+    ab = st.paired_bootstrap(h, a, b, seed=3)
+    ba = st.paired_bootstrap(h, b, a, seed=3)
+    assert ab["delta"] == pytest.approx(-ba["delta"], abs=1e-12)
+    assert ab["lo"] == pytest.approx(-ba["hi"], abs=1e-12)
+    assert ab["p_value"] == pytest.approx(ba["p_value"])
+    assert 0 < ab["p_value"] <= 1
+    assert ab == st.paired_bootstrap(h, a, b, seed=3)
+
+
+def test_paired_p_value_agrees_with_interval():
+    """p < alpha exactly when the equal-tailed interval excludes 0 (up to resampling grain)."""
+    h, p = _correlated(400, seed=19)
+    rng = np.random.default_rng(20)
+    for scale in (0.0, 0.05, 0.2, 0.6):
+        b = p + rng.normal(0, 0.3, 400)
+        a = b + rng.normal(0, scale + 1e-3, 400)
+        res = st.paired_bootstrap(h, a, b, n_boot=1000)
+        excludes = res["lo"] > 0 or res["hi"] < 0
+        if res["p_value"] < 0.04:
+            assert excludes
+        if res["p_value"] > 0.06:
+            assert not excludes
