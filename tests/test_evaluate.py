@@ -248,3 +248,20 @@ def test_evaluate_cli(tmp_path, capsys):
                            "--out", str(tmp_path / "x.tsv")])
     assert rc == 2
     assert not (tmp_path / "x.tsv").exists()
+
+
+def test_pairs_out_holds_each_pairs_cosine(tmp_path):
+    words, vecs, img_words, img, pairs = _toy_run(tmp_path)
+    table = ev.evaluate(tmp_path / "vectors.txt", {"bench": tmp_path / "bench.txt"}, tmp_path / "e.tsv",
+                        word_images_h5=tmp_path / "word_images.h5", pairs_out=tmp_path / "pairs.tsv")
+    pp = read_tsv(tmp_path / "pairs.tsv", dtype={"word1": str, "word2": str})
+    assert list(pp.columns) == ["benchmark", "word1", "word2", "human", "learned", "learned+image"]
+    assert len(pp) == len(pairs)
+    for rep, row in zip(("learned", "learned+image"), table.itertuples()):
+        sims = pd.to_numeric(pp[rep], errors="coerce").to_numpy()
+        ok = np.isfinite(sims)
+        assert ok.sum() == row.pairs_used
+        assert stats.spearmanr(pp["human"][ok], sims[ok]).statistic == pytest.approx(row.rho, abs=1e-12)
+    row = {w: i for i, w in enumerate(words)}
+    a, b, _ = pairs[0]
+    assert float(pp.loc[0, "learned"]) == pytest.approx(_cos(vecs[row[a.lower()]], vecs[row[b.lower()]]), abs=1e-6)

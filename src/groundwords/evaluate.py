@@ -161,29 +161,41 @@ def word_index(words: list[str], case_insensitive: bool = True) -> dict[str, int
     return index
 
 
-def similarity_spearman(words: list[str], vectors: np.ndarray, pairs: pd.DataFrame | str | os.PathLike,
-                        case_insensitive: bool = True, name: str = "") -> dict:
-    """Spearman rho between cosine similarities and human scores (see the module docstring).
-
-    ``pairs`` is a DataFrame ``(word1, word2, score)`` or a benchmark file path.
-    Returns ``dict(rho, pvalue, pairs_used, pairs_total, coverage, oov_pairs)``.
-    """
-    if not isinstance(pairs, pd.DataFrame):
-        name = name or str(pairs)
-        pairs = bm.read_pairs(pairs)
+def pair_similarities(words: list[str], vectors: np.ndarray, pairs: pd.DataFrame,
+                      case_insensitive: bool = True) -> np.ndarray:
+    """Cosine similarity of every benchmark pair; NaN where a word is out of vocabulary."""
     index = word_index(words, case_insensitive)
     key = _key(case_insensitive)
     i1 = np.array([index.get(key(w), -1) for w in pairs["word1"]], dtype=np.int64)
     i2 = np.array([index.get(key(w), -1) for w in pairs["word2"]], dtype=np.int64)
     ok = (i1 >= 0) & (i2 >= 0)
+    sims = np.full(len(pairs), np.nan)
+    if ok.any():
+        sims[ok] = cosine_rows(vectors[i1[ok]], vectors[i2[ok]])
+    return sims
+
+
+def similarity_spearman(words: list[str], vectors: np.ndarray, pairs: pd.DataFrame | str | os.PathLike,
+                        case_insensitive: bool = True, name: str = "") -> dict:
+    """Spearman rho between cosine similarities and human scores (see the module docstring).
+
+    ``pairs`` is a DataFrame ``(word1, word2, score)`` or a benchmark file path.
+    Returns ``dict(rho, pvalue, pairs_used, pairs_total, coverage, oov_pairs, sims)`` where
+    ``sims`` holds each pair's cosine (NaN when out of vocabulary).
+    """
+    if not isinstance(pairs, pd.DataFrame):
+        name = name or str(pairs)
+        pairs = bm.read_pairs(pairs)
+    all_sims = pair_similarities(words, vectors, pairs, case_insensitive)
+    ok = np.isfinite(all_sims)
     total, used = len(pairs), int(ok.sum())
     result = dict(rho=math.nan, pvalue=math.nan, pairs_used=used, pairs_total=total,
-                  coverage=used / total if total else math.nan, oov_pairs=total - used)
+                  coverage=used / total if total else math.nan, oov_pairs=total - used, sims=all_sims)
     label = name or "benchmark"
     if used < MIN_PAIRS:
         log.warning("%s: only %d of %d pairs in vocabulary (< %d): rho is NaN", label, used, total, MIN_PAIRS)
         return result
-    sims = cosine_rows(vectors[i1[ok]], vectors[i2[ok]])
+    sims = all_sims[ok]
     gold = pairs["score"].to_numpy(np.float64)[ok]
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
@@ -250,13 +262,15 @@ def _l2(x: np.ndarray) -> np.ndarray:
 
 def evaluate(vectors_path: str | os.PathLike, benchmarks: dict[str, str | os.PathLike],
              out_tsv: str | os.PathLike, word_images_h5: str | os.PathLike | None = None,
-             *, image_weight: float = 1.0, normalize: bool = False,
+             *, pairs_out: str | os.PathLike | None = None, image_weight: float = 1.0, normalize: bool = False,
              case_insensitive: bool = True) -> pd.DataFrame:
     """Evaluate ``vectors_path`` on each benchmark file; write and return the results table.
 
     ``benchmarks`` maps a benchmark name to its pair file (see
     :func:`groundwords.benchmarks.resolve`). With ``word_images_h5`` the ``learned+image``
-    representation is evaluated as well.
+    representation is evaluated as well. ``pairs_out`` also writes every pair's cosine per
+    representation (``benchmark, word1, word2, human, <representation>...``; empty = not
+    covered), the input of the bootstrap statistics and the similarity scatter figure.
     """
     if not benchmarks:
         raise UserError("no benchmarks to evaluate on")
@@ -278,14 +292,19 @@ def evaluate(vectors_path: str | os.PathLike, benchmarks: dict[str, str | os.Pat
                  len(cw), img_feats.shape[1], image_weight, normalize)
         reps.append((LEARNED_IMAGE, cw, cv))
 
-    rows = []
+    rows, per_pair = [], []
     for name, df in pairs.items():
+        pp = pd.DataFrame({"benchmark": name, "word1": df["word1"], "word2": df["word2"], "human": df["score"]})
         for rep, w, v in reps:
             r = similarity_spearman(w, v, df, case_insensitive=case_insensitive, name=f"{name}/{rep}")
             rows.append(dict(benchmark=name, representation=rep, **{c: r[c] for c in COLUMNS[2:]}))
+            pp[rep] = r["sims"]
             log.info("%-12s %-14s rho=%.4f pairs=%d/%d", name, rep, r["rho"], r["pairs_used"], r["pairs_total"])
+        per_pair.append(pp)
     table = pd.DataFrame(rows, columns=COLUMNS)
     write_tsv(table, out_tsv)  # NaN is written as an empty cell
+    if pairs_out is not None:
+        write_tsv(pd.concat(per_pair, ignore_index=True), pairs_out)
     return table
 
 
@@ -308,6 +327,7 @@ def main(argv=None) -> None:
                         "offline (packaged copy or --cache-dir)")
     p.add_argument("--cache-dir", help="benchmark cache for bare NAMEs (see groundwords.benchmarks fetch)")
     p.add_argument("--out", required=True, help="TSV to write")
+    p.add_argument("--pairs-out", help="also write every pair's cosine similarity per representation here")
     p.add_argument("--image-weight", type=float, default=1.0,
                    help="multiply the image part of learned+image by this (default 1: no rescaling)")
     p.add_argument("--normalize", action="store_true",
@@ -321,7 +341,7 @@ def main(argv=None) -> None:
         if name in benches:
             raise UserError(f"--benchmark {name} given twice")
         benches[name] = bm.resolve(name, path=path, cache_dir=a.cache_dir)
-    evaluate(a.vectors, benches, a.out, a.word_images, image_weight=a.image_weight,
+    evaluate(a.vectors, benches, a.out, a.word_images, pairs_out=a.pairs_out, image_weight=a.image_weight,
              normalize=a.normalize, case_insensitive=not a.case_sensitive)
 
 
