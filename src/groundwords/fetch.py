@@ -1,0 +1,809 @@
+"""Fetch stage: download and validate the manifest's images, one shard at a time.
+
+Two sub-commands (see ``python -m groundwords.fetch -h``):
+
+``shard``
+    :func:`fetch_shard` takes the unique image ids of one shard of the manifest (rows whose
+    ``status`` is ``ok``; an id belongs to shard ``int(id, 16) % num_shards``), downloads
+    each id once, checks that the bytes decode as an image and stores the *original* bytes
+    content-addressed at ``{images_dir}/{sha256[:2]}/{sha256}.{ext}``.  It writes one row
+    per id to ``data/fetch/shard-{i}-of-{K}.tsv`` (columns :data:`SHARD_COLUMNS`).
+
+``merge``
+    :func:`merge` joins the shard files back onto the manifest: one row per manifest row
+    (malformed rows included) plus a JSON summary with the alive fraction.
+
+Where the bytes come from
+    ``http://`` and ``https://`` URLs are fetched with one shared ``requests.Session``
+    (connection pool sized to the number of worker threads), per-request (connect, read)
+    timeouts, streamed with a size cap, redirects followed up to a limit.  ``file://`` URLs
+    and plain local paths (relative ones are relative to the working directory) are read
+    from disk with the same size and decode checks; local images are also copied into the
+    content-addressed store so that later stages see one layout.  Any other scheme is
+    ``bad_scheme``.
+
+Statuses (the ``status`` column)
+    ==================== ===============================================================
+    ``ok``               decoded fine; stored at ``path``
+    ``http_<code>``      final HTTP error status (e.g. ``http_404``; ``http_500`` or
+                         ``http_429`` once the retries are exhausted)
+    ``timeout``          connect/read timed out on every attempt, or the whole download
+                         took longer than ``total_timeout``
+    ``connection_error`` DNS failure, refused/reset connection, TLS error, ...
+    ``too_large``        Content-Length or the streamed body exceeded ``max_bytes``
+    ``not_image``        the body is not an image (HTML error page, empty body, ...)
+    ``corrupt_image``    recognised as an image but fails to decode (truncated, broken),
+                         or unrecognisable bytes served with an ``image/*`` type
+    ``too_small``        width or height below ``min_side``
+    ``decompression_bomb`` width x height above ``max_pixels``
+    ``redirect_loop``    too many redirects (a loop, or a chain longer than the limit)
+    ``bad_scheme``       not http(s), ``file://`` or a local path (``ftp://``, ``data:``, ...)
+    ``file_not_found``   a local path that does not exist / is not a regular file
+    ``error``            an unexpected exception; its message is in the ``error`` column.
+                         One bad image never stops the run.
+    ==================== ===============================================================
+
+    Retries: 5xx, 408, 429, connection errors and timeouts are retried up to ``retries``
+    times with exponential backoff (``backoff * 2**n``, a little jitter), honouring a
+    ``Retry-After`` header on 429/503; every wait is capped at ``max_retry_wait``.
+
+Resume
+    Every finished id is appended as one JSON line to ``{out_tsv}.partial`` (flushed per
+    line), so a killed run loses at most the downloads in flight.  On start, records found
+    in ``.partial`` (and in an existing ``out_tsv``) are reused when they are ``ok`` and
+    their image file still exists, or when their status is permanent
+    (:data:`PERMANENT_STATUSES`); transient failures (timeouts, connection errors, 5xx,
+    429, ``error``, ...) are fetched again.  ``.partial`` is removed once ``out_tsv`` has
+    been written (atomically).  The CLI exits immediately when ``out_tsv`` already
+    covers exactly the shard's ids (``--force`` fetches everything again).
+
+Limits
+    The decompression-bomb guard sets Pillow's process-global ``Image.MAX_IMAGE_PIXELS``
+    (and turns ``DecompressionBombWarning`` into an error) for the duration of
+    :func:`fetch_shard`, restoring both afterwards, so do not run two shards with different
+    ``max_pixels`` in threads of one process.  Cookies are not kept between requests.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import contextlib
+import email.utils
+import hashlib
+import http.cookiejar
+import io
+import itertools
+import json
+import logging
+import math
+import mimetypes
+import os
+import random
+import re
+import stat
+import struct
+import sys
+import threading
+import time
+import warnings
+import zlib
+from collections import Counter
+from datetime import datetime, timezone
+from pathlib import Path
+from typing import Callable, Iterable, Iterator
+from urllib.parse import urlsplit
+from urllib.request import url2pathname
+
+import pandas as pd
+import requests
+from PIL import Image, UnidentifiedImageError
+from requests.adapters import HTTPAdapter
+from tqdm import tqdm
+from urllib3.exceptions import ReadTimeoutError
+
+from groundwords import __version__ as _VERSION
+from groundwords.io import UserError, atomic_path, read_tsv, run_cli, setup_logging, write_json, write_tsv
+
+log = logging.getLogger("groundwords.fetch")
+
+MANIFEST_COLUMNS = ["rank", "row", "id", "caption", "url", "status"]
+SHARD_COLUMNS = [
+    "id", "url", "status", "http_status", "attempts", "bytes", "sha256", "path",
+    "width", "height", "format", "error", "elapsed_s",
+]
+MERGED_COLUMNS = MANIFEST_COLUMNS + ["path", "sha256"]
+
+#: Statuses kept on resume (fetching again would give the same answer).  ``ok`` is kept
+#: only while its image file exists; every other status is fetched again.
+PERMANENT_STATUSES = frozenset({
+    "http_404", "http_403", "http_410", "not_image", "corrupt_image", "too_small",
+    "too_large", "bad_scheme", "decompression_bomb", "file_not_found",
+})
+
+DEFAULT_USER_AGENT = (
+    f"groundwords/{_VERSION} (research image fetcher for grounded word embeddings) "
+    f"python-requests/{requests.__version__}"
+)
+
+#: Pillow format name -> file extension (default: the format name lower-cased).
+_EXTENSIONS = {"JPEG": "jpg", "MPO": "jpg", "TIFF": "tif"}
+
+#: Magic numbers of common image formats (a body starting with one is "meant" to be an image).
+_IMAGE_MAGIC = (
+    b"\xff\xd8\xff", b"\x89PNG\r\n\x1a\n", b"GIF87a", b"GIF89a", b"BM", b"II*\x00", b"MM\x00*",
+)
+
+#: Exceptions Pillow raises on broken image data (anything else is reported as ``error``).
+_DECODE_ERRORS = (OSError, SyntaxError, ValueError, EOFError, IndexError, KeyError, struct.error, zlib.error)
+
+_CHUNK = 64 * 1024
+_HEX = re.compile(r"[0-9a-fA-F]+")
+
+
+# ---------------------------------------------------------------------------------------------
+# Outcomes
+
+
+class _Fail(Exception):
+    """A final, classified outcome for one id: ``status`` plus optional record fields."""
+
+    def __init__(self, status: str, error: str = "", **fields):
+        super().__init__(status)
+        self.status, self.error, self.fields = status, error, fields
+
+
+class _Retry(_Fail):
+    """A transient outcome: retried while attempts are left, else final like :class:`_Fail`."""
+
+    def __init__(self, status: str, error: str = "", retry_after: float | None = None, **fields):
+        super().__init__(status, error, **fields)
+        self.retry_after = retry_after
+
+
+class _Cancelled(Exception):
+    """The run is being stopped (Ctrl-C or an error in the main thread)."""
+
+
+def _one_line(msg: str, limit: int = 300) -> str:
+    msg = " ".join(str(msg).split())
+    return msg if len(msg) <= limit else msg[: limit - 3] + "..."
+
+
+def _exc_message(e: BaseException) -> str:
+    return _one_line(f"{type(e).__name__}: {e}")
+
+
+def parse_retry_after(value: str | None, cap: float) -> float | None:
+    """Seconds to wait from a ``Retry-After`` header (delta-seconds or HTTP date), capped."""
+    if not value:
+        return None
+    value = value.strip()
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            when = email.utils.parsedate_to_datetime(value)
+        except (TypeError, ValueError, IndexError):
+            return None
+        if when.tzinfo is None:
+            when = when.replace(tzinfo=timezone.utc)
+        seconds = (when - datetime.now(timezone.utc)).total_seconds()
+    if not math.isfinite(seconds):
+        return None
+    return min(max(seconds, 0.0), cap)
+
+
+# ---------------------------------------------------------------------------------------------
+# Decoding and storage
+
+
+def _looks_like_image(data: bytes, content_type: str) -> bool:
+    if content_type.split(";")[0].strip().lower().startswith("image/"):
+        return True
+    return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
+
+
+def decode_image(data: bytes, content_type: str = "", *, min_side: int, max_pixels: int) -> tuple[str, int, int]:
+    """Check that ``data`` is a complete, sane image; return ``(format, width, height)``.
+
+    Raises :class:`_Fail` with ``not_image``, ``corrupt_image``, ``decompression_bomb`` or
+    ``too_small``.  Exceptions outside Pillow's usual decode errors propagate (-> ``error``).
+    """
+    if not data:
+        raise _Fail("not_image", "empty body")
+    fmt, width, height = "", 0, 0
+    try:
+        with Image.open(io.BytesIO(data)) as im:  # reads the header only
+            fmt, (width, height) = im.format or "", im.size
+            if width * height > max_pixels:
+                raise _Fail("decompression_bomb", f"{width}x{height} pixels exceeds max_pixels={max_pixels}",
+                            width=width, height=height, format=fmt)
+            im.verify()  # structural check (e.g. PNG chunk CRCs); leaves im unusable
+        with Image.open(io.BytesIO(data)) as im:
+            im.load()  # full decode: catches truncated files
+            im.convert("RGB")  # what the encoder will do with it
+    except _Fail:
+        raise
+    except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
+        raise _Fail("decompression_bomb", _exc_message(e)) from None
+    except UnidentifiedImageError:
+        if _looks_like_image(data, content_type):
+            raise _Fail("corrupt_image", f"unrecognised image data (Content-Type {content_type or '?'})") from None
+        raise _Fail("not_image", f"not an image (Content-Type {content_type or '?'})") from None
+    except _DECODE_ERRORS as e:
+        raise _Fail("corrupt_image", _exc_message(e), format=fmt) from None
+    if min(width, height) < min_side:
+        raise _Fail("too_small", f"{width}x{height} < min_side={min_side}", width=width, height=height, format=fmt)
+    return fmt, width, height
+
+
+def image_path(images_dir: str | os.PathLike, sha256: str, fmt: str) -> Path:
+    """Content-addressed location of an image: ``{images_dir}/{sha[:2]}/{sha}.{ext}``."""
+    ext = _EXTENSIONS.get(fmt.upper(), fmt.lower()) or "bin"
+    return Path(images_dir) / sha256[:2] / f"{sha256}.{ext}"
+
+
+def _store(data: bytes, path: Path) -> None:
+    """Write ``data`` to ``path`` atomically, unless a file is already there (same hash)."""
+    if path.exists():
+        return
+    with atomic_path(path, suffix=".part") as tmp:
+        tmp.write_bytes(data)
+
+
+# ---------------------------------------------------------------------------------------------
+# Downloading
+
+
+@contextlib.contextmanager
+def _pillow_bomb_guard(max_pixels: int) -> Iterator[None]:
+    """Set Pillow's decompression-bomb limit and make its warning an error, then restore."""
+    old = Image.MAX_IMAGE_PIXELS
+    with warnings.catch_warnings():
+        warnings.simplefilter("error", Image.DecompressionBombWarning)
+        Image.MAX_IMAGE_PIXELS = max_pixels
+        try:
+            yield
+        finally:
+            Image.MAX_IMAGE_PIXELS = old
+
+
+def make_session(workers: int, user_agent: str, max_redirects: int = 10) -> requests.Session:
+    """One session for all threads: a connection pool per host sized to ``workers``."""
+    session = requests.Session()
+    adapter = HTTPAdapter(pool_connections=max(workers, 10), pool_maxsize=workers, max_retries=0)
+    session.mount("http://", adapter)
+    session.mount("https://", adapter)
+    session.headers.update({"User-Agent": user_agent, "Accept": "image/*,*/*;q=0.8"})
+    session.max_redirects = max_redirects
+    # the session keeps no cookies (a shared jar would grow without bound); cookies set
+    # during one redirect chain still reach the next hop (requests keeps a per-request jar)
+    session.cookies.set_policy(http.cookiejar.DefaultCookiePolicy(allowed_domains=[]))
+    return session
+
+
+class Fetcher:
+    """Fetches and validates single images; thread-safe, one instance per run."""
+
+    def __init__(self, session: requests.Session, images_dir, *, connect_timeout: float = 5,
+                 read_timeout: float = 20, total_timeout: float = 120, retries: int = 3,
+                 backoff: float = 0.5, max_retry_wait: float = 30, max_bytes: int = 20_000_000,
+                 min_side: int = 16, max_pixels: int = 89_478_485,
+                 stop: threading.Event | None = None):
+        self.session = session
+        self.images_dir = Path(images_dir)
+        self.timeout = (connect_timeout, read_timeout)
+        self.total_timeout = total_timeout
+        self.retries, self.backoff, self.max_retry_wait = retries, backoff, max_retry_wait
+        self.max_bytes, self.min_side, self.max_pixels = max_bytes, min_side, max_pixels
+        self.stop = stop or threading.Event()
+
+    # -- one id --------------------------------------------------------------------------
+
+    def fetch_one(self, image_id: str, url: str) -> dict | None:
+        """Fetch one id and return its record (:data:`SHARD_COLUMNS`); never raises.
+
+        Returns None only when the run is being cancelled.
+        """
+        t0 = time.monotonic()
+        rec = dict.fromkeys(SHARD_COLUMNS, "")
+        rec.update(id=image_id, url=url, attempts=0, bytes=0)
+        try:
+            self._fetch(url, rec)
+            rec["status"] = "ok"
+        except _Cancelled:
+            return None
+        except _Fail as e:
+            rec.update(e.fields)
+            rec.update(status=e.status, error=_one_line(e.error))
+        except Exception as e:  # noqa: BLE001 - one bad image must never stop the run
+            log.debug("unexpected error for %s (%s)", image_id, url, exc_info=True)
+            rec.update(status="error", error=_exc_message(e))
+        rec["elapsed_s"] = round(time.monotonic() - t0, 3)
+        return rec
+
+    def _fetch(self, url: str, rec: dict) -> None:
+        kind, target = classify_url(url)
+        if kind == "http":
+            data, content_type = self._download(target, rec)
+        elif kind == "file":
+            data, content_type = self._read_local(target, rec)
+        else:
+            raise _Fail("bad_scheme", target)
+        fmt, width, height = decode_image(data, content_type, min_side=self.min_side, max_pixels=self.max_pixels)
+        sha = hashlib.sha256(data).hexdigest()
+        path = image_path(self.images_dir, sha, fmt)
+        _store(data, path)
+        rec.update(sha256=sha, path=str(path), width=width, height=height, format=fmt)
+
+    # -- local files ---------------------------------------------------------------------
+
+    def _read_local(self, path: str, rec: dict) -> tuple[bytes, str]:
+        rec["attempts"] = 1
+        try:
+            st = os.stat(path)
+        except (FileNotFoundError, NotADirectoryError):
+            raise _Fail("file_not_found", f"no such file: {path}") from None
+        if not stat.S_ISREG(st.st_mode):
+            raise _Fail("file_not_found", f"not a regular file: {path}")
+        if st.st_size > self.max_bytes:
+            raise _Fail("too_large", f"{st.st_size} bytes > max_bytes={self.max_bytes}", bytes=st.st_size)
+        with open(path, "rb") as f:
+            data = f.read(self.max_bytes + 1)
+        rec["bytes"] = len(data)
+        if len(data) > self.max_bytes:
+            raise _Fail("too_large", f"more than max_bytes={self.max_bytes}")
+        return data, mimetypes.guess_type(path)[0] or ""
+
+    # -- HTTP ----------------------------------------------------------------------------
+
+    def _download(self, url: str, rec: dict) -> tuple[bytes, str]:
+        """GET with bounded retries; returns ``(body, content_type)`` or raises :class:`_Fail`."""
+        for attempt in itertools.count(1):
+            if self.stop.is_set():
+                raise _Cancelled
+            rec.update(attempts=attempt, http_status="", bytes=0)  # describe the last attempt
+            try:
+                return self._attempt(url, rec)
+            except _Retry as e:
+                if attempt > self.retries:
+                    raise
+                wait = self.backoff * 2 ** (attempt - 1) * (1 + 0.25 * random.random())
+                if e.retry_after is not None:
+                    wait = max(wait, e.retry_after)
+                wait = min(wait, self.max_retry_wait)
+                log.debug("%s: %s, retry %d in %.2fs", url, e.status, attempt, wait)
+                if self.stop.wait(wait):
+                    raise _Cancelled from None
+        raise AssertionError("unreachable")
+
+    def _attempt(self, url: str, rec: dict) -> tuple[bytes, str]:
+        try:
+            resp = self.session.get(url, stream=True, timeout=self.timeout, allow_redirects=True)
+        except requests.TooManyRedirects as e:
+            raise _Fail("redirect_loop", _exc_message(e)) from None
+        except requests.Timeout as e:  # ConnectTimeout, ReadTimeout (before the headers)
+            raise _Retry("timeout", _exc_message(e)) from None
+        except requests.exceptions.SSLError as e:  # certificate problems do not go away
+            raise _Fail("connection_error", _exc_message(e)) from None
+        except requests.ConnectionError as e:
+            raise _Retry("connection_error", _exc_message(e)) from None
+        except requests.exceptions.InvalidSchema as e:  # e.g. a redirect to ftp://
+            raise _Fail("bad_scheme", _exc_message(e)) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as e:
+            raise _Fail("error", f"invalid URL: {_exc_message(e)}") from None
+
+        with resp:
+            code = resp.status_code
+            rec["http_status"] = code
+            content_type = resp.headers.get("Content-Type", "")
+            if code == 429 or code == 408 or code >= 500:
+                retry_after = None
+                if code in (429, 503):
+                    retry_after = parse_retry_after(resp.headers.get("Retry-After"), self.max_retry_wait)
+                raise _Retry(f"http_{code}", f"HTTP {code} {resp.reason or ''}".strip(), retry_after=retry_after)
+            if not 200 <= code < 300:
+                raise _Fail(f"http_{code}", f"HTTP {code} {resp.reason or ''}".strip())
+
+            length = resp.headers.get("Content-Length", "")
+            if length.strip().isdigit() and int(length) > self.max_bytes:
+                rec["bytes"] = int(length)
+                raise _Fail("too_large", f"Content-Length {length} > max_bytes={self.max_bytes}")
+
+            body = bytearray()
+            deadline = time.monotonic() + self.total_timeout
+            try:
+                for chunk in resp.iter_content(_CHUNK):
+                    body += chunk
+                    rec["bytes"] = len(body)
+                    if len(body) > self.max_bytes:
+                        raise _Fail("too_large", f"body exceeds max_bytes={self.max_bytes}")
+                    if time.monotonic() > deadline:
+                        raise _Fail("timeout", f"download took longer than total_timeout={self.total_timeout}s")
+                    if self.stop.is_set():
+                        raise _Cancelled
+            except requests.ConnectionError as e:  # requests wraps a read timeout mid-body in this
+                is_timeout = bool(e.args) and isinstance(e.args[0], ReadTimeoutError)
+                raise _Retry("timeout" if is_timeout else "connection_error", _exc_message(e)) from None
+            except requests.exceptions.ChunkedEncodingError as e:  # connection dropped mid-body
+                raise _Retry("connection_error", _exc_message(e)) from None
+            except requests.exceptions.ContentDecodingError as e:  # broken gzip/deflate
+                raise _Fail("error", _exc_message(e)) from None
+            return bytes(body), content_type
+
+
+def classify_url(url: str) -> tuple[str, str]:
+    """``("http", url)``, ``("file", local_path)`` or ``("bad", reason)``."""
+    url = url.strip()
+    if not url:
+        return "bad", "empty URL"
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme in ("http", "https"):
+        return "http", url
+    if scheme == "file":
+        if parts.netloc not in ("", "localhost"):
+            return "bad", f"remote file URL: {url}"
+        return "file", url2pathname(parts.path)
+    if scheme == "" or len(scheme) == 1:  # a plain path (or a Windows drive letter)
+        return "file", url
+    return "bad", f"unsupported URL scheme {scheme!r}"
+
+
+# ---------------------------------------------------------------------------------------------
+# Shards
+
+
+def read_manifest(path: str | os.PathLike) -> pd.DataFrame:
+    """Read a manifest TSV as strings, checking its columns."""
+    try:
+        df = read_tsv(path, dtype=str)
+    except FileNotFoundError:
+        raise UserError(f"manifest not found: {path}") from None
+    missing = [c for c in MANIFEST_COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"manifest {path} lacks column(s) {', '.join(missing)}")
+    return df
+
+
+def select_shard(manifest: pd.DataFrame, shard: int, num_shards: int) -> dict[str, str]:
+    """Unique ids (with their first URL) of the ``ok`` rows of one shard, sorted by id."""
+    if num_shards < 1 or not 0 <= shard < num_shards:
+        raise UserError(f"shard must be in 0..num_shards-1, got shard={shard} num_shards={num_shards}")
+    ok = manifest[manifest["status"] == "ok"]
+    urls: dict[str, str] = {}
+    conflicts = 0
+    for image_id, url in zip(ok["id"], ok["url"]):
+        if not _HEX.fullmatch(image_id):
+            raise UserError(f"manifest row with status ok has a bad image id {image_id!r} (want hex)")
+        if int(image_id, 16) % num_shards != shard:
+            continue
+        seen = urls.setdefault(image_id, url)
+        conflicts += seen != url
+    if conflicts:
+        log.warning("%d manifest rows share an id with a different URL; fetching the first URL", conflicts)
+    return dict(sorted(urls.items()))
+
+
+def partial_path(out_tsv: str | os.PathLike) -> Path:
+    return Path(f"{out_tsv}.partial")
+
+
+def _reusable(rec: dict) -> bool:
+    status = rec.get("status")
+    if status == "ok":
+        return bool(rec.get("path")) and Path(rec["path"]).is_file()
+    return status in PERMANENT_STATUSES
+
+
+def load_previous(out_tsv: str | os.PathLike, ids: dict[str, str]) -> dict[str, dict]:
+    """Reusable records of this shard from an earlier ``out_tsv`` and/or ``.partial``.
+
+    Later records win (the ``.partial`` is newer than the TSV); lines that do not parse
+    (a write cut short by a kill) are skipped.
+    """
+    found: dict[str, dict] = {}
+    out_tsv = Path(out_tsv)
+    if out_tsv.exists():
+        try:
+            df = read_tsv(out_tsv, dtype=str)
+            if list(df.columns) == SHARD_COLUMNS:
+                found.update({r["id"]: r for r in df.to_dict("records")})
+        except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+            log.warning("ignoring unreadable %s", out_tsv)
+    partial = partial_path(out_tsv)
+    if partial.exists():
+        with open(partial, encoding="utf-8", errors="replace") as f:
+            for line in f:
+                try:
+                    rec = json.loads(line)
+                except json.JSONDecodeError:
+                    continue
+                if isinstance(rec, dict) and isinstance(rec.get("id"), str):
+                    found[rec["id"]] = rec
+    return {
+        i: {c: rec.get(c, "") for c in SHARD_COLUMNS}
+        for i, rec in found.items()
+        if i in ids and rec.get("url") == ids[i] and _reusable(rec)
+    }
+
+
+def _run_pool(fn: Callable[[str, str], dict | None], items: Iterable[tuple[str, str]], workers: int,
+              stop: threading.Event) -> Iterator[dict]:
+    """Run ``fn`` over ``items`` in a thread pool, yielding results as they finish.
+
+    At most ``4 * workers`` tasks are queued at a time (memory stays flat on huge shards).
+    If the consumer stops early (exception, Ctrl-C), queued tasks are cancelled and running
+    ones are told to stop.
+    """
+    items = iter(items)
+    order: dict[cf.Future, int] = {}  # submission order, to yield finished tasks in order
+    counter = itertools.count()
+    finished_normally = False
+    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+
+        def submit(n: int) -> None:
+            for item in itertools.islice(items, n):
+                fut = pool.submit(fn, *item)
+                order[fut] = next(counter)
+                pending.add(fut)
+
+        try:
+            pending: set[cf.Future] = set()
+            submit(4 * workers)
+            while pending:
+                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+                submit(len(done))
+                failure = None
+                for fut in sorted(done, key=order.pop):
+                    try:
+                        result = fut.result()
+                    except BaseException as e:  # noqa: BLE001 - re-raised below, after the others
+                        failure = failure or e
+                        continue
+                    if result is not None:
+                        yield result
+                if failure is not None:
+                    raise failure
+            finished_normally = True
+        finally:
+            if not finished_normally:
+                stop.set()
+                pool.shutdown(wait=False, cancel_futures=True)
+
+
+def _records_frame(records: dict[str, dict], ids: Iterable[str]) -> pd.DataFrame:
+    rows = [[("" if records[i].get(c) is None else records[i].get(c, "")) for c in SHARD_COLUMNS] for i in ids]
+    return pd.DataFrame(rows, columns=SHARD_COLUMNS, dtype=object)
+
+
+def _status_counts(statuses: Iterable[str]) -> dict[str, int]:
+    counts = Counter(statuses)
+    return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
+
+
+def fetch_shard(
+    manifest_path: str | os.PathLike,
+    shard: int,
+    num_shards: int,
+    out_tsv: str | os.PathLike,
+    images_dir: str | os.PathLike,
+    *,
+    workers: int = 16,
+    connect_timeout: float = 5,
+    read_timeout: float = 20,
+    total_timeout: float = 120,
+    retries: int = 3,
+    backoff: float = 0.5,
+    max_retry_wait: float = 30,
+    max_bytes: int = 20_000_000,
+    min_side: int = 16,
+    max_pixels: int = 89_478_485,
+    max_redirects: int = 10,
+    user_agent: str = DEFAULT_USER_AGENT,
+    progress: bool = True,
+    resume: bool = True,
+) -> pd.DataFrame:
+    """Download one shard of the manifest's images; write ``out_tsv``; return its rows.
+
+    See the module docstring for statuses, retries and resume.  ``resume=False`` ignores
+    (and deletes) an existing ``.partial`` and ``out_tsv``'s records; stored images are
+    still never rewritten.
+    """
+    if workers < 1 or retries < 0 or max_bytes < 1 or max_pixels < 1:
+        raise UserError("workers and max_bytes/max_pixels must be >= 1 and retries >= 0")
+    manifest = read_manifest(manifest_path)
+    ids = select_shard(manifest, shard, num_shards)
+    out_tsv, partial = Path(out_tsv), partial_path(out_tsv)
+    out_tsv.parent.mkdir(parents=True, exist_ok=True)
+
+    records = load_previous(out_tsv, ids) if resume else {}
+    # start the journal afresh with just the reusable records (compacts repeated resumes)
+    with atomic_path(partial) as tmp, open(tmp, "w", encoding="utf-8") as f:
+        for rec in records.values():
+            f.write(json.dumps(rec) + "\n")
+    todo = [(i, u) for i, u in ids.items() if i not in records]
+    log.info("shard %d/%d: %d ids, %d reused from an earlier run, %d to fetch",
+             shard, num_shards, len(ids), len(records), len(todo))
+
+    t0 = time.monotonic()
+    stop = threading.Event()
+    session = make_session(workers, user_agent, max_redirects)
+    fetcher = Fetcher(session, images_dir, connect_timeout=connect_timeout, read_timeout=read_timeout,
+                      total_timeout=total_timeout, retries=retries, backoff=backoff,
+                      max_retry_wait=max_retry_wait, max_bytes=max_bytes, min_side=min_side,
+                      max_pixels=max_pixels, stop=stop)
+    bar = tqdm(total=len(ids), initial=len(records), unit="img", desc=f"fetch {shard}/{num_shards}",
+               file=sys.stderr, disable=not progress, dynamic_ncols=True,
+               mininterval=0.5 if sys.stderr.isatty() else 30)  # log files: a line every 30 s
+    n_ok = sum(r["status"] == "ok" for r in records.values())
+    try:
+        with session, _pillow_bomb_guard(max_pixels), open(partial, "a", encoding="utf-8") as journal, \
+                contextlib.closing(_run_pool(fetcher.fetch_one, todo, workers, stop)) as results:
+            for rec in results:
+                records[rec["id"]] = rec
+                journal.write(json.dumps(rec) + "\n")
+                journal.flush()
+                n_ok += rec["status"] == "ok"
+                bar.update(1)
+                bar.set_postfix(alive=f"{n_ok / len(records):.0%}", refresh=False)
+    finally:
+        bar.close()
+
+    df = _records_frame(records, ids)
+    write_tsv(df, out_tsv)
+    partial.unlink(missing_ok=True)
+
+    elapsed = time.monotonic() - t0
+    counts = _status_counts(df["status"])
+    log.info("shard %d/%d done: %d ids, alive %.1f%% (%d ok), fetched %d in %.1fs (%.1f/s); %s",
+             shard, num_shards, len(ids), 100 * n_ok / max(len(ids), 1), n_ok, len(todo), elapsed,
+             len(todo) / elapsed if elapsed > 0 else 0.0,
+             " ".join(f"{k}={v}" for k, v in counts.items()) or "no ids")
+    return df
+
+
+def shard_is_complete(out_tsv: str | os.PathLike, ids: Iterable[str]) -> bool:
+    """True when ``out_tsv`` exists, has the shard columns and exactly the ids ``ids``."""
+    try:
+        df = read_tsv(out_tsv, dtype=str)
+    except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
+        return False
+    return list(df.columns) == SHARD_COLUMNS and sorted(df["id"]) == sorted(ids)
+
+
+# ---------------------------------------------------------------------------------------------
+# Merge
+
+
+def merge(manifest_path: str | os.PathLike, shard_tsvs: Iterable[str | os.PathLike],
+          out_tsv: str | os.PathLike, summary_json: str | os.PathLike) -> dict:
+    """Join the shard results onto every manifest row; write ``out_tsv`` and the summary.
+
+    Raises :class:`UserError` when an ``ok`` manifest id is in none of the shard files.
+    Returns the summary dict (also printed).
+    """
+    manifest = read_manifest(manifest_path)
+    frames = []
+    for path in shard_tsvs:
+        try:
+            df = read_tsv(path, dtype=str)
+        except FileNotFoundError:
+            raise UserError(f"shard file not found: {path}") from None
+        if list(df.columns) != SHARD_COLUMNS:
+            raise UserError(f"{path} is not a fetch shard file (columns {list(df.columns)})")
+        frames.append(df)
+    fetched = pd.concat(frames, ignore_index=True) if frames else pd.DataFrame(columns=SHARD_COLUMNS, dtype=str)
+    dup = fetched["id"].duplicated()
+    if dup.any():
+        log.warning("%d ids appear in more than one shard file; using the first", int(dup.sum()))
+        fetched = fetched[~dup]
+    by_id = fetched.set_index("id")
+
+    well_formed = manifest["status"] == "ok"
+    missing = sorted(set(manifest.loc[well_formed, "id"]) - set(by_id.index))
+    if missing:
+        raise UserError(f"{len(missing)} image id(s) of the manifest are in no shard file "
+                        f"(e.g. {missing[0]}): were all shards given?")
+
+    out = manifest[MANIFEST_COLUMNS].copy()
+    ids = out.loc[well_formed, "id"]
+    out.loc[well_formed, "status"] = ids.map(by_id["status"]).to_numpy()
+    out["path"] = ""
+    out["sha256"] = ""
+    out.loc[well_formed, "path"] = ids.map(by_id["path"]).to_numpy()
+    out.loc[well_formed, "sha256"] = ids.map(by_id["sha256"]).to_numpy()
+    assert len(out) == len(manifest)
+    write_tsv(out[MERGED_COLUMNS], out_tsv)
+
+    ok = out["status"] == "ok"
+    n_well = int(well_formed.sum())
+    summary = {
+        "rows": len(out),
+        "well_formed": n_well,
+        "ok": int(ok.sum()),
+        "alive_fraction": round(int(ok.sum()) / n_well, 6) if n_well else 0.0,
+        "by_status": _status_counts(out["status"]),
+        "unique_ids": int(out.loc[well_formed, "id"].nunique()),
+        "unique_images": int(out.loc[ok, "sha256"].nunique()),
+    }
+    write_json(summary, summary_json)
+    print(json.dumps(summary, indent=2))
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(prog="python -m groundwords.fetch",
+                                description="Download and validate the manifest's images (sharded), "
+                                            "then merge the shard results back onto the manifest.")
+    sub = p.add_subparsers(dest="command", required=True, metavar="{shard,merge}")
+
+    s = sub.add_parser("shard", help="fetch the images of one shard",
+                       description="Fetch the unique ids with int(id, 16) % K == i; resumable "
+                                   "(see the module docstring for statuses and resume).")
+    s.add_argument("--manifest", required=True, help="manifest TSV (rank, row, id, caption, url, status)")
+    s.add_argument("--shard", type=int, required=True, help="shard index i, 0 <= i < K")
+    s.add_argument("--num-shards", type=int, required=True, help="number of shards K")
+    s.add_argument("--out", required=True, help="output shard TSV")
+    s.add_argument("--images-dir", required=True, help="content-addressed image store")
+    s.add_argument("--workers", type=int, default=16, help="download threads (default %(default)s)")
+    s.add_argument("--connect-timeout", type=float, default=5, help="seconds (default %(default)s)")
+    s.add_argument("--read-timeout", type=float, default=20,
+                   help="seconds without data before giving up an attempt (default %(default)s)")
+    s.add_argument("--total-timeout", type=float, default=120,
+                   help="max seconds for one download attempt (default %(default)s)")
+    s.add_argument("--retries", type=int, default=3,
+                   help="retries on timeouts, connection errors, 5xx and 429 (default %(default)s)")
+    s.add_argument("--backoff", type=float, default=0.5,
+                   help="first retry wait in seconds, doubled each retry (default %(default)s)")
+    s.add_argument("--max-retry-wait", type=float, default=30,
+                   help="cap on any retry wait, Retry-After included (default %(default)s)")
+    s.add_argument("--max-bytes", type=int, default=20_000_000, help="max body size (default %(default)s)")
+    s.add_argument("--min-side", type=int, default=16, help="min width and height (default %(default)s)")
+    s.add_argument("--max-pixels", type=int, default=89_478_485,
+                   help="decompression-bomb guard: max width*height (default %(default)s)")
+    s.add_argument("--max-redirects", type=int, default=10, help="(default %(default)s)")
+    s.add_argument("--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header")
+    s.add_argument("--no-progress", action="store_true", help="no progress bar")
+    s.add_argument("--force", action="store_true",
+                   help="fetch every id again, ignoring an existing --out and its .partial journal")
+    s.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+
+    m = sub.add_parser("merge", help="join the shard results onto the manifest",
+                       description="One row per manifest row, plus a JSON summary.")
+    m.add_argument("--manifest", required=True, help="manifest TSV")
+    m.add_argument("--out", required=True, help="merged TSV (rank, row, id, caption, url, status, path, sha256)")
+    m.add_argument("--summary", required=True, help="summary JSON")
+    m.add_argument("shard_tsvs", nargs="+", metavar="SHARD_TSV", help="the shard TSVs (all of them)")
+    m.add_argument("-v", "--verbose", action="store_true", help="debug logging")
+    return p
+
+
+def main(argv: list[str] | None = None) -> None:
+    args = build_parser().parse_args(argv)
+    setup_logging(args.verbose)
+    if args.command == "merge":
+        merge(args.manifest, args.shard_tsvs, args.out, args.summary)
+        return
+    if not args.force and Path(args.out).exists():
+        ids = select_shard(read_manifest(args.manifest), args.shard, args.num_shards)
+        if shard_is_complete(args.out, ids):
+            log.info("%s is complete (%d ids); nothing to do", args.out, len(ids))
+            return
+    fetch_shard(
+        args.manifest, args.shard, args.num_shards, args.out, args.images_dir,
+        workers=args.workers, connect_timeout=args.connect_timeout, read_timeout=args.read_timeout,
+        total_timeout=args.total_timeout, retries=args.retries, backoff=args.backoff,
+        max_retry_wait=args.max_retry_wait, max_bytes=args.max_bytes, min_side=args.min_side,
+        max_pixels=args.max_pixels, max_redirects=args.max_redirects, user_agent=args.user_agent,
+        progress=not args.no_progress, resume=not args.force,
+    )
+
+
+if __name__ == "__main__":
+    sys.exit(run_cli(main))
