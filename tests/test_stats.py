@@ -236,3 +236,24 @@ def test_paired_p_value_agrees_with_interval():
             assert excludes
         if res["p_value"] > 0.06:
             assert not excludes
+
+
+def test_several_runs_use_the_mean_rho_over_runs():
+    from groundwords.stats import bootstrap_ci, paired_bootstrap
+
+    rng = np.random.default_rng(7)
+    human = rng.normal(size=300)
+    runs = np.stack([human + rng.normal(scale=s, size=300) for s in (0.5, 1.0, 2.0)])
+    runs[1, 5] = np.nan  # a pair one run does not cover is dropped for all
+    ok = np.isfinite(runs).all(axis=0)
+    expected = np.mean([stats.spearmanr(human[ok], r[ok]).statistic for r in runs])
+    ci = bootstrap_ci(human, runs, n_boot=500)
+    assert ci["rho"] == pytest.approx(expected) and ci["n_pairs"] == ok.sum()
+    assert ci["lo"] < ci["rho"] < ci["hi"]
+    # one run given as 1-D or as a 1-row 2-D array: identical results
+    assert bootstrap_ci(human, runs[0], n_boot=300) == bootstrap_ci(human, runs[:1], n_boot=300)
+    same = paired_bootstrap(human, runs, runs.copy(), n_boot=300)
+    assert same["delta"] == 0 and same["p_value"] == 1.0
+    worse = np.stack([rng.normal(size=300) for _ in range(3)])
+    cmp = paired_bootstrap(human, worse, runs, n_boot=500)
+    assert cmp["delta"] > 0 and cmp["lo"] > 0 and cmp["p_value"] < 0.01

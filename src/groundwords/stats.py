@@ -37,6 +37,11 @@ distinct value were drawn, and the average rank of value ``k`` is then
 float64, so each resampled rho equals scipy's on the same resample up to rounding (~1e-15).
 3000 pairs x 2000 resamples take a fraction of a second.
 
+Several trained models of one setting (seeds) are handled by passing a 2-D ``(runs, pairs)``
+prediction array: the statistic is then the mean rho over runs, recomputed on every resample
+of pairs, so the interval of a seed-averaged rho reflects the benchmark's sampling noise. Only
+pairs covered by every run are used.
+
 A resample in which the human scores or the similarities are all equal has no defined rho;
 it is dropped (the number kept is returned as ``n_boot``). All functions are pure: the same
 inputs and ``seed`` give the same result.
@@ -68,17 +73,40 @@ def _as_1d(x, name: str) -> np.ndarray:
     return a
 
 
+def _as_runs(x, name: str) -> np.ndarray:
+    """Predictions as a 2-D ``(runs, pairs)`` array: one row per trained model (e.g. seed)."""
+    a = np.asarray(x, dtype=np.float64)
+    if a.ndim == 1:
+        return a[None, :]
+    if a.ndim != 2 or a.shape[0] < 1:
+        raise ValueError(f"{name} must be one- or two-dimensional (got shape {a.shape})")
+    return a
+
+
 def _covered(human, *preds) -> tuple[np.ndarray, ...]:
-    """Return ``(human, *preds)`` restricted to the pairs finite in all of them."""
+    """Return ``(human, *preds)`` restricted to the pairs finite in all of them.
+
+    Each prediction comes back 2-D, ``(runs, covered pairs)``.
+    """
     h = _as_1d(human, "human")
-    ps = [_as_1d(p, f"pred{'' if len(preds) == 1 else '_' + 'ab'[i]}") for i, p in enumerate(preds)]
+    ps = [_as_runs(p, f"pred{'' if len(preds) == 1 else '_' + 'ab'[i]}") for i, p in enumerate(preds)]
     for p in ps:
-        if p.shape != h.shape:
-            raise ValueError(f"human has {h.size} pairs but a prediction array has {p.size}")
+        if p.shape[1] != h.shape[0]:
+            raise ValueError(f"human has {h.size} pairs but a prediction array has {p.shape[1]}")
     mask = np.isfinite(h)
     for p in ps:
-        mask &= np.isfinite(p)
-    return (h[mask], *(p[mask] for p in ps))
+        mask &= np.isfinite(p).all(axis=0)
+    return (h[mask], *(p[:, mask] for p in ps))
+
+
+def _mean_rho(h: np.ndarray, runs: np.ndarray) -> float:
+    """Mean over runs of Spearman's rho (NaN if any run's rho is undefined)."""
+    return float(np.mean([_spearman_clean(h, p) for p in runs]))
+
+
+def _mean_rho_rows(rank_h, rankers, idx) -> np.ndarray:
+    hr, hc = rank_h(idx)
+    return np.mean([_rho_rows(hr, hc, *r(idx)) for r in rankers], axis=0)
 
 
 def _check_boot(n_boot: int, alpha: float) -> None:
@@ -105,10 +133,11 @@ def spearman(human, pred) -> float:
     """Spearman's rho between human scores and model similarities over the covered pairs.
 
     Pairs where ``pred`` (or ``human``) is not finite are excluded. Returns NaN when fewer
-    than ``MIN_PAIRS`` pairs remain or either side is constant.
+    than ``MIN_PAIRS`` pairs remain or either side is constant. A 2-D ``pred`` (runs x pairs)
+    gives the mean rho over runs, on the pairs every run covers.
     """
     h, p = _covered(human, pred)
-    return _spearman_clean(h, p)
+    return _mean_rho(h, p)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,15 +257,15 @@ def bootstrap_ci(human, pred, n_boot: int = 2000, alpha: float = 0.05, seed: int
     _check_boot(n_boot, alpha)
     h, p = _covered(human, pred)
     n = h.size
-    rho = _spearman_clean(h, p)
+    rho = _mean_rho(h, p)
     out = dict(rho=rho, lo=float("nan"), hi=float("nan"), n_pairs=int(n), n_boot=0)
     if not np.isfinite(rho):
         return out
     rng = np.random.default_rng(seed)
-    rank_h, rank_p = _Ranker(h), _Ranker(p)
+    rank_h, rank_p = _Ranker(h), [_Ranker(r) for r in p]
     boots = []
     for idx in _index_chunks(rng, n, int(n_boot)):
-        boots.append(_rho_rows(*rank_h(idx), *rank_p(idx)))
+        boots.append(_mean_rho_rows(rank_h, rank_p, idx))
     b = np.concatenate(boots)
     b = b[np.isfinite(b)]
     out["lo"], out["hi"] = _percentiles(b, alpha)
@@ -275,20 +304,18 @@ def paired_bootstrap(human, pred_a, pred_b, n_boot: int = 2000, seed: int = 0,
     _check_boot(n_boot, alpha)
     h, a, b = _covered(human, pred_a, pred_b)
     n = h.size
-    rho_a, rho_b = _spearman_clean(h, a), _spearman_clean(h, b)
+    rho_a, rho_b = _mean_rho(h, a), _mean_rho(h, b)
     delta = rho_b - rho_a
     out = dict(delta=float(delta), lo=float("nan"), hi=float("nan"), p_value=float("nan"),
                n_pairs=int(n), rho_a=rho_a, rho_b=rho_b, n_boot=0)
     if not np.isfinite(delta):
         return out
     rng = np.random.default_rng(seed)
-    rank_h, rank_a, rank_b = _Ranker(h), _Ranker(a), _Ranker(b)
+    rank_h = _Ranker(h)
+    rank_a, rank_b = [_Ranker(r) for r in a], [_Ranker(r) for r in b]
     deltas = []
     for idx in _index_chunks(rng, n, int(n_boot)):
-        hr, hc = rank_h(idx)
-        ra = _rho_rows(hr, hc, *rank_a(idx))
-        rb = _rho_rows(hr, hc, *rank_b(idx))
-        deltas.append(rb - ra)
+        deltas.append(_mean_rho_rows(rank_h, rank_b, idx) - _mean_rho_rows(rank_h, rank_a, idx))
     d = np.concatenate(deltas)
     d = d[np.isfinite(d)]
     B = d.size
