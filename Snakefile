@@ -7,12 +7,15 @@
 # The rules are thin: every stage is a `python -m groundwords.<stage>` command whose settings
 # arrive through `params:` (so Snakemake reruns a stage when they change).
 
+import os
+
 from snakemake.utils import min_version
 
 min_version("9.0")
 
 
-configfile: "config.yaml"
+# The embedded default, next to this file (so `-d elsewhere` works); --configfile merges over it.
+configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
 include: "workflow/rules/common.smk"

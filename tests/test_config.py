@@ -23,7 +23,7 @@ def test_shipped_configs_are_valid(name):
 
 
 def test_defaults_are_filled():
-    cfg = validate_config({"data": {"source": "x.tsv", "subsets": {"all": 0}}})
+    cfg = validate_config({"data": {"source": "x.tsv", "subsets": [{"name": "all", "rows": 0}]}})
     assert cfg["wield"]["epochs"] == 20 and cfg["wield"]["batch_size"] == 20
     assert cfg["vocab"]["min_count"] == 5 and cfg["fetch"]["retries"] == 3
     assert cfg["data"]["openmoji"]["size"] == 160
@@ -35,12 +35,14 @@ def test_defaults_are_filled():
     ({"pca": {"dim": 0}}, "pca.dim"),
     ({"encoder": {"pooling": "max"}}, "encoder.pooling"),
     ({"fetch": {"worker": 3}}, "fetch"),
-    ({"data": {"source": "x", "subsets": {"a b": 3}}}, "data.subsets"),
+    ({"data": {"source": "x", "subsets": [{"name": "a b", "rows": 3}]}}, "data.subsets[0].name"),
+    ({"data": {"source": "x", "subsets": [{"name": "a", "rows": 3}, {"name": "a", "rows": 4}]}}, "data.subsets"),
+    ({"data": {"source": "x", "subsets": [{"name": "a", "rows": -1}]}}, "data.subsets[0].rows"),
     ({"evaluate": {"benchmarks": ["nosuchbench"]}}, "evaluate.benchmarks[0]"),
     ({"wield": {"gammas": [10, 10.0]}}, "wield.gammas"),
 ])
 def test_errors_name_the_key(patch, key):
-    cfg = {"data": {"source": "x.tsv", "subsets": {"all": 0}}}
+    cfg = {"data": {"source": "x.tsv", "subsets": [{"name": "all", "rows": 0}]}}
     for k, v in patch.items():
         cfg.setdefault(k, {}).update(v)
     with pytest.raises(UserError) as e:

@@ -14,14 +14,27 @@ pytestmark = pytest.mark.workflow
 
 TINY = {
     "data": {"source": "openmoji", "openmoji": {"size": 64, "limit": 120},
-             "subsets": {"s60": 60, "all": 0}},
+             "subsets": [{"name": "s60", "rows": 60}, {"name": "all", "rows": 0}]},
     "fetch": {"shards": 2, "workers": 4},
     "encoder": {"model": "efficientnet-lite0", "batch_size": 32, "num_workers": 0, "device": "cpu"},
     "pca": {"dim": 8},
     "vocab": {"min_count": 1},
     "wield": {"gammas": [0, 10], "epochs": 2, "dim": 16},
-    "evaluate": {"benchmarks": ["ws353", "simlex999"]},
+    "evaluate": {"benchmarks": ["ws353", "toy"]},
 }
+
+
+def toy_benchmark(path):
+    """Pairs of words that occur in the first 60 captions, so every subset covers them."""
+    from groundwords.datasets import openmoji_items
+    from groundwords.vocab import tokenize
+
+    caps = [c for _, _, cs in openmoji_items(limit=120) for c in cs][:60]
+    words = sorted({w for c in caps for w in tokenize(c)})[:12]
+    rng = __import__("random").Random(0)
+    lines = [f"{a}\t{b}\t{rng.uniform(0, 10):.2f}" for i, a in enumerate(words) for b in words[i + 1:]]
+    path.write_text("\n".join(lines) + "\n")
+    return len(lines)
 
 
 def snakemake(workdir, *args, config=None):
@@ -42,12 +55,18 @@ def test_lint_is_clean(tmp_path):
 
 
 def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
+    n_toy = toy_benchmark(tmp_path / "toy.txt")
+    TINY["benchmarks"] = {"toy": {"path": str(tmp_path / "toy.txt")}}
     r = snakemake(tmp_path, config=TINY)
     assert r.returncode == 0, r.stderr[-5000:]
     t = pd.read_csv(tmp_path / "results/table2.csv")
     assert len(t) == 2 * 2 * 2  # subsets x gammas x benchmarks
-    assert set(t["gamma"]) == {0.0, 10.0} and set(t["benchmark"]) == {"ws353", "simlex999"}
-    assert (t["pairs_total"] > 300).all() and (t["coverage_learned"] > 0).all()
+    assert set(t["gamma"]) == {0.0, 10.0} and set(t["benchmark"]) == {"ws353", "toy"}
+    assert set(t["subset"]) == {"s60", "all"}
+    toy = t[t["benchmark"] == "toy"]
+    assert (toy["pairs_total"] == n_toy).all() and (toy["coverage_learned"] == 1).all()
+    assert toy["rho_learned"].between(-1, 1).all() and toy["rho_with_image"].between(-1, 1).all()
+    assert (t.loc[t["benchmark"] == "ws353", "pairs_total"] == 353).all()
     assert t["dataset_size"].max() > t["dataset_size"].min() > 0
     assert "# Table 2" in (tmp_path / "results/table2.md").read_text()
     fetched = pd.read_csv(tmp_path / "results/data/fetched.tsv", sep="\t")

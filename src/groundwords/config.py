@@ -73,6 +73,9 @@ def _check_semantics(config: dict) -> None:
                 f"evaluate.benchmarks[{i}]: unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))} "
                 "(or give benchmarks.<name>.path for a local file)"
             )
+    names = [s["name"] for s in config.get("data", {}).get("subsets", [])]
+    if len(set(names)) != len(names):
+        raise UserError(f"data.subsets: subset names must be unique, got {names}")
     gammas = config.get("wield", {}).get("gammas", [])
     if len({gamma_label(g) for g in gammas}) != len(gammas):
         raise UserError(f"wield.gammas: values collide once written as labels: {gammas}")

@@ -98,6 +98,34 @@ def table2_markdown(t: pd.DataFrame) -> str:
     return "\n".join(lines)
 
 
+def nearest_neighbours(words: list[str], vectors: np.ndarray, queries: list[str], k: int = 5) -> dict[str, list]:
+    """Top-``k`` cosine neighbours (word, cosine) of each query word; [] for a word not in the vocabulary."""
+    index = {w.lower(): i for i, w in reversed(list(enumerate(words)))}
+    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    out = {}
+    for q in queries:
+        i = index.get(q.lower())
+        if i is None:
+            out[q] = []
+            continue
+        sims = unit @ unit[i]
+        sims[i] = -np.inf
+        top = np.argsort(-sims, kind="stable")[:k]
+        out[q] = [(words[j], float(sims[j])) for j in top if np.isfinite(sims[j])]
+    return out
+
+
+def best_gamma(t2: pd.DataFrame, subset: str, benchmark: str | None = None) -> float:
+    """The γ > 0 with the highest mean ρ (learned) on ``benchmark`` (default: the first one)."""
+    t = t2[(t2["subset"] == subset) & (t2["gamma"] > 0)]
+    if benchmark is None:
+        benchmark = t2["benchmark"].iloc[0]
+    t = t[t["benchmark"] == benchmark].dropna(subset=["rho_learned"])
+    if t.empty:
+        raise UserError(f"no γ > 0 with a defined ρ on {benchmark} for subset {subset}")
+    return float(t.loc[t["rho_learned"].idxmax(), "gamma"])
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.tables", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)

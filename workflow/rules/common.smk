@@ -21,7 +21,7 @@ except UserError as e:
 
 ENV = "../../envs/groundwords.yaml"
 DATA = "results/data"
-SUBSETS = config["data"]["subsets"]
+SUBSETS = {s["name"]: s["rows"] for s in config["data"]["subsets"]}
 GAMMAS = {gamma_label(g): g for g in config["wield"]["gammas"]}
 SEEDS = [str(s) for s in config["wield"]["seeds"]]
 
