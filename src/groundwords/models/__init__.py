@@ -1,0 +1,14 @@
+"""Word-embedding models trained by :mod:`groundwords.train`.
+
+A model is an ``nn.Module`` with
+
+* ``loss(batch: dict[str, Tensor]) -> dict[str, Tensor]``: ``"total"`` (differentiable, what
+  is minimised) plus named per-batch component means; an optional ``"n_<name>"`` entry gives
+  the number of examples component ``<name>`` averages over (default: the batch size);
+* ``word_vectors() -> Tensor`` (V, dim): the embeddings to save;
+* ``sparse_parameters() -> list[Parameter]``: parameters with sparse gradients (may be empty).
+"""
+
+from .wield import WIELD
+
+__all__ = ["WIELD"]

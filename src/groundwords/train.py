@@ -1,0 +1,407 @@
+"""Train word embeddings (WIELD / vanilla CBOW) on captions + image targets.
+
+Two layers:
+
+* :func:`fit` is the model-agnostic training loop: seeds, per-epoch shuffling with its own
+  ``torch.Generator``, batches sliced straight from tensors (no DataLoader, no per-example
+  Python), optimiser, optional linear learning-rate decay, per-epoch loss bookkeeping, tqdm
+  progress and throughput. Any model following the :mod:`groundwords.models` interface
+  (``loss(batch) -> dict``, ``word_vectors()``, ``sparse_parameters()``) can use it.
+* :func:`train` is the pipeline stage: read captions / vocabulary / image targets, build the
+  CBOW examples (:mod:`groundwords.corpus`), build :class:`~groundwords.models.WIELD`,
+  call :func:`fit` and write ``vectors.txt`` (word2vec text format), ``vectors.npy``,
+  ``vocab.txt``, ``loss.csv`` and ``train.json`` atomically into ``out_dir``.
+
+Defaults follow the paper: dim 100, window 2, 20 epochs, batch 20, Adam lr 1e-3, full
+softmax. Runs are deterministic on CPU for a given seed and thread count.
+
+Throughput ("words/s") counts the corpus positions trained on (the CBOW target words), like
+gensim's "effective words"; only the optimisation loop is timed (not reading/tokenising).
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import pandas as pd
+import torch
+from tqdm.auto import tqdm
+
+from .corpus import build_examples
+from .io import UserError, atomic_path, log, read_features, read_tsv, run_cli, setup_logging, write_json
+from .models import WIELD
+from .vocab import load_vocab
+
+OPTIMIZERS = ("adam", "sgd", "sparse_adam")
+LR_SCHEDULES = ("constant", "linear")
+
+
+# ---------------------------------------------------------------------------------------------
+# Generic training loop
+
+
+def make_optimizer(model: torch.nn.Module, name: str, lr: float) -> list[torch.optim.Optimizer]:
+    """Optimisers for ``model``.
+
+    adam: torch.optim.Adam over everything (dense gradients; the paper's setting).
+    sgd: plain SGD; works with dense and sparse gradients (the model decides which).
+    sparse_adam: SparseAdam for the model's sparse parameters + Adam for the dense rest.
+    """
+    params = [p for p in model.parameters() if p.requires_grad]
+    if name == "adam":
+        # fused: one kernel per step instead of ~10 passes over every parameter (same maths)
+        return [torch.optim.Adam(params, lr=lr, fused=True)]
+    if name == "sgd":
+        return [torch.optim.SGD(params, lr=lr)]
+    if name == "sparse_adam":
+        sparse = model.sparse_parameters() if hasattr(model, "sparse_parameters") else []
+        sparse_ids = {id(p) for p in sparse}
+        dense = [p for p in params if id(p) not in sparse_ids]
+        opts = []
+        if sparse:
+            opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+        if dense:
+            opts.append(torch.optim.Adam(dense, lr=lr, fused=True))
+        return opts
+    raise UserError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
+
+
+def fit(
+    model: torch.nn.Module,
+    data: dict[str, torch.Tensor],
+    *,
+    epochs: int,
+    batch_size: int,
+    lr: float,
+    optimizer: str = "adam",
+    lr_schedule: str = "constant",
+    seed: int = 0,
+    words_per_epoch: int | None = None,
+    progress: bool = True,
+    on_epoch_end: Callable[[dict], None] | None = None,
+) -> list[dict]:
+    """Optimise ``model.loss`` over ``data`` (a dict of tensors sharing their first dim).
+
+    Each epoch draws a fresh permutation from a generator seeded with ``seed`` and feeds
+    ``model.loss`` batches ``{key: tensor[idx]}``. ``lr_schedule="linear"`` decays the
+    learning rate linearly to ``lr * 1e-4`` over the whole run (word2vec style).
+    Returns one dict per epoch: example-weighted means of every loss component, ``seconds``,
+    ``words_per_s`` and ``examples_per_s``. ``words_per_epoch`` defaults to the number of
+    examples (one target word per example, as in CBOW).
+    """
+    n = next(iter(data.values())).shape[0]
+    if any(v.shape[0] != n for v in data.values()):
+        raise ValueError("all data tensors must have the same first dimension")
+    if n == 0:
+        raise UserError("no training examples")
+    words_per_epoch = n if words_per_epoch is None else words_per_epoch
+    device = next(iter(data.values())).device
+    opts = make_optimizer(model, optimizer, lr)
+    shuffler = torch.Generator().manual_seed(seed)
+    steps_per_epoch = math.ceil(n / batch_size)
+    total_steps = steps_per_epoch * epochs
+    step = 0
+    history = []
+    model.train()
+    for epoch in range(1, epochs + 1):
+        t0 = time.perf_counter()
+        perm = torch.randperm(n, generator=shuffler).to(device)
+        sums: dict[str, torch.Tensor] = {}
+        weights: dict[str, float | torch.Tensor] = {}
+        bar = tqdm(total=n, desc=f"epoch {epoch}/{epochs}", unit="ex", unit_scale=True,
+                   disable=not progress, leave=False, mininterval=1.0)
+        for start in range(0, n, batch_size):
+            idx = perm[start:start + batch_size]
+            batch = {k: v[idx] for k, v in data.items()}
+            if lr_schedule == "linear":
+                cur = lr * max(1e-4, 1.0 - step / total_steps)
+                for opt in opts:
+                    for g in opt.param_groups:
+                        g["lr"] = cur
+            out = model.loss(batch)
+            for opt in opts:
+                opt.zero_grad(set_to_none=True)
+            out["total"].backward()
+            for opt in opts:
+                opt.step()
+            step += 1
+            b = len(idx)
+            with torch.no_grad():
+                for k, v in out.items():
+                    if k.startswith("n_"):
+                        continue
+                    w = out.get(f"n_{k}", b)
+                    sums[k] = sums.get(k, 0.0) + v.detach() * w
+                    weights[k] = weights.get(k, 0) + w
+            bar.update(b)
+        bar.close()
+        seconds = time.perf_counter() - t0
+        rec = {"epoch": epoch}
+        for k, s in sums.items():
+            w = float(weights[k])
+            rec[k] = float(s) / w if w > 0 else float("nan")
+            if not math.isfinite(rec[k]):
+                log.warning("epoch %d: loss %s is %s", epoch, k, rec[k])
+        rec.update(seconds=seconds, words_per_s=words_per_epoch / seconds, examples_per_s=n / seconds)
+        history.append(rec)
+        log.info("epoch %d/%d: %s (%.1fs, %.0f words/s)", epoch, epochs,
+                 ", ".join(f"{k}={rec[k]:.4f}" for k in sums), seconds, rec["words_per_s"])
+        if on_epoch_end is not None:
+            on_epoch_end(rec)
+    model.eval()
+    return history
+
+
+# ---------------------------------------------------------------------------------------------
+# Outputs
+
+
+def write_word2vec_text(path, words: list[str], vectors: np.ndarray) -> None:
+    """word2vec text format ("V dim" header, then "word v1 ... vdim"), atomically.
+
+    '%.9g' round-trips float32 exactly, so the file equals ``vectors.npy`` once loaded.
+    """
+    vectors = np.asarray(vectors, dtype=np.float32)
+    with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
+        f.write(f"{vectors.shape[0]} {vectors.shape[1]}\n")
+        for w, row in zip(words, vectors.tolist()):
+            f.write(w + " " + " ".join(f"{x:.9g}" for x in row) + "\n")
+
+
+def write_outputs(out_dir, words: list[str], vectors: np.ndarray, history: list[dict], info: dict) -> None:
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    vectors = np.ascontiguousarray(vectors, dtype=np.float32)
+    with atomic_path(out_dir / "vectors.npy", suffix=".npy") as tmp:
+        np.save(tmp, vectors)
+    with atomic_path(out_dir / "vocab.txt") as tmp:
+        tmp.write_text("".join(w + "\n" for w in words), encoding="utf-8")
+    cols = ["epoch", "ce", "mse", "total", "seconds", "words_per_s"]
+    loss = pd.DataFrame(history).reindex(columns=cols)
+    with atomic_path(out_dir / "loss.csv") as tmp:
+        loss.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
+    write_word2vec_text(out_dir / "vectors.txt", words, vectors)
+    write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+
+
+# ---------------------------------------------------------------------------------------------
+# The pipeline stage
+
+
+def _check_args(gamma, dim, window, epochs, batch_size, lr, objective, negatives, optimizer, lr_schedule):
+    checks = [
+        (gamma >= 0 and math.isfinite(gamma), f"gamma must be a finite number >= 0 (got {gamma})"),
+        (dim >= 1, f"dim must be >= 1 (got {dim})"),
+        (window >= 1, f"window must be >= 1 (got {window})"),
+        (epochs >= 1, f"epochs must be >= 1 (got {epochs})"),
+        (batch_size >= 1, f"batch size must be >= 1 (got {batch_size})"),
+        (lr > 0, f"learning rate must be > 0 (got {lr})"),
+        (objective in ("softmax", "negative"), f"objective must be 'softmax' or 'negative' (got {objective!r})"),
+        (negatives >= 1, f"negatives must be >= 1 (got {negatives})"),
+        (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)} (got {optimizer!r})"),
+        (lr_schedule in LR_SCHEDULES, f"lr schedule must be one of {', '.join(LR_SCHEDULES)} (got {lr_schedule!r})"),
+    ]
+    for ok, msg in checks:
+        if not ok:
+            raise UserError(msg)
+
+
+def _read_inputs(captions_tsv, vocab_tsv, images_h5, image_dim):
+    for name, p in (("captions", captions_tsv), ("vocabulary", vocab_tsv), ("images", images_h5)):
+        if p is not None and not Path(p).is_file():
+            raise UserError(f"{name} file not found: {p}")
+    try:
+        caps = read_tsv(captions_tsv, dtype={"id": str, "caption": str, "status": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"{captions_tsv}: cannot read captions TSV ({e})") from e
+    missing = [c for c in ("id", "caption", "status") if c not in caps.columns]
+    if missing:
+        raise UserError(f"{captions_tsv}: missing column(s) {missing} (expected rank, row, id, caption, status, path)")
+    vocab = load_vocab(vocab_tsv)
+    if vocab.empty:
+        raise UserError(f"{vocab_tsv}: the vocabulary is empty")
+    ids, feats = None, None
+    if images_h5 is not None:
+        try:
+            ids, feats, _ = read_features(images_h5)
+        except (OSError, KeyError) as e:
+            raise UserError(f"{images_h5}: not an HDF5 feature file with 'ids' and 'features' ({e})") from e
+        if feats.ndim != 2 or feats.shape[0] != len(ids) or feats.shape[1] < 1:
+            raise UserError(f"{images_h5}: features have shape {feats.shape}, expected ({len(ids)}, k>=1)")
+        if image_dim is not None and feats.shape[1] != image_dim:
+            raise UserError(f"{images_h5}: image targets are {feats.shape[1]}-d but {image_dim}-d were "
+                            "expected (is this the PCA-projected file?)")
+        if not np.isfinite(feats).all():
+            raise UserError(f"{images_h5}: image targets contain NaN or infinite values")
+    return caps, vocab, ids, feats
+
+
+def train(
+    captions_tsv,
+    vocab_tsv,
+    images_h5,
+    out_dir,
+    *,
+    gamma: float,
+    dim: int = 100,
+    window: int = 2,
+    epochs: int = 20,
+    batch_size: int = 20,
+    lr: float = 1e-3,
+    optimizer: str = "adam",
+    seed: int = 0,
+    objective: str = "softmax",
+    negatives: int = 5,
+    train_dead_images: bool = False,
+    threads: int | None = None,
+    device: str = "cpu",
+    progress: bool = True,
+    lr_schedule: str = "constant",
+    shared_negatives: int = 1,
+    image_dim: int | None = None,
+) -> dict:
+    """Train WIELD (γ = 0: vanilla CBOW) and write its outputs to ``out_dir``.
+
+    Only captions whose image is alive (status "ok" and present in ``images_h5``) are used,
+    unless ``train_dead_images`` (then the image loss is masked out for the others).
+    ``optimizer="sgd"`` / ``"sparse_adam"`` switch the embedding tables to sparse gradients.
+    ``shared_negatives=g``: groups of g examples share their noise words (speed; 1 = word2vec).
+    ``lr_schedule="linear"``: decay the learning rate linearly to ~0 (word2vec style).
+    ``image_dim``: if given, the image targets must have exactly this many dimensions.
+    ``threads``: torch intra-op threads (None: torch's default). Torch parallelises every
+    small op, so when other processes compete for the cores (e.g. parallel Snakemake jobs)
+    more threads than free cores is much *slower* than one thread: give each job its share.
+    Returns the ``train.json`` record.
+    """
+    _check_args(gamma, dim, window, epochs, batch_size, lr, objective, negatives, optimizer, lr_schedule)
+    if shared_negatives < 1:
+        raise UserError(f"shared negatives must be >= 1 (got {shared_negatives})")
+    if device.startswith("cuda") and not torch.cuda.is_available():
+        raise UserError(f"device {device!r} requested but CUDA is not available")
+    caps, vocab, image_ids, feats = _read_inputs(captions_tsv, vocab_tsv, images_h5, image_dim)
+    words = vocab["word"].astype(str).tolist()
+    if gamma > 0 and feats is None:
+        raise UserError("gamma > 0 needs image targets (--images)")
+
+    examples, stats = build_examples(caps, words, image_ids, window=window, train_dead_images=train_dead_images)
+    if len(examples) == 0:
+        raise UserError(
+            f"no training examples: {stats['n_captions_total']} captions, {stats['n_captions_live_image']} "
+            f"with a live image in {images_h5}, {stats['n_captions']} used, {stats['n_tokens']} tokens "
+            f"({stats['n_oov_dropped']} out of vocabulary). Check that the captions, vocabulary and image "
+            "file belong to the same subset, or use --train-dead-images")
+    if gamma > 0 and stats["n_examples_with_image"] == 0:
+        raise UserError("gamma > 0 but no training example has a live image target")
+    log.info("corpus: %d/%d captions, %d tokens (%d OOV dropped), %d examples (%d with an image)",
+             stats["n_captions"], stats["n_captions_total"], stats["n_tokens"], stats["n_oov_dropped"],
+             stats["n_examples"], stats["n_examples_with_image"])
+
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    # fork_rng: seeding here must not change the caller's global RNG state
+    with torch.random.fork_rng(devices=[]):
+        try:
+            if threads:
+                torch.set_num_threads(threads)
+            torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.manual_seed(seed)
+            dev = torch.device(device)
+            targets = torch.from_numpy(feats) if feats is not None else None
+            model = WIELD(
+                len(words), dim, image_dim=0 if feats is None else feats.shape[1], gamma=gamma,
+                objective=objective, negatives=negatives,
+                counts=vocab["count"].to_numpy(dtype=np.float64),
+                image_targets=targets, sparse=optimizer in ("sgd", "sparse_adam"),
+                shared_negatives=shared_negatives, seed=seed,
+            ).to(dev)
+            data = {
+                "context": torch.from_numpy(examples.context).to(dev),
+                "target": torch.from_numpy(examples.target).to(dev),
+                "image_row": torch.from_numpy(examples.image_row).to(dev),
+            }
+            t0 = time.perf_counter()
+            history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                          lr_schedule=lr_schedule, seed=seed, progress=progress)
+            train_seconds = time.perf_counter() - t0
+            used_threads = torch.get_num_threads()
+            vectors = model.word_vectors().cpu().numpy()
+        finally:
+            torch.set_num_threads(prev_threads)
+            torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
+
+    if not np.isfinite(vectors).all():
+        raise UserError("training diverged: the word vectors contain NaN/inf (lower --lr)")
+    n_words = stats["n_examples"] * epochs
+    final = history[-1]
+    info = {
+        "model": "wield",
+        "hyperparameters": {
+            "gamma": gamma, "dim": dim, "window": window, "epochs": epochs, "batch_size": batch_size,
+            "lr": lr, "optimizer": optimizer, "lr_schedule": lr_schedule, "seed": seed,
+            "objective": objective, "negatives": negatives if objective == "negative" else None,
+            "shared_negatives": shared_negatives if objective == "negative" else None,
+            "train_dead_images": train_dead_images,
+        },
+        "inputs": {"captions": str(captions_tsv), "vocab": str(vocab_tsv), "images": str(images_h5)},
+        "vocab_size": len(words),
+        "image_dim": None if feats is None else int(feats.shape[1]),
+        **stats,
+        "n_words": n_words,
+        "train_seconds": train_seconds,
+        "words_per_s": n_words / train_seconds,
+        "examples_per_s": stats["n_examples"] * epochs / train_seconds,
+        "final_loss": {k: (None if not math.isfinite(final.get(k, math.nan)) else final[k])
+                       for k in ("ce", "mse", "total")},
+        "torch_version": torch.__version__,
+        "device": str(device),
+        "threads": used_threads,
+    }
+    write_outputs(out_dir, words, vectors, history, info)
+    log.info("wrote %s: %d x %d vectors, %.0f words/s", out_dir, *vectors.shape, info["words_per_s"])
+    return info
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m groundwords.train", description=__doc__.split("\n")[0])
+    p.add_argument("--captions", required=True, help="captions TSV (rank, row, id, caption, status, path)")
+    p.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
+    p.add_argument("--images", required=True, help="image targets HDF5 (ids, features: PCA-projected)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--gamma", type=float, required=True, help="image loss weight (0: vanilla CBOW)")
+    p.add_argument("--dim", type=int, default=100)
+    p.add_argument("--window", type=int, default=2)
+    p.add_argument("--epochs", type=int, default=20)
+    p.add_argument("--batch-size", type=int, default=20)
+    p.add_argument("--lr", type=float, default=1e-3)
+    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
+    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--objective", choices=("softmax", "negative"), default="softmax")
+    p.add_argument("--negatives", type=int, default=5, help="noise words per example (negative sampling)")
+    p.add_argument("--shared-negatives", type=int, default=1,
+                   help="groups of this many examples share their noise words (speed; 1: word2vec)")
+    p.add_argument("--train-dead-images", action="store_true",
+                   help="also train on captions whose image is dead (image loss masked out)")
+    p.add_argument("--image-dim", type=int, default=None, help="fail unless the image targets have this size")
+    p.add_argument("--threads", type=int, default=0,
+                   help="torch intra-op threads (0: torch default). Do not oversubscribe: on a busy "
+                        "machine 2 threads can be 10x slower than 1")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    a = p.parse_args(argv)
+    setup_logging()
+    train(a.captions, a.vocab, a.images, a.out_dir, gamma=a.gamma, dim=a.dim, window=a.window,
+          epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, seed=a.seed,
+          objective=a.objective, negatives=a.negatives, train_dead_images=a.train_dead_images,
+          threads=a.threads or None, device=a.device, progress=not a.no_progress,
+          lr_schedule=a.lr_schedule, shared_negatives=a.shared_negatives, image_dim=a.image_dim)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
