@@ -18,6 +18,9 @@ min_version("9.0")
 configfile: os.path.join(workflow.basedir, "config.yaml")
 
 
+report: "workflow/report/workflow.rst"
+
+
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/wield.smk"
@@ -26,5 +29,4 @@ include: "workflow/rules/wield.smk"
 rule all:
     default_target: True
     input:
-        "results/table2.csv",
-        "results/table2.md",
+        table_targets(),

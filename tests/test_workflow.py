@@ -19,7 +19,10 @@ TINY = {
     "encoder": {"model": "efficientnet-lite0", "batch_size": 32, "num_workers": 0, "device": "cpu"},
     "pca": {"dim": 8},
     "vocab": {"min_count": 1},
-    "wield": {"gammas": [0, 10], "epochs": 2, "dim": 16},
+    "wield": {"gammas": [0, 10], "epochs": 2, "dim": 16,
+              "image_input": {"lambdas": [0, 1]}, "window_control": {"window": 4, "gammas": [0, 10]},
+              "neighbours": {"queries": ["dog", "face", "zzz"], "k": 3}},
+    "stats": {"n_boot": 200},
     "evaluate": {"benchmarks": ["ws353", "toy"]},
 }
 
@@ -69,6 +72,18 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     assert (t.loc[t["benchmark"] == "ws353", "pairs_total"] == 353).all()
     assert t["dataset_size"].max() > t["dataset_size"].min() > 0
     assert "# Table 2" in (tmp_path / "results/table2.md").read_text()
+    assert {"delta_learned_vs_baseline", "p_learned_vs_baseline", "rho_learned_ci95_lo"} <= set(t.columns)
+    t1 = pd.read_csv(tmp_path / "results/table1.csv")
+    assert set(t1["variant"]) == {"imginput-caption", "imginput-word"} and set(t1["lambda"]) == {0, 1}
+    t4 = pd.read_csv(tmp_path / "results/table4.csv")
+    assert set(t4["variant"]) == {"wield-window4"}
+    ctl = pd.read_csv(tmp_path / "results/controls.csv")
+    assert set(ctl["variant"]) == {"wield", "wield-wordtarget", "cbow-caption"}
+    t3 = pd.read_csv(tmp_path / "results/table3.csv")
+    assert set(t3["query"]) == {"dog", "face", "zzz"} and t3["model"].nunique() == 2
+    assert (t3.loc[t3["query"] == "zzz", "neighbours"] == "(not in vocabulary)").all()
+    for fig in ("figure2_loss.png", "figure3_scatter.png"):
+        assert (tmp_path / "results" / fig).stat().st_size > 10_000
     fetched = pd.read_csv(tmp_path / "results/data/fetched.tsv", sep="\t")
     assert (fetched["status"] == "ok").all()
 
@@ -80,7 +95,13 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     dry = snakemake(tmp_path, "-n", "--quiet", "rules", config=changed)
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = _job_counts(dry.stdout + dry.stderr)
-    assert counts == {"train_wield": 2, "evaluate_wield": 2, "table2": 1, "all": 1}, counts
+    assert counts == {"train": 4, "evaluate": 4, "table2": 1, "controls": 1, "table3": 1,
+                      "figure2": 1, "figure3": 1, "all": 1}, counts
+
+    rep = snakemake(tmp_path, "--report", "results/report.html", config=TINY)
+    assert rep.returncode == 0, rep.stderr[-3000:]
+    html = (tmp_path / "results/report.html").read_text(errors="replace")
+    assert "table2.csv" in html and "figure3_scatter.png" in html
 
 
 def test_bad_config_names_the_key(tmp_path):

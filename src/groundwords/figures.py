@@ -204,8 +204,12 @@ def similarity_scatter(human, pred, out_png: str | os.PathLike,
     return _save(fig, out_png)
 
 
-def read_pairs_tsv(path: str | os.PathLike, column: str) -> pd.DataFrame:
-    """Read a pairs TSV (``word1, word2, human, <column>``); numbers parsed, missing -> NaN."""
+def read_pairs_tsv(path: str | os.PathLike, column: str, benchmark: str | None = None) -> pd.DataFrame:
+    """Read a pairs TSV (``word1, word2, human, <column>``); numbers parsed, missing -> NaN.
+
+    ``benchmark`` keeps only the rows of that benchmark (files written by
+    ``groundwords.evaluate --pairs-out`` hold several).
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"{path}: pairs file not found")
@@ -213,6 +217,10 @@ def read_pairs_tsv(path: str | os.PathLike, column: str) -> pd.DataFrame:
         df = pd.read_csv(path, sep="\t", dtype=str, keep_default_na=False, na_values=[])
     except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
         raise UserError(f"{path}: not a readable TSV ({e})") from None
+    if benchmark is not None:
+        if "benchmark" not in df.columns:
+            raise UserError(f"{path}: no 'benchmark' column to select {benchmark!r} from")
+        df = df[df["benchmark"] == benchmark].reset_index(drop=True)
     need = ["word1", "word2", "human", column]
     missing = [c for c in dict.fromkeys(need) if c not in df.columns]
     if missing:
@@ -266,6 +274,12 @@ def main(argv=None) -> None:
     ps.add_argument("--out", required=True, help="PNG to write")
     ps.add_argument("--title", help="plot title (default: derived from --column)")
     ps.add_argument("--n-labels", type=int, default=15, help="pairs to annotate (default 15)")
+    ps.add_argument("--benchmark", help="only this benchmark's pairs")
+    pb = sub.add_parser("best-scatter", help="Figure 3 for the best WIELD model of Table 2")
+    pb.add_argument("--table2", required=True, help="results/table2.csv")
+    pb.add_argument("--root", default="results")
+    pb.add_argument("--seed", type=int, default=0)
+    pb.add_argument("--out", required=True)
     a = p.parse_args(argv)
     setup_logging()
     if a.cmd == "loss":
@@ -277,12 +291,32 @@ def main(argv=None) -> None:
             runs[label] = path
         log_y = {"auto": "auto", "yes": True, "no": False}[a.log_y]
         loss_curves(runs, a.out, title=a.title, log_y=log_y)
-    else:
-        df = read_pairs_tsv(a.pairs, a.column)
-        labels = [f"{w1}–{w2}" for w1, w2 in zip(df["word1"], df["word2"])]
+    elif a.cmd == "scatter":
+        df = read_pairs_tsv(a.pairs, a.column, a.benchmark)
         title = a.title or f"Cosine similarity vs human score: {a.column}"
-        similarity_scatter(df["human"].to_numpy(), df[a.column].to_numpy(), a.out,
-                           title=title, labels=labels, n_labels=a.n_labels)
+        _scatter(df, a.column, a.out, title, a.n_labels)
+    else:
+        best_scatter(a.table2, a.root, a.out, seed=a.seed)
+
+
+def _scatter(df: pd.DataFrame, column: str, out, title: str, n_labels: int = 15):
+    labels = [f"{w1}–{w2}" for w1, w2 in zip(df["word1"], df["word2"])]
+    return similarity_scatter(df["human"].to_numpy(), df[column].to_numpy(), out,
+                              title=title, labels=labels, n_labels=n_labels)
+
+
+def best_scatter(table2_csv, root, out, seed: int = 0, variant: str = "wield"):
+    """Figure 3: the scatter for the best γ (learned ρ on the first benchmark) of the largest subset."""
+    from .config import gamma_label
+    from .tables import best_point
+
+    t2 = pd.read_csv(table2_csv)
+    subset = t2.sort_values("dataset_size", ascending=False)["subset"].iloc[0]
+    bench = t2["benchmark"].iloc[0]
+    g = best_point(t2, subset, benchmark=bench)
+    pairs = Path(root) / subset / variant / f"gamma-{gamma_label(g)}" / f"seed-{seed}" / "pairs.tsv"
+    df = read_pairs_tsv(pairs, "learned", bench)
+    return _scatter(df, "learned", out, f"WIELD γ={g:g} ({subset}), {bench}: cosine vs human score")
 
 
 if __name__ == "__main__":

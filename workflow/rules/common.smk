@@ -22,12 +22,25 @@ except UserError as e:
 ENV = "../../envs/groundwords.yaml"
 DATA = "results/data"
 SUBSETS = {s["name"]: s["rows"] for s in config["data"]["subsets"]}
-GAMMAS = {gamma_label(g): g for g in config["wield"]["gammas"]}
 SEEDS = [str(s) for s in config["wield"]["seeds"]]
 
+W = config["wield"]
+WINDOW_VARIANT = f"wield-window{W['window_control']['window']}"
+# Every trained model: results/<subset>/<variant>/<param>-<value>/seed-<s>/
+#   wield                 Table 2: the gamma grid
+#   wield-window<N>       Table 4: the window-size control
+#   wield-wordtarget      §6.2 control: word-specific image targets, the gamma grid
+#   cbow-caption          §6.2 control: CBOW whose window spans the whole caption
+#   imginput-caption|word Table 1: the image encoding as an input, the lambda grid
+VARIANTS = ["wield", WINDOW_VARIANT, "wield-wordtarget", "cbow-caption", "imginput-caption", "imginput-word"]
+WORD_KEYED = {"wield-wordtarget", "imginput-word"}  # image HDF5 keyed by word, not by image
+CAPTION_WINDOW = 100_000  # any window longer than every caption: the whole caption
+
 wildcard_constraints:
-    subset="|".join(map(re.escape, SUBSETS)) if SUBSETS else "[^/]+",
-    gamma=r"[0-9.e+-]+",
+    subset="|".join(map(re.escape, SUBSETS)),
+    variant="|".join(map(re.escape, VARIANTS)),
+    param="gamma|lambda",
+    value=r"[0-9.e+-]+",
     seed=r"\d+",
     shard=r"\d+",
 
@@ -75,3 +88,72 @@ def benchmark_by_filename(filename):
     from groundwords.benchmarks import BENCHMARKS
 
     return next(n for n, b in BENCHMARKS.items() if b.filename == filename)
+
+
+def labels(values):
+    return [gamma_label(v) for v in values]
+
+
+def runs(variant, param, values, subsets=None, file="eval.tsv"):
+    """Paths of one file of every run of a grid."""
+    return expand(
+        "results/{subset}/{variant}/{param}-{value}/seed-{seed}/{file}",
+        subset=subsets or list(SUBSETS), variant=variant, param=param,
+        value=labels(values), seed=SEEDS, file=file,
+    )
+
+
+def train_images(wc):
+    if wc.variant in WORD_KEYED:
+        return f"results/{wc.subset}/word_images_pca.h5"
+    return f"results/{wc.subset}/encodings_pca.h5"
+
+
+def train_flags(wc):
+    """The train CLI flags that make a run of ``variant`` at ``param=value``."""
+    v = float(wc.value)
+    window = W["window"]
+    if wc.variant == WINDOW_VARIANT:
+        window = W["window_control"]["window"]
+    elif wc.variant == "cbow-caption":
+        window = CAPTION_WINDOW
+    flags = [f"--window {window}"]
+    if wc.variant.startswith("imginput"):
+        flags += ["--model imginput", f"--lam {v}", f"--image-input {wc.variant.split('-')[1]}", "--gamma 0"]
+    else:
+        flags.append(f"--gamma {v}")
+    if wc.variant == "wield-wordtarget":
+        flags.append("--image-target word")
+    return " ".join(flags)
+
+
+def table_targets():
+    out = ["results/table2.csv", "results/table2.md", "results/table3.csv", "results/table3.md",
+           "results/figure2_loss.png", "results/figure3_scatter.png"]
+    if W["image_input"]["enabled"]:
+        out += ["results/table1.csv", "results/table1.md"]
+    if W["window_control"]["enabled"]:
+        out += ["results/table4.csv", "results/table4.md"]
+    if W["controls"]["word_targets"] or W["controls"]["caption_window"]:
+        out += ["results/controls.csv", "results/controls.md"]
+    return out
+
+
+def largest_subset():
+    return max(SUBSETS, key=lambda s: SUBSETS[s] or float("inf"))
+
+
+def summary_rule_inputs(evals):
+    """eval.tsv files plus the pairs.tsv/train.json the summary reads next to them."""
+    return {"evals": evals,
+            "pairs": [e.replace("eval.tsv", "pairs.tsv") for e in evals],
+            "infos": [e.replace("eval.tsv", "train.json") for e in evals]}
+
+
+def control_runs():
+    evals = runs("wield", "gamma", W["gammas"])
+    if W["controls"]["word_targets"]:
+        evals += runs("wield-wordtarget", "gamma", W["gammas"])
+    if W["controls"]["caption_window"]:
+        evals += runs("cbow-caption", "gamma", [0])
+    return evals

@@ -41,6 +41,25 @@ rule pca:
         "--seed {params.seed} > {log} 2>&1"
 
 
+rule pca_words:
+    """PCA of the words' averaged image encodings: word-specific targets (§6.2) and word inputs (§5.1)."""
+    input:
+        "results/{subset}/word_images.h5",
+    output:
+        model="results/{subset}/word_images_pca.npz",
+        features="results/{subset}/word_images_pca.h5",
+    params:
+        dim=config["pca"]["dim"],
+        seed=config["data"]["seed"],
+    log:
+        "results/logs/{subset}/pca_words.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.pca --features {input} --dim {params.dim} "
+        "--out-model {output.model} --out {output.features} --seed {params.seed} > {log} 2>&1"
+
+
 rule word_images:
     """Each word's averaged raw image encoding (for the 'with averaged image encodings' column)."""
     input:
@@ -58,85 +77,203 @@ rule word_images:
         "--features {input.features} --vocab {input.vocab} --out {output} > {log} 2>&1"
 
 
-rule train_wield:
-    """One grid point: CBOW + image-regression head, loss 1/(1+g) CE + g/(1+g) MSE."""
+rule train:
+    """One model at one grid point and seed (variants: see common.smk)."""
     input:
         captions="results/{subset}/captions.tsv",
         vocab="results/{subset}/vocab.tsv",
-        images="results/{subset}/encodings_pca.h5",
+        images=train_images,
     output:
-        vectors="results/{subset}/wield/gamma-{gamma}/seed-{seed}/vectors.txt",
-        npy="results/{subset}/wield/gamma-{gamma}/seed-{seed}/vectors.npy",
-        loss="results/{subset}/wield/gamma-{gamma}/seed-{seed}/loss.csv",
-        info="results/{subset}/wield/gamma-{gamma}/seed-{seed}/train.json",
+        vectors="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.txt",
+        npy="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.npy",
+        loss="results/{subset}/{variant}/{param}-{value}/seed-{seed}/loss.csv",
+        info="results/{subset}/{variant}/{param}-{value}/seed-{seed}/train.json",
     params:
-        gamma=lambda wc: GAMMAS[wc.gamma],
-        dim=config["wield"]["dim"],
-        window=config["wield"]["window"],
-        epochs=config["wield"]["epochs"],
-        batch_size=config["wield"]["batch_size"],
-        lr=config["wield"]["lr"],
-        objective=config["wield"]["objective"],
-        negatives=config["wield"]["negatives"],
-        dead="--train-dead-images" if config["wield"]["train_dead_images"] else "",
-        device=config["wield"]["device"],
+        flags=train_flags,
+        dim=W["dim"],
+        epochs=W["epochs"],
+        batch_size=W["batch_size"],
+        lr=W["lr"],
+        objective=W["objective"],
+        negatives=W["negatives"],
+        dead="--train-dead-images" if W["train_dead_images"] else "",
+        device=W["device"],
     log:
-        "results/logs/{subset}/wield/gamma-{gamma}/seed-{seed}.log",
+        "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.log",
     benchmark:
-        "results/benchmarks/{subset}/wield/gamma-{gamma}/seed-{seed}.tsv"
-    threads: config["wield"]["threads"]
+        "results/benchmarks/{subset}/{variant}/{param}-{value}/seed-{seed}.tsv"
+    threads: W["threads"]
     resources:
         mem_mb=4000,
         runtime=1440,
-        gpu=gpu_jobs(config["wield"]["device"]),
+        gpu=gpu_jobs(W["device"]),
     conda:
         ENV
     shell:
         "python -m groundwords.train --captions {input.captions} --vocab {input.vocab} "
-        "--images {input.images} --out-dir $(dirname {output.vectors}) --gamma {params.gamma} "
-        "--seed {wildcards.seed} --dim {params.dim} --window {params.window} "
-        "--epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr} "
-        "--objective {params.objective} --negatives {params.negatives} {params.dead} "
-        "--threads {threads} --device {params.device} > {log} 2>&1"
+        "--images {input.images} --out-dir $(dirname {output.vectors}) {params.flags} "
+        "--seed {wildcards.seed} --dim {params.dim} --epochs {params.epochs} "
+        "--batch-size {params.batch_size} --lr {params.lr} --objective {params.objective} "
+        "--negatives {params.negatives} {params.dead} --threads {threads} "
+        "--device {params.device} --no-progress > {log} 2>&1"
 
 
-rule evaluate_wield:
+rule evaluate:
     """Spearman rho of cosine similarities vs human scores, learned and learned+image vectors."""
     input:
         unpack(benchmark_files),
-        vectors="results/{subset}/wield/gamma-{gamma}/seed-{seed}/vectors.txt",
+        vectors="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.txt",
         word_images="results/{subset}/word_images.h5",
     output:
-        "results/{subset}/wield/gamma-{gamma}/seed-{seed}/eval.tsv",
+        table="results/{subset}/{variant}/{param}-{value}/seed-{seed}/eval.tsv",
+        pairs="results/{subset}/{variant}/{param}-{value}/seed-{seed}/pairs.tsv",
     params:
         benchmarks=benchmark_args(),
     log:
-        "results/logs/{subset}/wield/gamma-{gamma}/seed-{seed}.eval.log",
+        "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.eval.log",
     conda:
         ENV
     shell:
         "python -m groundwords.evaluate --vectors {input.vectors} "
-        "--word-images {input.word_images} {params.benchmarks} --out {output} > {log} 2>&1"
+        "--word-images {input.word_images} {params.benchmarks} --out {output.table} "
+        "--pairs-out {output.pairs} > {log} 2>&1"
 
 
 rule table2:
-    """The paper's Table 2: dataset size x gamma -> rho (learned, with averaged image encodings)."""
+    """WIELD Table 2: dataset size x gamma -> rho (learned; with averaged image encodings)."""
     input:
-        evals=expand(
-            "results/{subset}/wield/gamma-{gamma}/seed-{seed}/eval.tsv",
-            subset=SUBSETS, gamma=GAMMAS, seed=SEEDS,
-        ),
-        infos=expand(
-            "results/{subset}/wield/gamma-{gamma}/seed-{seed}/train.json",
-            subset=SUBSETS, gamma=GAMMAS, seed=SEEDS,
-        ),
+        **summary_rule_inputs(runs("wield", "gamma", W["gammas"])),
     output:
-        csv="results/table2.csv",
+        csv=report("results/table2.csv", caption="../report/table2.rst", category="WIELD", subcategory="Table 2"),
         md="results/table2.md",
+    params:
+        n_boot=config["stats"]["n_boot"],
     log:
         "results/logs/table2.log",
     conda:
         ENV
     shell:
-        "python -m groundwords.tables table2 --root results --out-csv {output.csv} "
-        "--out-md {output.md} {input.evals} > {log} 2>&1"
+        "python -m groundwords.tables summary --baseline wield/gamma-0 --n-boot {params.n_boot} "
+        "--title 'Table 2 — Spearman ρ of WIELD embeddings (γ = 0 is vanilla CBOW)' "
+        "--out-csv {output.csv} --out-md {output.md} {input.evals} > {log} 2>&1"
+
+
+rule table1:
+    """WIELD Table 1 (§5.1): the image encoding as an input, weighted by lambda."""
+    input:
+        **summary_rule_inputs(
+            [e for i in W["image_input"]["inputs"] for e in runs(f"imginput-{i}", "lambda", W["image_input"]["lambdas"])]
+        ),
+    output:
+        csv=report("results/table1.csv", caption="../report/table1.rst", category="WIELD", subcategory="Table 1"),
+        md="results/table1.md",
+    params:
+        n_boot=config["stats"]["n_boot"],
+        baseline=f"imginput-{W['image_input']['inputs'][0]}/lambda-0",
+    log:
+        "results/logs/table1.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.tables summary --baseline {params.baseline} --n-boot {params.n_boot} "
+        "--title 'Table 1 — image encoding as an input (λ = 0: no image)' "
+        "--out-csv {output.csv} --out-md {output.md} {input.evals} > {log} 2>&1"
+
+
+rule table4:
+    """WIELD Table 4 (§6.2): the window-size control."""
+    input:
+        **summary_rule_inputs(runs(WINDOW_VARIANT, "gamma", W["window_control"]["gammas"])),
+    output:
+        csv=report("results/table4.csv", caption="../report/table4.rst", category="WIELD", subcategory="Table 4"),
+        md="results/table4.md",
+    params:
+        n_boot=config["stats"]["n_boot"],
+        baseline=f"{WINDOW_VARIANT}/gamma-0",
+        window=W["window_control"]["window"],
+    log:
+        "results/logs/table4.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.tables summary --baseline {params.baseline} --n-boot {params.n_boot} "
+        "--title 'Table 4 — WIELD with window {params.window}' "
+        "--out-csv {output.csv} --out-md {output.md} {input.evals} > {log} 2>&1"
+
+
+rule controls:
+    """§6.2: does WIELD learn more than caption co-occurrence? Word-specific targets and
+    whole-caption CBOW beside Table 2."""
+    input:
+        **summary_rule_inputs(control_runs()),
+    output:
+        csv=report("results/controls.csv", caption="../report/controls.rst", category="WIELD", subcategory="Controls"),
+        md="results/controls.md",
+    params:
+        n_boot=config["stats"]["n_boot"],
+    log:
+        "results/logs/controls.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.tables summary --baseline wield/gamma-0 --n-boot {params.n_boot} "
+        "--title 'Controls (§6.2) — caption image vs word-specific image targets vs whole-caption CBOW' "
+        "--out-csv {output.csv} --out-md {output.md} {input.evals} > {log} 2>&1"
+
+
+rule table3:
+    """WIELD Table 3 (§5.3): nearest neighbours at the best gamma and at gamma 0."""
+    input:
+        table2="results/table2.csv",
+        vectors=runs("wield", "gamma", W["gammas"], subsets=[largest_subset()], file="vectors.txt"),
+    output:
+        csv=report("results/table3.csv", caption="../report/table3.rst", category="WIELD", subcategory="Table 3"),
+        md="results/table3.md",
+    params:
+        queries=" ".join(W["neighbours"]["queries"]),
+        k=W["neighbours"]["k"],
+        seed=SEEDS[0],
+    log:
+        "results/logs/table3.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.tables neighbours --table2 {input.table2} --root results "
+        "--queries {params.queries} --k {params.k} --seed {params.seed} "
+        "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
+
+
+rule figure2:
+    """WIELD Figure 2: CE, MSE and total loss per epoch for each gamma (largest subset, first seed)."""
+    input:
+        runs("wield", "gamma", W["gammas"], subsets=[largest_subset()], file="loss.csv")[:: len(SEEDS)],
+    output:
+        report("results/figure2_loss.png", caption="../report/figure2.rst", category="WIELD", subcategory="Figures"),
+    params:
+        specs=lambda wc, input: " ".join(f"'γ={g}={p}'" for g, p in zip(labels(W["gammas"]), input)),
+        subset=largest_subset(),
+    log:
+        "results/logs/figure2.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.figures loss --out {output} "
+        "--title 'WIELD training loss (subset {params.subset})' {params.specs} > {log} 2>&1"
+
+
+rule figure3:
+    """WIELD Figure 3: cosine similarity vs human score for the best model."""
+    input:
+        table2="results/table2.csv",
+        pairs=runs("wield", "gamma", W["gammas"], subsets=[largest_subset()], file="pairs.tsv"),
+    output:
+        report("results/figure3_scatter.png", caption="../report/figure3.rst", category="WIELD", subcategory="Figures"),
+    params:
+        seed=SEEDS[0],
+    log:
+        "results/logs/figure3.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.figures best-scatter --table2 {input.table2} --root results "
+        "--seed {params.seed} --out {output} > {log} 2>&1"
