@@ -14,6 +14,10 @@ image (a masked mean; examples with ``image_row = -1`` do not count).
 own seeded generator, so the word part (initialisation, RNG stream, updates) is bit-identical
 to a model built without an image head.
 
+The image targets are rows of ``image_targets``; which row an example gets is decided by
+:mod:`groundwords.corpus`: the caption's image (the paper) or, for the §6.2 control, the
+centre word's own word-level image encoding (``image_target="word"``).
+
 ``objective="negative"`` replaces the full-softmax word head by word2vec negative sampling
 (output embeddings ``U``, noise ∝ count^0.75, ``negatives`` noise words per example)::
 
@@ -150,20 +154,25 @@ class WIELD(nn.Module):
         u = torch.rand(n, generator=self.sampler, device=device)
         return torch.where(u < self.noise_accept[i], i, self.noise_alias[i])
 
-    def word_loss(self, h: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-        """Cross-entropy (softmax) or negative-sampling loss of the centre words, batch mean."""
+    def word_loss(self, h: torch.Tensor, target: torch.Tensor, out=None) -> torch.Tensor:
+        """Cross-entropy (softmax) or negative-sampling loss of the centre words, batch mean.
+
+        ``out``: word ids -> output vectors for negative sampling (default ``self.out``); a
+        subclass may pass wider vectors together with a matching wider ``h``.
+        """
         if self.objective == "softmax":
             return F.cross_entropy(self.word_head(h), target)
+        out = self.out if out is None else out
         B, K, g = target.shape[0], self.negatives, self.shared_negatives
-        pos = (self.out(target) * h).sum(1)  # u_o · h
+        pos = (out(target) * h).sum(1)  # u_o · h
         if g == 1:  # independent noise words for every example
             noise = self.sample_noise(B * K, h.device).view(B, K)
-            neg = (self.out(noise) * h[:, None, :]).sum(2)  # (B, K): u_k · h
+            neg = (out(noise) * h[:, None, :]).sum(2)  # (B, K): u_k · h
         else:  # groups of g examples share K noise words: (G, g, d) @ (G, d, K)
             G = -(-B // g)
             noise = self.sample_noise(G * K, h.device).view(G, K)
-            hg = F.pad(h, (0, 0, 0, G * g - B)).view(G, g, self.dim)
-            neg = torch.bmm(hg, self.out(noise).transpose(1, 2)).reshape(G * g, K)[:B]
+            hg = F.pad(h, (0, 0, 0, G * g - B)).view(G, g, h.shape[1])
+            neg = torch.bmm(hg, out(noise).transpose(1, 2)).reshape(G * g, K)[:B]
         # −log σ(s) = softplus(−s);  −log σ(−s) = softplus(s)
         return (F.softplus(-pos).sum() + F.softplus(neg).sum()) / B
 
