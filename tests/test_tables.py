@@ -86,3 +86,7 @@ def test_nearest_neighbours_and_best_point():
     assert nn["pizza"] == []
     t = pd.DataFrame({"subset": "a", "gamma": [0, 10, 50], "benchmark": "men", "rho_learned": [0.9, 0.2, 0.3]})
     assert best_point(t, "a") == 50  # γ = 0 is the baseline, never "best"
+    # the first benchmark with a defined ρ decides; none defined: the largest γ
+    t2 = pd.concat([t.assign(benchmark="ws353", rho_learned=np.nan), t.assign(rho_learned=[0.1, 0.5, 0.2])])
+    assert best_point(t2, "a") == 10
+    assert best_point(t.assign(rho_learned=np.nan), "a") == 50

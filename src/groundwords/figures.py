@@ -312,8 +312,11 @@ def best_scatter(table2_csv, root, out, seed: int = 0, variant: str = "wield"):
 
     t2 = pd.read_csv(table2_csv)
     subset = t2.sort_values("dataset_size", ascending=False)["subset"].iloc[0]
-    bench = t2["benchmark"].iloc[0]
-    g = best_point(t2, subset, benchmark=bench)
+    g = best_point(t2, subset)
+    if not np.isfinite(g):
+        g = float(t2.loc[t2["subset"] == subset, "gamma"].max())
+    defined = t2[(t2["subset"] == subset) & (t2["gamma"] == g)].dropna(subset=["rho_learned"])
+    bench = defined["benchmark"].iloc[0] if len(defined) else t2["benchmark"].iloc[0]
     pairs = Path(root) / subset / variant / f"gamma-{gamma_label(g)}" / f"seed-{seed}" / "pairs.tsv"
     df = read_pairs_tsv(pairs, "learned", bench)
     return _scatter(df, "learned", out, f"WIELD γ={g:g} ({subset}), {bench}: cosine vs human score")

@@ -220,13 +220,23 @@ def nearest_neighbours(words: list[str], vectors: np.ndarray, queries: list[str]
 
 
 def best_point(t: pd.DataFrame, subset: str, param: str = "gamma", benchmark: str | None = None) -> float:
-    """The grid value > 0 with the highest mean ρ (learned) on ``benchmark`` (default: the first)."""
-    t = t[(t["subset"] == subset) & (t[param] > 0)]
-    benchmark = benchmark or (t["benchmark"].iloc[0] if len(t) else None)
-    t = t[t["benchmark"] == benchmark].dropna(subset=["rho_learned"])
-    if t.empty:
+    """The grid value > 0 with the highest mean ρ (learned) on ``benchmark``.
+
+    By default the benchmark is the first one (in table order) on which some value > 0 has a
+    defined ρ; if none has (no benchmark pair is covered), the largest value is taken, with a
+    warning.
+    """
+    grid = t[(t["subset"] == subset) & (t[param] > 0)]
+    t = grid.dropna(subset=["rho_learned"])
+    benches = [benchmark] if benchmark else list(dict.fromkeys(t["benchmark"]))
+    for b in benches:
+        tb = t[t["benchmark"] == b]
+        if len(tb):
+            return float(tb.loc[tb["rho_learned"].idxmax(), param])
+    if benchmark:
         raise UserError(f"no {param} > 0 with a defined ρ on {benchmark} for subset {subset}")
-    return float(t.loc[t["rho_learned"].idxmax(), param])
+    log.warning("no benchmark gives a defined ρ for subset %s: taking the largest %s", subset, param)
+    return float(grid[param].max()) if len(grid) else float("nan")
 
 
 def neighbours_table(table2_csv, root, queries: list[str], k: int = 5, variant: str = "wield",
@@ -239,6 +249,8 @@ def neighbours_table(table2_csv, root, queries: list[str], k: int = 5, variant: 
     t2 = pd.read_csv(table2_csv)
     subset = t2.sort_values("dataset_size", ascending=False)["subset"].iloc[0]
     best = best_point(t2, subset)
+    if not np.isfinite(best):
+        best = float(t2.loc[t2["subset"] == subset, "gamma"].max())
     rows = []
     for label, g in ((f"WIELD (γ={best:g})", best), ("Word2Vec (γ=0)", 0.0)):
         d = Path(root) / subset / variant / f"gamma-{gamma_label(g)}" / f"seed-{seed}"

@@ -389,9 +389,12 @@ def train(
         try:
             if threads:
                 torch.set_num_threads(threads)
-            torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.manual_seed(seed)
             dev = torch.device(device)
+            if dev.type != "cpu":
+                # CPU kernels used here are deterministic already; on CPU the switch would only
+                # cost ~2 s of importing torch's compiler stack.
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            torch.manual_seed(seed)
             feats_t = torch.from_numpy(feats) if feats is not None else None
             counts = vocab["count"].to_numpy(dtype=np.float64)
             common = dict(objective=objective, negatives=negatives, counts=counts,
@@ -417,7 +420,8 @@ def train(
             vectors = net.word_vectors().cpu().numpy()
         finally:
             torch.set_num_threads(prev_threads)
-            torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
+            if torch.are_deterministic_algorithms_enabled() != prev_det:
+                torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
 
     if not np.isfinite(vectors).all():
         raise UserError("training diverged: the word vectors contain NaN/inf (lower --lr)")

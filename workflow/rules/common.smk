@@ -152,8 +152,8 @@ def summary_rule_inputs(evals):
 
 def control_runs():
     evals = runs("wield", "gamma", W["gammas"])
-    if W["controls"]["word_targets"]:
-        evals += runs("wield-wordtarget", "gamma", W["gammas"])
+    if W["controls"]["word_targets"]:  # gamma 0 ignores the image target: that run is wield/gamma-0
+        evals += runs("wield-wordtarget", "gamma", [g for g in W["gammas"] if g > 0])
     if W["controls"]["caption_window"]:
         evals += runs("cbow-caption", "gamma", [0])
     return evals
