@@ -1,0 +1,245 @@
+"""Attach images to words, and split the images into train / validation / test.
+
+Two sources:
+
+``openmoji`` (offline default)
+    the OpenMoji images rendered by :mod:`groundwords.datasets` (``<images-dir>/<stem>.png``).
+    Each image is attached to every **content word** of its emoji's CLDR name: the name is
+    tokenized with :func:`groundwords.vocab.tokenize` and the words of ``STOP_WORDS``
+    (function words and emoji-name boilerplate such as "button") are dropped, so
+    "dog face" -> dog, face and "beach with umbrella" -> beach, umbrella. ``aliases=True`` also
+    uses the emoji's aliases ("dog"). Emoji whose PNG is missing are skipped (and counted).
+``folder``
+    an ImageNet-style tree ``<root>/<class>/<images>`` (images found recursively below each
+    class folder; extensions in ``IMAGE_EXTENSIONS``). The class name is the folder name, or
+    the first comma-separated name given for that folder by a ``--class-names`` file (lines
+    ``<folder> <name>[, <synonym>...]``, the format of ImageNet's ``LOC_synset_mapping.txt``).
+    It is lower-cased, ``_`` and ``-`` become spaces and it is tokenized; a one-token name is
+    the word, a multi-token name gives its **last token** (the head noun of an English noun
+    compound: "great white shark" -> shark, "golden retriever" -> retriever). Unlike the paper
+    we do not add the images of a word's WordNet hyponyms.
+
+Image ids: the file stem (openmoji) or the image's path relative to the root (folder); with
+``manifest_ids`` (``--manifest-ids``) the id the manifest stage gives a local image instead
+(:func:`groundwords.manifest.image_id` of its absolute ``file://`` URL), so that an encodings
+HDF5 made by the main pipeline from the same image files can be used as it is.
+
+Split: the **images** (not the pairs) are split, so an image attached to several words is in
+one split only: the unique image ids are sorted, permuted with ``numpy.random.default_rng(seed)``,
+and the first ``round(test_frac·n)`` go to ``test``, the next ``round(val_frac·n)`` to
+``validation``, the rest to ``train`` (the paper: 14,000 / 1,000 / 1,000, i.e.
+``val_frac = test_frac = 0.0625``, the defaults).
+
+Output: TSV ``word, image_id, path, split`` (one row per attachment, sorted by image id, then
+word), written atomically; optionally an images table ``id, path, status`` (one row per image,
+status ``ok``) that the encode stage (:mod:`groundwords.encode`) reads, giving an HDF5 whose
+ids are these image ids.
+
+CLI::
+
+    python -m groundwords.wordimages openmoji --images-dir DIR --out T [--val-frac F]
+        [--test-frac F] [--seed S] [--aliases] [--limit N] [--images-out I]
+    python -m groundwords.wordimages folder --root DIR --out T [--class-names F] [...]
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+
+from .io import UserError, log, read_tsv, run_cli, setup_logging, write_tsv
+from .vocab import tokenize
+
+COLUMNS = ["word", "image_id", "path", "split"]
+SPLITS = ("train", "validation", "test")
+STOP_WORDS = frozenset({
+    "a", "an", "and", "as", "at", "by", "for", "from", "in", "into", "of", "on", "or", "the",
+    "to", "with", "button",
+})
+IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
+DEFAULT_VAL_FRAC = DEFAULT_TEST_FRAC = 1000 / 16000
+
+
+def content_words(text: str, stop_words=STOP_WORDS) -> list[str]:
+    """Distinct tokens of ``text`` that are not stop words, in order of appearance."""
+    out: list[str] = []
+    for t in tokenize(text):
+        if t not in stop_words and t not in out:
+            out.append(t)
+    return out
+
+
+def class_word(name: str) -> str | None:
+    """The word a class name attaches to: the name if one token, else its last token (head noun)."""
+    toks = tokenize(name.lower().replace("_", " ").replace("-", " "))
+    return toks[-1] if toks else None
+
+
+# ---------------------------------------------------------------------------------------------
+# Sources
+
+
+def openmoji_pairs(images_dir, aliases: bool = False, limit: int = 0, stop_words=STOP_WORDS) -> pd.DataFrame:
+    """(word, image_id, path) rows of the rendered OpenMoji images (see the module docstring)."""
+    from .datasets import _caption, openmoji_items
+
+    images_dir = Path(images_dir)
+    if not images_dir.is_dir():
+        raise UserError(f"OpenMoji images folder not found: {images_dir} "
+                        "(render it with: python -m groundwords.datasets openmoji --out-dir DIR)")
+    rows, missing = [], 0
+    for _emoji, stem, caps in openmoji_items(aliases=aliases, limit=limit):
+        path = images_dir / f"{stem}.png"
+        if not path.is_file():
+            missing += 1
+            continue
+        words: list[str] = []
+        for cap in caps:
+            words += [w for w in content_words(_caption(cap), stop_words) if w not in words]
+        rows += [(w, stem, str(path)) for w in words]
+    if missing:
+        log.warning("openmoji: %d emoji have no image in %s (skipped)", missing, images_dir)
+    return pd.DataFrame(rows, columns=COLUMNS[:3])
+
+
+def read_class_names(path) -> dict[str, str]:
+    """``{folder: first name}`` from lines ``<folder> <name>[, <synonym>...]``."""
+    names = {}
+    for lineno, line in enumerate(Path(path).read_text(encoding="utf-8").splitlines(), start=1):
+        line = line.strip()
+        if not line or line.startswith("#"):
+            continue
+        parts = line.split(None, 1)
+        if len(parts) != 2:
+            raise UserError(f"{path}:{lineno}: expected '<folder> <name>[, <synonym>...]'")
+        names[parts[0]] = parts[1].split(",")[0].strip()
+    return names
+
+
+def folder_pairs(root, class_names: dict[str, str] | None = None) -> pd.DataFrame:
+    """(word, image_id, path) rows of an ImageNet-style ``<root>/<class>/<images>`` tree."""
+    root = Path(root)
+    if not root.is_dir():
+        raise UserError(f"image folder not found: {root}")
+    rows, unnamed = [], []
+    for cls in sorted(p for p in root.iterdir() if p.is_dir()):
+        name = (class_names or {}).get(cls.name, cls.name).split(",")[0]
+        word = class_word(name)
+        if word is None:
+            unnamed.append(cls.name)
+            continue
+        for f in sorted(cls.rglob("*")):
+            if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
+                rows.append((word, f.relative_to(root).as_posix(), str(f)))
+    if unnamed:
+        log.warning("%d class folders have no usable name (skipped): %s", len(unnamed), ", ".join(unnamed[:5]))
+    return pd.DataFrame(rows, columns=COLUMNS[:3])
+
+
+# ---------------------------------------------------------------------------------------------
+# Split and output
+
+
+def split_images(image_ids, val_frac: float = DEFAULT_VAL_FRAC, test_frac: float = DEFAULT_TEST_FRAC,
+                 seed: int = 0) -> dict[str, str]:
+    """``{image_id: split}``: a seeded split of the distinct image ids (see the module docstring)."""
+    for name, f in (("val_frac", val_frac), ("test_frac", test_frac)):
+        if not (0 <= f < 1):
+            raise UserError(f"{name} must be in [0, 1) (got {f})")
+    if val_frac + test_frac >= 1:
+        raise UserError(f"val_frac + test_frac must be < 1 (got {val_frac + test_frac})")
+    ids = np.array(sorted(set(map(str, image_ids))), dtype=object)
+    n = len(ids)
+    perm = np.random.default_rng(seed).permutation(n)
+    n_test, n_val = int(round(test_frac * n)), int(round(val_frac * n))
+    split = np.full(n, "train", dtype=object)
+    split[perm[:n_test]] = "test"
+    split[perm[n_test:n_test + n_val]] = "validation"
+    return dict(zip(ids.tolist(), split.tolist()))
+
+
+def with_split(pairs: pd.DataFrame, val_frac: float = DEFAULT_VAL_FRAC, test_frac: float = DEFAULT_TEST_FRAC,
+               seed: int = 0) -> pd.DataFrame:
+    """The attachment table with a ``split`` column, deduplicated and sorted (image id, word)."""
+    pairs = pairs.drop_duplicates(["word", "image_id"]).astype({"word": str, "image_id": str, "path": str})
+    if pairs.empty:
+        raise UserError("no (word, image) pairs found")
+    splits = split_images(pairs["image_id"], val_frac, test_frac, seed)
+    out = pairs.assign(split=pairs["image_id"].map(splits))
+    return out.sort_values(["image_id", "word"], kind="stable").reset_index(drop=True)[COLUMNS]
+
+
+def use_manifest_ids(pairs: pd.DataFrame) -> pd.DataFrame:
+    """Replace the image ids by the manifest stage's ids of the (local) image paths."""
+    from .manifest import image_id
+
+    ids = {p: image_id(Path(p).resolve().as_uri()) for p in pairs["path"].unique()}
+    return pairs.assign(image_id=pairs["path"].map(ids))
+
+
+def read_word_images(path) -> pd.DataFrame:
+    """Read a word-image table written by this module (checks the columns and splits)."""
+    if not Path(path).is_file():
+        raise UserError(f"word-image table not found: {path}")
+    df = read_tsv(path, dtype={c: str for c in COLUMNS})
+    missing = [c for c in COLUMNS if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {missing} (expected {', '.join(COLUMNS)})")
+    bad = sorted(set(df["split"]) - set(SPLITS))
+    if bad:
+        raise UserError(f"{path}: unknown split(s) {bad} (expected {', '.join(SPLITS)})")
+    if df.groupby("image_id")["split"].nunique().max() > 1:
+        raise UserError(f"{path}: an image id appears in more than one split")
+    return df
+
+
+def write_word_images(table: pd.DataFrame, out, images_out=None) -> dict:
+    write_tsv(table, out)
+    if images_out:
+        imgs = table.drop_duplicates("image_id")[["image_id", "path"]].rename(columns={"image_id": "id"})
+        write_tsv(imgs.assign(status="ok"), images_out)
+    per_split = table.drop_duplicates("image_id")["split"].value_counts()
+    stats = {"pairs": len(table), "words": int(table["word"].nunique()),
+             "images": int(table["image_id"].nunique()),
+             **{f"images_{s}": int(per_split.get(s, 0)) for s in SPLITS}}
+    log.info("word images -> %s: %d pairs, %d words, %d images (train %d / validation %d / test %d)", out,
+             stats["pairs"], stats["words"], stats["images"], stats["images_train"],
+             stats["images_validation"], stats["images_test"])
+    return stats
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m groundwords.wordimages", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+    o = sub.add_parser("openmoji", help="OpenMoji images -> content words of the emoji names")
+    o.add_argument("--images-dir", required=True, help="folder of <stem>.png (python -m groundwords.datasets openmoji)")
+    o.add_argument("--aliases", action="store_true", help="also attach the words of the emoji aliases")
+    o.add_argument("--limit", type=int, default=0, help="first N emoji only (0: all)")
+    f = sub.add_parser("folder", help="ImageNet-style <root>/<class>/<images> tree")
+    f.add_argument("--root", required=True)
+    f.add_argument("--class-names", help="lines '<folder> <name>[, <synonym>...]' (e.g. LOC_synset_mapping.txt)")
+    for q in (o, f):
+        q.add_argument("--out", required=True, help="TSV word, image_id, path, split")
+        q.add_argument("--images-out", help="also write an images table (id, path, status) for the encode stage")
+        q.add_argument("--val-frac", type=float, default=DEFAULT_VAL_FRAC)
+        q.add_argument("--test-frac", type=float, default=DEFAULT_TEST_FRAC)
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--manifest-ids", action="store_true",
+                       help="image ids = the manifest stage's ids of the image files (reuse its encodings)")
+    a = p.parse_args(argv)
+    setup_logging()
+    if a.cmd == "openmoji":
+        pairs = openmoji_pairs(a.images_dir, aliases=a.aliases, limit=a.limit)
+    else:
+        pairs = folder_pairs(a.root, read_class_names(a.class_names) if a.class_names else None)
+    if a.manifest_ids:
+        pairs = use_manifest_ids(pairs)
+    table = with_split(pairs, a.val_frac, a.test_frac, a.seed)
+    write_word_images(table, a.out, a.images_out)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))
