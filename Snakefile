@@ -24,9 +24,11 @@ report: "workflow/report/workflow.rst"
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
 include: "workflow/rules/wield.smk"
+include: "workflow/rules/iesg.smk"
 
 
 rule all:
     default_target: True
     input:
         table_targets(),
+        iesg_targets(),

@@ -15,9 +15,11 @@ def load(name):
     return yaml.safe_load((ROOT / name).read_text())
 
 
-@pytest.mark.parametrize("name", ["config.yaml", "configs/wield-cc.yaml"])
+@pytest.mark.parametrize("name", ["config.yaml", "configs/wield-cc.yaml", "configs/iesg.yaml"])
 def test_shipped_configs_are_valid(name):
-    cfg = validate_config(load(name))
+    from groundwords.config import _deep_update
+
+    cfg = validate_config(_deep_update(load("config.yaml"), load(name)))  # as snakemake merges them
     assert cfg["wield"]["gammas"][0] == 0
     assert cfg["pca"]["dim"] == 32
 

@@ -23,6 +23,8 @@ TINY = {
               "image_input": {"lambdas": [0, 1]}, "window_control": {"window": 4, "gammas": [0, 10]},
               "neighbours": {"queries": ["dog", "face", "zzz"], "k": 3}},
     "stats": {"n_boot": 200},
+    "iesg": {"max_bytes": 300000, "min_count": 2, "sgns": {"epochs": 1, "dim": 16},
+             "model": {"max_examples": 2000}, "benchmarks": ["ws353"]},
     "evaluate": {"benchmarks": ["ws353", "toy"]},
 }
 
@@ -82,7 +84,11 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     t3 = pd.read_csv(tmp_path / "results/table3.csv")
     assert set(t3["query"]) == {"dog", "face", "zzz"} and t3["model"].nunique() == 2
     assert (t3.loc[t3["query"] == "zzz", "neighbours"] == "(not in vocabulary)").all()
-    for fig in ("figure2_loss.png", "figure3_scatter.png"):
+    it1 = pd.read_csv(tmp_path / "results/iesg_table1.csv")
+    assert list(it1["method"]) == ["L2 baseline", "IESG"] and it1["p_at_10"].between(0, 1).all()
+    assert (it1["p_at_1"] <= it1["p_at_5"]).all() and (it1["p_at_5"] <= it1["p_at_10"]).all()
+    assert set(pd.read_csv(tmp_path / "results/iesg_table3.csv")["method"]) == {"skip-gram", "IESG"}
+    for fig in ("figure2_loss.png", "figure3_scatter.png", "iesg_figure3.png"):
         assert (tmp_path / "results" / fig).stat().st_size > 10_000
     fetched = pd.read_csv(tmp_path / "results/data/fetched.tsv", sep="\t")
     assert (fetched["status"] == "ok").all()

@@ -67,12 +67,13 @@ def validate_config(config: dict) -> dict:
 def _check_semantics(config: dict) -> None:
     from .benchmarks import BENCHMARKS
 
-    for i, name in enumerate(config.get("evaluate", {}).get("benchmarks", [])):
-        if name not in BENCHMARKS and name not in config.get("benchmarks", {}):
-            raise UserError(
-                f"evaluate.benchmarks[{i}]: unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))} "
-                "(or give benchmarks.<name>.path for a local file)"
-            )
+    for section in ("evaluate", "iesg"):
+        for i, name in enumerate(config.get(section, {}).get("benchmarks", [])):
+            if name not in BENCHMARKS and name not in config.get("benchmarks", {}):
+                raise UserError(
+                    f"{section}.benchmarks[{i}]: unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))} "
+                    "(or give benchmarks.<name>.path for a local file)"
+                )
     names = [s["name"] for s in config.get("data", {}).get("subsets", [])]
     if len(set(names)) != len(names):
         raise UserError(f"data.subsets: subset names must be unique, got {names}")

@@ -204,6 +204,32 @@ def similarity_scatter(human, pred, out_png: str | os.PathLike,
     return _save(fig, out_png)
 
 
+def p1_by_frequency_plot(df: pd.DataFrame, out_png, title: str = "IESG Figure 3 — P@1 by word frequency"):
+    """IESG Figure 3: P@1 per term-frequency bin, one panel per direction, one line per model.
+
+    ``df`` has columns ``model, direction, freq_lo, freq_hi, n, p_at_1``.
+    """
+    directions = list(dict.fromkeys(df["direction"])) or ["image_to_word"]
+    fig = Figure(figsize=(5 * len(directions), 4), dpi=150)
+    FigureCanvasAgg(fig)
+    for i, d in enumerate(directions, 1):
+        ax = fig.add_subplot(1, len(directions), i)
+        for model, g in df[df["direction"] == d].groupby("model", sort=False):
+            x = np.sqrt(g["freq_lo"].to_numpy(float) * g["freq_hi"].to_numpy(float))
+            ax.plot(x, g["p_at_1"].to_numpy(float), marker="o", label=str(model))
+        ax.set_xscale("log")
+        ax.set_xlabel("word frequency in the corpus (bin centre)")
+        ax.set_ylabel("P@1")
+        ax.set_title(d.replace("_", " "))
+        ax.grid(alpha=0.3)
+        ax.legend()
+    fig.suptitle(title)
+    fig.tight_layout()
+    with atomic_path(out_png, suffix=".png") as tmp:
+        fig.savefig(tmp, format="png")
+    return Path(out_png)
+
+
 def read_pairs_tsv(path: str | os.PathLike, column: str, benchmark: str | None = None) -> pd.DataFrame:
     """Read a pairs TSV (``word1, word2, human, <column>``); numbers parsed, missing -> NaN.
 

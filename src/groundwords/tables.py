@@ -274,6 +274,60 @@ def neighbours_markdown(t: pd.DataFrame) -> str:
 
 
 # ---------------------------------------------------------------------------------------------
+# IESG (paper 001) Tables 1-3
+
+IESG_MODELS = {"l2": "L2 baseline", "iesg": "IESG"}
+
+
+def iesg_matching_table(matching: pd.DataFrame, direction: str) -> pd.DataFrame:
+    t = matching[matching["direction"] == direction].copy()
+    t.insert(0, "method", t["model"].map(IESG_MODELS).fillna(t["model"]))
+    return t[["method", "direction", "split", "p_at_1", "p_at_5", "p_at_10", "pairs_used", "pairs_total",
+              "n_candidates", "scoring"]].reset_index(drop=True)
+
+
+def iesg_wordsim_table(sgns_eval, iesg_eval) -> pd.DataFrame:
+    rows = []
+    for method, path in (("skip-gram", sgns_eval), ("IESG", iesg_eval)):
+        e = read_tsv(path, dtype={"benchmark": str, "representation": str})
+        for _, r in e[e["representation"] == "learned"].iterrows():
+            rows.append({"method": method, "benchmark": r["benchmark"],
+                         "rho": pd.to_numeric(r["rho"], errors="coerce"),
+                         "pairs_used": r["pairs_used"], "pairs_total": r["pairs_total"]})
+    return pd.DataFrame(rows)
+
+
+def _simple_markdown(t: pd.DataFrame, title: str, note: str = "") -> str:
+    cols = list(t.columns)
+    lines = [f"# {title}", ""] + ([note, ""] if note else [])
+    lines += ["| " + " | ".join(cols) + " |", "|" + "---|" * len(cols)]
+    for _, r in t.iterrows():
+        lines.append("| " + " | ".join(_fmt(v) if isinstance(v, float) else str(v) for v in r) + " |")
+    return "\n".join(lines) + "\n"
+
+
+def iesg_tables(matching_tsv, by_frequency_tsv, sgns_eval, iesg_eval, out_dir) -> None:
+    from .figures import p1_by_frequency_plot
+
+    out_dir = Path(out_dir)
+    matching = read_tsv(matching_tsv, dtype={"model": str, "direction": str})
+    note = ("Each true (image, word) pair of the test split ranked against random candidates that share "
+            "nothing with it; P@k = share of true items ranked in the top k.")
+    for i, (direction, title) in enumerate((("image_to_word", "IESG Table 1 — image → word matching"),
+                                            ("word_to_image", "IESG Table 2 — word → image matching")), 1):
+        t = iesg_matching_table(matching, direction)
+        write_csv(t, out_dir / f"iesg_table{i}.csv")
+        _write_md(_simple_markdown(t, title, note), out_dir / f"iesg_table{i}.md")
+    t3 = iesg_wordsim_table(sgns_eval, iesg_eval)
+    write_csv(t3, out_dir / "iesg_table3.csv")
+    _write_md(_simple_markdown(t3, "IESG Table 3 — word similarity (Spearman ρ), skip-gram vs IESG",
+                               "Pairs with an out-of-vocabulary word are skipped and counted."),
+              out_dir / "iesg_table3.md")
+    p1_by_frequency_plot(read_tsv(by_frequency_tsv, dtype={"model": str, "direction": str}),
+                         out_dir / "iesg_figure3.png")
+
+
+# ---------------------------------------------------------------------------------------------
 # CLI
 
 
@@ -301,9 +355,17 @@ def main(argv=None) -> None:
     n.add_argument("--seed", type=int, default=0)
     n.add_argument("--out-csv", required=True)
     n.add_argument("--out-md", required=True)
+    ie = sub.add_parser("iesg", help="IESG Tables 1-3 and Figure 3")
+    ie.add_argument("--matching", required=True)
+    ie.add_argument("--by-frequency", required=True)
+    ie.add_argument("--sgns-eval", required=True)
+    ie.add_argument("--iesg-eval", required=True)
+    ie.add_argument("--out-dir", required=True)
     a = p.parse_args(argv)
     setup_logging()
-    if a.cmd == "summary":
+    if a.cmd == "iesg":
+        iesg_tables(a.matching, a.by_frequency, a.sgns_eval, a.iesg_eval, a.out_dir)
+    elif a.cmd == "summary":
         t = summary(collect(a.evals), baseline=a.baseline, n_boot=a.n_boot)
         write_csv(t, a.out_csv)
         _write_md(summary_markdown(t, a.title, a.note, baseline=a.baseline), a.out_md)

@@ -64,12 +64,12 @@ def gpu_jobs(device):
     return 0 if device == "cpu" else 1
 
 
-def benchmark_files(wildcards=None):
+def benchmark_files(wildcards=None, names=None):
     """name -> file for every configured benchmark: a local path, a packaged copy, or a download."""
     from groundwords.benchmarks import BENCHMARKS
 
     files = {}
-    for name in config["evaluate"]["benchmarks"]:
+    for name in names or config["evaluate"]["benchmarks"]:
         local = config["benchmarks"].get(name, {}).get("path")
         if local:
             files[name] = local
@@ -80,8 +80,8 @@ def benchmark_files(wildcards=None):
     return files
 
 
-def benchmark_args(wildcards=None):
-    return " ".join(f"--benchmark {n}={p}" for n, p in benchmark_files().items())
+def benchmark_args(wildcards=None, names=None):
+    return " ".join(f"--benchmark {n}={p}" for n, p in benchmark_files(names=names).items())
 
 
 def benchmark_by_filename(filename):
@@ -137,6 +137,13 @@ def table_targets():
     if W["controls"]["word_targets"] or W["controls"]["caption_window"]:
         out += ["results/controls.csv", "results/controls.md"]
     return out
+
+
+def iesg_targets():
+    if not config["iesg"]["enabled"]:
+        return []
+    return [f"results/iesg_table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "md")] + [
+        "results/iesg_figure3.png"]
 
 
 def largest_subset():

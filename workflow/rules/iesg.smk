@@ -1,0 +1,227 @@
+# IESG (paper 001): a text corpus and images attached to words -> SGNS pretraining -> the
+# image-enhanced skip-gram and the L2 baseline -> image<->word matching and word similarity.
+
+I = config["iesg"]
+IESG = "results/iesg"
+# With the embedded OpenMoji data on both sides the WIELD encodings are reused (same images).
+IESG_SHARES_ENCODINGS = I["images"] == "openmoji" and config["data"]["source"] == "openmoji"
+IESG_FEATURES = f"{DATA}/encodings.h5" if IESG_SHARES_ENCODINGS else f"{IESG}/encodings.h5"
+
+
+rule iesg_corpus:
+    """The text corpus, tokenized like every caption, and its vocabulary."""
+    output:
+        corpus=f"{IESG}/corpus.txt",
+        vocab=f"{IESG}/vocab.tsv",
+    params:
+        source=I["corpus"],
+        max_bytes=I["max_bytes"],
+        min_count=I["min_count"],
+    log:
+        "results/logs/iesg/corpus.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.textcorpus --source {params.source} --out {output.corpus} "
+        "--max-bytes {params.max_bytes} --vocab-out {output.vocab} --min-count {params.min_count} "
+        "> {log} 2>&1"
+
+
+rule iesg_word_images:
+    """Images attached to words, split by image into train/validation/test."""
+    input:
+        f"{DATA}/openmoji/captions.tsv" if I["images"] == "openmoji" else [],
+    output:
+        pairs=f"{IESG}/word_images.tsv",
+        images=f"{IESG}/images.tsv",
+    params:
+        how=(
+            f"openmoji --images-dir {DATA}/openmoji/images"
+            + (" --manifest-ids" if IESG_SHARES_ENCODINGS else "")
+            if I["images"] == "openmoji"
+            else f"folder --root {I['images']}"
+            + (f" --class-names {I['class_names']}" if I["class_names"] else "")
+        ),
+        val=I["val_frac"],
+        test=I["test_frac"],
+        seed=I["seed"],
+    log:
+        "results/logs/iesg/word_images.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.wordimages {params.how} --out {output.pairs} "
+        "--images-out {output.images} --val-frac {params.val} --test-frac {params.test} "
+        "--seed {params.seed} > {log} 2>&1"
+
+
+rule iesg_encode:
+    """Encodings of the word-attached images (when they are not the WIELD images)."""
+    input:
+        f"{IESG}/images.tsv",
+    output:
+        f"{IESG}/encodings.h5",
+    params:
+        model=config["encoder"]["model"],
+        pooling=config["encoder"]["pooling"],
+        batch_size=config["encoder"]["batch_size"],
+        num_workers=config["encoder"]["num_workers"],
+        device=config["encoder"]["device"],
+        dtype=config["encoder"]["dtype"],
+    log:
+        "results/logs/iesg/encode.log",
+    benchmark:
+        "results/benchmarks/iesg/encode.tsv"
+    threads: 2
+    resources:
+        gpu=gpu_jobs(config["encoder"]["device"]),
+        mem_mb=8000,
+        runtime=720,
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.encode --images {input} --out {output} --model {params.model} "
+        "--pooling {params.pooling} --batch-size {params.batch_size} "
+        "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
+        "> {log} 2>&1"
+
+
+rule iesg_pretrain:
+    """Skip-gram with negative sampling: IESG's initial word embeddings (and its baseline)."""
+    input:
+        corpus=f"{IESG}/corpus.txt",
+        vocab=f"{IESG}/vocab.tsv",
+    output:
+        vectors=f"{IESG}/sgns/vectors.txt",
+        info=f"{IESG}/sgns/train.json",
+    params:
+        dim=I["sgns"]["dim"],
+        window=I["sgns"]["window"],
+        negatives=I["sgns"]["negatives"],
+        sample=I["sgns"]["sample"],
+        epochs=I["sgns"]["epochs"],
+        alpha=I["sgns"]["alpha"],
+        seed=I["seed"],
+    log:
+        "results/logs/iesg/pretrain.log",
+    benchmark:
+        "results/benchmarks/iesg/pretrain.tsv"
+    threads: I["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=1440,
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.iesg pretrain --corpus {input.corpus} --vocab {input.vocab} "
+        "--out-dir $(dirname {output.vectors}) --dim {params.dim} --window {params.window} "
+        "--negatives {params.negatives} --sample {params.sample} --epochs {params.epochs} "
+        "--alpha {params.alpha} --seed {params.seed} --threads {threads} --no-progress > {log} 2>&1"
+
+
+rule iesg_train:
+    """IESG (alternating margin losses) and the L2-projection baseline."""
+    input:
+        sgns=f"{IESG}/sgns/vectors.txt",
+        corpus=f"{IESG}/corpus.txt",
+        pairs=f"{IESG}/word_images.tsv",
+        features=IESG_FEATURES,
+    output:
+        vectors=f"{IESG}/model/vectors.txt",
+        info=f"{IESG}/model/train.json",
+    params:
+        window=I["model"]["window"],
+        negatives=I["model"]["negatives"],
+        margin=I["model"]["margin"],
+        lam=I["model"]["lam"],
+        lr=I["model"]["lr"],
+        momentum=I["model"]["momentum"],
+        batch_size=I["model"]["batch_size"],
+        epochs=I["model"]["epochs"],
+        max_examples=I["model"]["max_examples"],
+        seed=I["seed"],
+    log:
+        "results/logs/iesg/train.log",
+    benchmark:
+        "results/benchmarks/iesg/train.tsv"
+    threads: I["threads"]
+    resources:
+        mem_mb=8000,
+        runtime=1440,
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.iesg train --sgns $(dirname {input.sgns}) --corpus {input.corpus} "
+        "--word-images {input.pairs} --features {input.features} "
+        "--out-dir $(dirname {output.vectors}) --window {params.window} "
+        "--negatives {params.negatives} --margin {params.margin} --lam {params.lam} --lr {params.lr} "
+        "--momentum {params.momentum} --batch-size {params.batch_size} --epochs {params.epochs} "
+        "--max-examples {params.max_examples} --seed {params.seed} --threads {threads} "
+        "--no-progress > {log} 2>&1"
+
+
+rule iesg_matching:
+    """Image->word and word->image matching on the test split: P@1/5/10 for L2 and IESG."""
+    input:
+        model=f"{IESG}/model/train.json",
+        pairs=f"{IESG}/word_images.tsv",
+        features=IESG_FEATURES,
+    output:
+        table=f"{IESG}/matching.tsv",
+        by_freq=f"{IESG}/p1_by_frequency.tsv",
+    params:
+        candidates=I["candidates"],
+        seed=I["seed"],
+    log:
+        "results/logs/iesg/matching.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.iesg evaluate --model-dir $(dirname {input.model}) "
+        "--word-images {input.pairs} --features {input.features} --out-tsv {output.table} "
+        "--negatives {params.candidates} --seed {params.seed} "
+        "--by-frequency-tsv {output.by_freq} > {log} 2>&1"
+
+
+rule iesg_wordsim:
+    """Word similarity of the skip-gram and IESG embeddings (Table 3)."""
+    input:
+        unpack(lambda wc: benchmark_files(names=I["benchmarks"])),
+        vectors=f"{IESG}/{{model}}/vectors.txt",
+    output:
+        f"{IESG}/{{model}}/eval.tsv",
+    params:
+        benchmarks=benchmark_args(names=I["benchmarks"]),
+    wildcard_constraints:
+        model="sgns|model",
+    log:
+        "results/logs/iesg/{model}.eval.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.evaluate --vectors {input.vectors} {params.benchmarks} "
+        "--out {output} > {log} 2>&1"
+
+
+rule iesg_tables:
+    """IESG Tables 1-3 (image->word, word->image, word similarity) and Figure 3."""
+    input:
+        matching=f"{IESG}/matching.tsv",
+        by_freq=f"{IESG}/p1_by_frequency.tsv",
+        sgns=f"{IESG}/sgns/eval.tsv",
+        iesg=f"{IESG}/model/eval.tsv",
+    output:
+        t1=report("results/iesg_table1.csv", caption="../report/iesg.rst", category="IESG"),
+        t1md="results/iesg_table1.md",
+        t2=report("results/iesg_table2.csv", caption="../report/iesg.rst", category="IESG"),
+        t2md="results/iesg_table2.md",
+        t3=report("results/iesg_table3.csv", caption="../report/iesg.rst", category="IESG"),
+        t3md="results/iesg_table3.md",
+        fig=report("results/iesg_figure3.png", caption="../report/iesg.rst", category="IESG"),
+    log:
+        "results/logs/iesg/tables.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.tables iesg --matching {input.matching} --by-frequency {input.by_freq} "
+        "--sgns-eval {input.sgns} --iesg-eval {input.iesg} --out-dir results > {log} 2>&1"
