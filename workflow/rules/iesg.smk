@@ -179,7 +179,7 @@ rule iesg_matching:
     shell:
         "python -m groundwords.iesg evaluate --model-dir $(dirname {input.model}) "
         "--word-images {input.pairs} --features {input.features} --out-tsv {output.table} "
-        "--negatives {params.candidates} --seed {params.seed} "
+        "--negatives {params.candidates} --image-pool all --seed {params.seed} "
         "--by-frequency-tsv {output.by_freq} > {log} 2>&1"
 
 
