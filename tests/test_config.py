@@ -62,3 +62,15 @@ def test_cli_reports_a_clean_error(tmp_path, capsys):
 
 def test_gamma_labels():
     assert [gamma_label(g) for g in (0, 10.0, 0.5, 10000)] == ["0", "10", "0.5", "10000"]
+
+
+def test_corpus_url_needs_a_checksum():
+    cfg = {"data": {"source": "x.tsv", "subsets": [{"name": "all", "rows": 0}]},
+           "iesg": {"corpus": "data/text8", "corpus_url": "https://example.org/text8"}}
+    with pytest.raises(UserError, match="iesg.corpus_sha256"):
+        validate_config(cfg)
+    cfg["iesg"]["corpus_sha256"] = "0" * 63  # not a sha256
+    with pytest.raises(UserError, match="iesg.corpus_sha256"):
+        validate_config(cfg)
+    cfg["iesg"]["corpus_sha256"] = "a" * 64
+    validate_config(cfg)

@@ -427,3 +427,37 @@ def test_iesg_stage_cli_end_to_end(tmp_path):
     assert len(ranks) == int(D["test"].sum()) and "iesg_image_to_word" in ranks.columns
     # errors are one clear line, exit code 2
     assert run_cli(main, ["evaluate", "--model-dir", str(tmp_path / "nope"), *args, "--out-tsv", str(out)]) == 2
+
+
+def test_corpus_download_is_verified_by_sha256(tmp_path):
+    """`textcorpus download` keeps a file only when its sha256 matches (served from 127.0.0.1)."""
+    import bz2
+    import functools
+    import hashlib
+    import http.server
+    import threading
+
+    from groundwords import textcorpus
+    from groundwords.io import run_cli
+
+    served = tmp_path / "srv"
+    served.mkdir()
+    payload = bz2.compress(b"the cat sat on the mat\nthe dog ran\n")
+    (served / "corpus.txt.bz2").write_bytes(payload)
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    try:
+        url = f"http://127.0.0.1:{srv.server_address[1]}/corpus.txt.bz2"
+        good = hashlib.sha256(payload).hexdigest()
+        out = tmp_path / "data" / "corpus.txt.bz2"
+        assert run_cli(textcorpus.main, ["download", "--url", url, "--sha256", "0" * 64, "--out", str(out)]) == 2
+        assert not out.exists()
+        assert run_cli(textcorpus.main, ["download", "--url", url, "--sha256", good, "--out", str(out)]) == 0
+        assert out.read_bytes() == payload
+        textcorpus.build_text_corpus(out, tmp_path / "c.txt")
+        assert textcorpus.read_corpus(tmp_path / "c.txt") == [["the", "cat", "sat", "on", "the", "mat"],
+                                                             ["the", "dog", "ran"]]
+    finally:
+        srv.shutdown()

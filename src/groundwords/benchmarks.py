@@ -46,9 +46,8 @@ from pathlib import Path
 from typing import Callable
 
 import pandas as pd
-import requests
 
-from .io import UserError, atomic_path, run_cli, setup_logging
+from .io import UserError, atomic_path, download_verified, run_cli, setup_logging
 
 log = logging.getLogger(__name__)
 
@@ -316,27 +315,8 @@ def resolve(name: str, path: str | os.PathLike | None = None,
 
 def _download(b: Benchmark, dest: Path) -> Path:
     """Download ``b.url`` to ``dest`` atomically, verifying its sha256."""
-    log.info("downloading %s -> %s", b.url, dest)
-    try:
-        with requests.get(b.url, timeout=DOWNLOAD_TIMEOUT, stream=True) as r:
-            r.raise_for_status()
-            with atomic_path(dest) as tmp:
-                h = hashlib.sha256()
-                size = 0
-                with open(tmp, "wb") as f:
-                    for chunk in r.iter_content(1 << 16):
-                        size += len(chunk)
-                        if size > MAX_DOWNLOAD_BYTES:
-                            raise UserError(f"{b.url}: larger than {MAX_DOWNLOAD_BYTES} bytes; refusing")
-                        h.update(chunk)
-                        f.write(chunk)
-                if h.hexdigest() != b.sha256:
-                    # raising inside atomic_path removes the temporary file: nothing is kept
-                    raise UserError(f"benchmark {b.name!r}: download of {b.url} has sha256 "
-                                    f"{h.hexdigest()}, expected {b.sha256}; not kept")
-    except requests.RequestException as e:
-        raise UserError(f"benchmark {b.name!r}: downloading {b.url} failed: {e}") from None
-    return dest
+    return download_verified(b.url, b.sha256, dest, what=f"benchmark {b.name!r}",
+                             max_bytes=MAX_DOWNLOAD_BYTES, timeout=DOWNLOAD_TIMEOUT)
 
 
 def fetch(name: str, cache_dir: str | os.PathLike) -> Path:

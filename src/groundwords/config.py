@@ -74,6 +74,11 @@ def _check_semantics(config: dict) -> None:
                     f"{section}.benchmarks[{i}]: unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))} "
                     "(or give benchmarks.<name>.path for a local file)"
                 )
+    iesg = config.get("iesg", {})
+    if iesg.get("corpus_url") and not iesg.get("corpus_sha256"):
+        raise UserError("iesg.corpus_sha256: required with iesg.corpus_url (downloads are verified)")
+    if iesg.get("corpus_url") and iesg.get("corpus") == "enwiki-sample":
+        raise UserError("iesg.corpus: give the local path to download iesg.corpus_url to")
     names = [s["name"] for s in config.get("data", {}).get("subsets", [])]
     if len(set(names)) != len(names):
         raise UserError(f"data.subsets: subset names must be unique, got {names}")

@@ -118,6 +118,36 @@ def read_features(path) -> tuple[list[str], np.ndarray, dict]:
     return ids, feats, attrs
 
 
+def download_verified(url: str, sha256: str, dest: str | os.PathLike, *, what: str = "file",
+                      max_bytes: int = 50 << 20, timeout=(10, 60)) -> Path:
+    """Download ``url`` to ``dest`` atomically; keep it only if its sha256 is ``sha256``."""
+    import hashlib
+
+    import requests
+
+    dest = Path(dest)
+    log.info("downloading %s -> %s", url, dest)
+    try:
+        with requests.get(url, timeout=timeout, stream=True) as r:
+            r.raise_for_status()
+            with atomic_path(dest) as tmp:
+                h, size = hashlib.sha256(), 0
+                with open(tmp, "wb") as f:
+                    for chunk in r.iter_content(1 << 16):
+                        size += len(chunk)
+                        if size > max_bytes:
+                            raise UserError(f"{url}: larger than {max_bytes} bytes; refusing")
+                        h.update(chunk)
+                        f.write(chunk)
+                if h.hexdigest() != sha256.lower():
+                    # raising inside atomic_path removes the temporary file: nothing is kept
+                    raise UserError(f"{what}: download of {url} has sha256 {h.hexdigest()}, "
+                                    f"expected {sha256}; not kept")
+    except requests.RequestException as e:
+        raise UserError(f"{what}: downloading {url} failed: {e}") from None
+    return dest
+
+
 def setup_logging(verbose: bool = False) -> None:
     logging.basicConfig(
         level=logging.DEBUG if verbose else logging.INFO,

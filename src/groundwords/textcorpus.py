@@ -34,6 +34,7 @@ CLI::
 from __future__ import annotations
 
 import argparse
+import sys
 import bz2
 import gzip
 import importlib.util
@@ -45,7 +46,7 @@ from typing import Iterator
 
 import pandas as pd
 
-from .io import UserError, atomic_path, log, run_cli, setup_logging, write_tsv
+from .io import download_verified, UserError, atomic_path, log, run_cli, setup_logging, write_tsv
 from .vocab import tokenize
 
 ENWIKI_SAMPLE = "enwiki-sample"
@@ -214,7 +215,22 @@ def build_text_corpus(source, out, *, max_bytes: int | None = None, fmt: str = "
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m groundwords.textcorpus", description=__doc__.split("\n")[0])
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv[:1] == ["download"]:
+        d = argparse.ArgumentParser(prog="python -m groundwords.textcorpus download",
+                                    description="download a corpus file, verified by its sha256")
+        d.add_argument("--url", required=True)
+        d.add_argument("--sha256", required=True)
+        d.add_argument("--out", required=True)
+        d.add_argument("--max-bytes", type=int, default=64 << 30, help="refuse larger downloads")
+        a = d.parse_args(argv[1:])
+        setup_logging()
+        download_verified(a.url, a.sha256, a.out, what="corpus", max_bytes=a.max_bytes, timeout=(10, 300))
+        return
+    p = argparse.ArgumentParser(prog="python -m groundwords.textcorpus", description=__doc__.split("\n")[0],
+                                epilog="python -m groundwords.textcorpus download --url U --sha256 H --out F: "
+                                       "fetch a corpus file, verified by its sha256")
     p.add_argument("--source", required=True,
                    help=f"text file (.gz/.bz2/.xz ok), Wikipedia XML dump, or '{ENWIKI_SAMPLE}' (offline sample)")
     p.add_argument("--out", required=True, help="tokenized corpus to write (one sentence per line)")
