@@ -16,8 +16,13 @@ Two sources:
     ``<folder> <name>[, <synonym>...]``, the format of ImageNet's ``LOC_synset_mapping.txt``).
     It is lower-cased, ``_`` and ``-`` become spaces and it is tokenized; a one-token name is
     the word, a multi-token name gives its **last token** (the head noun of an English noun
-    compound: "great white shark" -> shark, "golden retriever" -> retriever). Unlike the paper
-    we do not add the images of a word's WordNet hyponyms.
+    compound: "great white shark" -> shark, "golden retriever" -> retriever).
+    With ``wordnet`` (``--wordnet``, needs NLTK and its WordNet data) a folder named like a
+    synset id (``n02085620``) is instead resolved through WordNet: its images attach to the
+    synset's lemma names (each by the same one-word / head-noun rule: "hot_dog" -> dog) and to
+    the lemma names of its hypernyms up to ``wordnet_depth`` (``--wordnet-depth``, default 1)
+    levels up, so, as in the paper, images of a hyponym also serve the more general word
+    ("images of chihuahua serve dog"). Other folders keep the name rule.
 
 Image ids: the file stem (openmoji) or the image's path relative to the root (folder); with
 ``manifest_ids`` (``--manifest-ids``) the id the manifest stage gives a local image instead
@@ -39,12 +44,14 @@ CLI::
 
     python -m groundwords.wordimages openmoji --images-dir DIR --out T [--val-frac F]
         [--test-frac F] [--seed S] [--aliases] [--limit N] [--images-out I]
-    python -m groundwords.wordimages folder --root DIR --out T [--class-names F] [...]
+    python -m groundwords.wordimages folder --root DIR --out T [--class-names F]
+        [--wordnet [--wordnet-depth D]] [...]
 """
 
 from __future__ import annotations
 
 import argparse
+import re
 from pathlib import Path
 
 import numpy as np
@@ -61,6 +68,8 @@ STOP_WORDS = frozenset({
 })
 IMAGE_EXTENSIONS = (".jpg", ".jpeg", ".png", ".gif", ".bmp", ".webp", ".tif", ".tiff")
 DEFAULT_VAL_FRAC = DEFAULT_TEST_FRAC = 1000 / 16000
+DEFAULT_WORDNET_DEPTH = 1
+SYNSET_FOLDER = re.compile(r"n(\d{8})")
 
 
 def content_words(text: str, stop_words=STOP_WORDS) -> list[str]:
@@ -119,21 +128,76 @@ def read_class_names(path) -> dict[str, str]:
     return names
 
 
-def folder_pairs(root, class_names: dict[str, str] | None = None) -> pd.DataFrame:
-    """(word, image_id, path) rows of an ImageNet-style ``<root>/<class>/<images>`` tree."""
+def load_wordnet():
+    """NLTK's WordNet reader, or a UserError saying how to get it."""
+    hint = ("install it with: pip install nltk && python -m nltk.downloader wordnet "
+            "(or set NLTK_DATA to a folder that has the wordnet data); without --wordnet, "
+            "folders are mapped by their name (see --class-names)")
+    try:
+        from nltk.corpus import wordnet as wn
+    except ImportError:
+        raise UserError(f"--wordnet needs the nltk package, which is not installed: {hint}") from None
+    try:
+        wn.synset_from_pos_and_offset  # the lazy corpus loader reads the data here
+    except LookupError:
+        raise UserError(f"--wordnet needs NLTK's wordnet data, which was not found: {hint}") from None
+    return wn
+
+
+def wordnet_words(wordnet, offset: int, depth: int = DEFAULT_WORDNET_DEPTH, pos: str = "n") -> list[str]:
+    """Words of the synset ``pos``/``offset`` and of its hypernyms up to ``depth`` levels up.
+
+    ``wordnet`` is anything with NLTK's ``synset_from_pos_and_offset``; its synsets need
+    ``lemma_names()`` and ``hypernyms()`` (and, if present, ``instance_hypernyms()``).
+    """
+    level, seen, words = [wordnet.synset_from_pos_and_offset(pos, offset)], set(), []
+    for _ in range(depth + 1):
+        next_level = []
+        for syn in level:
+            if syn in seen:
+                continue
+            seen.add(syn)
+            for lemma in syn.lemma_names():
+                w = class_word(lemma)
+                if w is not None and w not in words:
+                    words.append(w)
+            next_level += list(syn.hypernyms()) + list(getattr(syn, "instance_hypernyms", list)())
+        level = next_level
+    return words
+
+
+def folder_pairs(root, class_names: dict[str, str] | None = None, wordnet=None,
+                 wordnet_depth: int = DEFAULT_WORDNET_DEPTH) -> pd.DataFrame:
+    """(word, image_id, path) rows of an ImageNet-style ``<root>/<class>/<images>`` tree.
+
+    ``wordnet``: None/False (folders mapped by name), True (NLTK's WordNet, see
+    :func:`load_wordnet`) or a WordNet-like object (see :func:`wordnet_words`).
+    """
     root = Path(root)
     if not root.is_dir():
         raise UserError(f"image folder not found: {root}")
+    if wordnet_depth < 0:
+        raise UserError(f"wordnet depth must be >= 0 (got {wordnet_depth})")
+    if wordnet is True:
+        wordnet = load_wordnet()
     rows, unnamed = [], []
     for cls in sorted(p for p in root.iterdir() if p.is_dir()):
-        name = (class_names or {}).get(cls.name, cls.name).split(",")[0]
-        word = class_word(name)
-        if word is None:
+        words = None
+        synset = SYNSET_FOLDER.fullmatch(cls.name) if wordnet else None
+        if synset:
+            try:
+                words = wordnet_words(wordnet, int(synset.group(1)), wordnet_depth)
+            except Exception as e:  # NLTK's WordNetError: no such synset
+                log.warning("%s: not found in WordNet (%s); mapped by name", cls.name, e)
+        if words is None:
+            word = class_word((class_names or {}).get(cls.name, cls.name).split(",")[0])
+            words = [word] if word is not None else []
+        if not words:
             unnamed.append(cls.name)
             continue
         for f in sorted(cls.rglob("*")):
             if f.is_file() and f.suffix.lower() in IMAGE_EXTENSIONS:
-                rows.append((word, f.relative_to(root).as_posix(), str(f)))
+                rows += [(w, f.relative_to(root).as_posix(), str(f)) for w in words]
     if unnamed:
         log.warning("%d class folders have no usable name (skipped): %s", len(unnamed), ", ".join(unnamed[:5]))
     return pd.DataFrame(rows, columns=COLUMNS[:3])
@@ -221,6 +285,10 @@ def main(argv=None) -> None:
     f = sub.add_parser("folder", help="ImageNet-style <root>/<class>/<images> tree")
     f.add_argument("--root", required=True)
     f.add_argument("--class-names", help="lines '<folder> <name>[, <synonym>...]' (e.g. LOC_synset_mapping.txt)")
+    f.add_argument("--wordnet", action="store_true",
+                   help="map synset folders (n02085620) through NLTK WordNet: lemma names + hypernyms' lemmas")
+    f.add_argument("--wordnet-depth", type=int, default=DEFAULT_WORDNET_DEPTH,
+                   help="hypernym levels whose lemma names also get the images (with --wordnet; 0: none)")
     for q in (o, f):
         q.add_argument("--out", required=True, help="TSV word, image_id, path, split")
         q.add_argument("--images-out", help="also write an images table (id, path, status) for the encode stage")
@@ -234,7 +302,8 @@ def main(argv=None) -> None:
     if a.cmd == "openmoji":
         pairs = openmoji_pairs(a.images_dir, aliases=a.aliases, limit=a.limit)
     else:
-        pairs = folder_pairs(a.root, read_class_names(a.class_names) if a.class_names else None)
+        pairs = folder_pairs(a.root, read_class_names(a.class_names) if a.class_names else None,
+                             wordnet=a.wordnet, wordnet_depth=a.wordnet_depth)
     if a.manifest_ids:
         pairs = use_manifest_ids(pairs)
     table = with_split(pairs, a.val_frac, a.test_frac, a.seed)

@@ -61,6 +61,7 @@ rule iesg_word_images:
             if I["images"] == "openmoji"
             else f"folder --root {I['images']}"
             + (f" --class-names {I['class_names']}" if I["class_names"] else "")
+            + (f" --wordnet --wordnet-depth {I['wordnet_depth']}" if I["wordnet"] else "")
         ),
         val=I["val_frac"],
         test=I["test_frac"],
