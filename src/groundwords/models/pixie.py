@@ -1,0 +1,201 @@
+"""PIXIE (Ailem et al., EMNLP 2018): skip-gram with negative sampling + a VAE over per-word visual features.
+
+Model (the paper's §2.2-2.3)::
+
+    z_w ~ N(0, I),   x_w | z_w ~ N(μ_θ(z_w), diag σ²_θ(z_w))             (decoder, eq. 3)
+    y_wc ~ Ber(σ[v_c · (e_w + z_w)])                                     (eqs. 4-5)
+    q_φ(z_w | x_w) = N(μ_φ(x_w), diag σ²_φ(x_w))                         (encoder, eq. 8)
+
+and the per-word Monte-Carlo ELBO (eq. 9), with J reparameterised samples
+``z_w^(j) = μ_φ(x_w) + σ_φ(x_w) ⊙ ε``::
+
+    L̃_w = 1/J Σ_j log p_θ(x_w|z_w^(j)) − KL(q_φ(z_w|x_w) ‖ N(0, I))
+          + 1/J Σ_{c,j} [log σ(v_c·(e_w + z_w^(j))) + Σ_i log σ(−v_{c'_i}·(e_w + z_w^(j)))]
+
+Words without visual features have ``z_w = 0`` and no VAE term (``m_w = 0``); the text term
+then is exactly SGNS (:class:`~groundwords.models.sgns.SGNS`).
+
+Networks (the paper's "Hyper-parameter setting"): encoder ``x → tanh(hidden) → (μ, log σ²)``
+(linear outputs); decoder ``z → tanh(hidden) → (sigmoid mean, linear log σ²)``: the decoder's
+diagonal covariance is an output of the network, as in eq. 3. The sigmoid means assume features
+scaled into [0, 1].
+
+Batches are (centre, context) pairs as for SGNS (:func:`~groundwords.models.sgns.skipgram_pairs`),
+not the paper's minibatches of words. ``"total"`` is, like SGNS, a mean over the B pairs:
+``text + vae_weight · Σ_{visual words w in the batch} (−log p(x_w|z_w) + KL_w) / B``, where each
+*distinct* visual centre word of the batch contributes its VAE term once (eq. 7 has one VAE term
+per word, however many contexts it has); the same samples z_w^(j) are used by the VAE and the
+text term (the latent is shared). The J samples of a pair share its N negatives.
+
+Identity with SGNS: :class:`PIXIE` subclasses :class:`SGNS`, so the embeddings are created and
+initialised by the very same code from the global torch RNG; the VAE is initialised from its
+own ``torch.Generator(seed)`` without touching the global RNG, and the reparameterisation noise
+comes from another private generator. A batch without visual centre words is SGNS's loss
+verbatim, so with no visual features at all the losses and trained embeddings are bit-identical
+to SGNS's for the same seed and data.
+
+Inference embeddings: :meth:`PIXIE.word_vectors` is PIXIE+ (eq. 10: ``e_w + m_w μ_φ(x_w)``),
+:meth:`PIXIE.concat_vectors` is PIXIE⊕ (eq. 11: ``[e_w, m_w μ_φ(x_w)]``).
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn as nn
+import torch.nn.functional as F
+
+from .sgns import SGNS
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+def _generator(current: torch.Generator | None, seed: int, device) -> torch.Generator:
+    device = torch.device(device)
+    if current is None or current.device != device:
+        current = torch.Generator(device=device).manual_seed(seed)
+    return current
+
+
+class VisualVAE(nn.Module):
+    """Gaussian VAE: one tanh hidden layer each way, sigmoid-mean diagonal-Gaussian decoder."""
+
+    def __init__(self, x_dim: int, latent: int = 100, hidden: int = 500, *, seed: int = 0):
+        super().__init__()
+        self.x_dim, self.latent, self.hidden, self.seed = x_dim, latent, hidden, seed
+        # build without consuming the global RNG, then initialise from a private generator
+        with torch.random.fork_rng(devices=[]):
+            self.enc = nn.Linear(x_dim, hidden)
+            self.enc_mu = nn.Linear(hidden, latent)
+            self.enc_logvar = nn.Linear(hidden, latent)
+            self.dec = nn.Linear(latent, hidden)
+            self.dec_mu = nn.Linear(hidden, x_dim)
+            self.dec_logvar = nn.Linear(hidden, x_dim)
+        g = torch.Generator().manual_seed(seed)
+        with torch.no_grad():
+            for layer in (self.enc, self.enc_mu, self.enc_logvar, self.dec, self.dec_mu, self.dec_logvar):
+                bound = 1.0 / math.sqrt(layer.in_features)  # = torch's default Linear init range
+                layer.weight.uniform_(-bound, bound, generator=g)
+                layer.bias.uniform_(-bound, bound, generator=g)
+        self.generator: torch.Generator | None = None  # reparameterisation noise
+
+    def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """q_φ(z|x): (μ, log σ²), each (N, latent)."""
+        h = torch.tanh(self.enc(x))
+        return self.enc_mu(h), self.enc_logvar(h)
+
+    def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        """p_θ(x|z): (sigmoid mean, log σ²), each (..., x_dim)."""
+        h = torch.tanh(self.dec(z))
+        return torch.sigmoid(self.dec_mu(h)), self.dec_logvar(h)
+
+    def sample(self, mu: torch.Tensor, logvar: torch.Tensor, J: int = 1) -> torch.Tensor:
+        """J reparameterised samples μ + σ ⊙ ε: (J, N, latent)."""
+        self.generator = _generator(self.generator, self.seed + 1, mu.device)
+        eps = torch.randn((J, *mu.shape), generator=self.generator, device=mu.device, dtype=mu.dtype)
+        return mu + torch.exp(0.5 * logvar) * eps
+
+    @staticmethod
+    def kl(mu: torch.Tensor, logvar: torch.Tensor) -> torch.Tensor:
+        """KL(N(μ, diag e^logvar) ‖ N(0, I)) per row: ½ Σ (σ² + μ² − 1 − log σ²)."""
+        return 0.5 * (logvar.exp() + mu.pow(2) - 1.0 - logvar).sum(-1)
+
+    def log_likelihood(self, x: torch.Tensor, z: torch.Tensor) -> torch.Tensor:
+        """log p_θ(x|z) for z (J, N, latent), x (N, x_dim): (J, N)."""
+        mean, logvar = self.decode(z)
+        return -0.5 * (LOG_2PI + logvar + (x - mean).pow(2) * torch.exp(-logvar)).sum(-1)
+
+    def terms(self, x: torch.Tensor, J: int = 1) -> dict[str, torch.Tensor]:
+        """``z`` (J, N, latent), ``mu``/``logvar`` (N, latent), ``nll`` and ``kl`` (N,)."""
+        mu, logvar = self.encode(x)
+        z = self.sample(mu, logvar, J)
+        return {"z": z, "mu": mu, "logvar": logvar, "nll": -self.log_likelihood(x, z).mean(0),
+                "kl": self.kl(mu, logvar)}
+
+    def elbo(self, x: torch.Tensor, J: int = 1) -> torch.Tensor:
+        """Monte-Carlo ELBO per row of x: 1/J Σ_j log p(x|z^(j)) − KL (N,)."""
+        t = self.terms(x, J)
+        return -t["nll"] - t["kl"]
+
+    def loss(self, batch: dict[str, torch.Tensor], J: int = 1) -> dict[str, torch.Tensor]:
+        """:mod:`groundwords.train` interface for training the VAE alone on ``batch["x"]``."""
+        t = self.terms(batch["x"], J)
+        nll, kl = t["nll"].mean(), t["kl"].mean()
+        return {"total": nll + kl, "nll_x": nll, "kl": kl}
+
+    def sparse_parameters(self) -> list[nn.Parameter]:
+        return []
+
+
+class PIXIE(SGNS):
+    """SGNS whose visual centre words get ``e_w + z_w``, z_w from a VAE over their features.
+
+    ``visual_features``: (V, x_dim) float tensor (rows of words without features are ignored);
+    ``has_visual``: bool (V,) mask, default: the rows that are not all zero. Batches as SGNS:
+    ``centre`` and ``context`` (B,) word ids.
+    """
+
+    def __init__(self, vocab_size: int, dim: int = 100, *, counts, visual_features: torch.Tensor,
+                 has_visual: torch.Tensor | None = None, negatives: int = 5, J: int = 1,
+                 hidden: int = 500, vae_weight: float = 1.0, noise_power: float = 0.75,
+                 sparse: bool = False, seed: int = 0):
+        super().__init__(vocab_size, dim, counts=counts, negatives=negatives, noise_power=noise_power,
+                         sparse=sparse, seed=seed)
+        if J < 1:
+            raise ValueError(f"J must be >= 1 (got {J})")
+        feats = torch.as_tensor(visual_features, dtype=torch.float32)
+        if feats.ndim != 2 or feats.shape[0] != vocab_size:
+            raise ValueError(f"visual_features has shape {tuple(feats.shape)}, expected ({vocab_size}, x_dim)")
+        mask = (feats != 0).any(1) if has_visual is None else torch.as_tensor(has_visual, dtype=torch.bool)
+        if mask.shape != (vocab_size,):
+            raise ValueError(f"has_visual has shape {tuple(mask.shape)}, expected ({vocab_size},)")
+        self.J, self.vae_weight = J, vae_weight
+        self.register_buffer("visual_features", feats.clone())
+        self.register_buffer("has_visual", mask.clone())
+        self.vae = VisualVAE(feats.shape[1], latent=dim, hidden=hidden, seed=seed)
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """Mean over the batch of −L̃ (eq. 9); ``ce``: the text part, ``nll_x``/``kl``: VAE parts."""
+        centre, context = batch["centre"].long(), batch["context"].long()
+        vis = self.has_visual[centre]
+        if not bool(vis.any()):
+            return super().loss(batch)  # z_w = 0 and no VAE term: exactly SGNS
+        B, J = centre.shape[0], self.J
+        e = self.emb(centre)  # (B, d)
+        u_pos = self.out(context)  # (B, d)
+        noise = self.noise((B, self.negatives), e.device)  # drawn exactly as SGNS does
+        u_neg = self.out(noise)  # (B, K, d)
+        rows = vis.nonzero().squeeze(1)
+        words, inverse, occ = torch.unique(centre[rows], return_inverse=True, return_counts=True)
+        t = self.vae.terms(self.visual_features[words], J)  # one latent per distinct visual word
+        z = torch.zeros((J, B, self.dim), dtype=e.dtype, device=e.device).index_copy(1, rows, t["z"][:, inverse])
+        h = e[None] + z  # (J, B, d)
+        pos = (u_pos[None] * h).sum(-1)  # (J, B)
+        neg = (u_neg[None] * h[:, :, None, :]).sum(-1)  # (J, B, K)
+        ce = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (B * J)
+        nll, kl = t["nll"].sum(), t["kl"].sum()
+        total = ce + self.vae_weight * (nll + kl) / B
+        n_vis = torch.tensor(float(len(words)), device=e.device)
+        return {"total": total, "ce": ce, "nll_x": nll / n_vis, "kl": kl / n_vis,
+                "n_nll_x": n_vis, "n_kl": n_vis}
+
+    @torch.no_grad()
+    def visual_means(self, chunk: int = 4096) -> torch.Tensor:
+        """m_w μ_φ(x_w) for every word (V, dim); zero rows for words without features."""
+        out = torch.zeros_like(self.emb.weight)
+        rows = self.has_visual.nonzero().squeeze(1)
+        for s in range(0, len(rows), chunk):
+            r = rows[s:s + chunk]
+            out[r] = self.vae.encode(self.visual_features[r])[0].to(out.dtype)
+        return out
+
+    @torch.no_grad()
+    def word_vectors(self) -> torch.Tensor:
+        """PIXIE+ (eq. 10): e_w + m_w μ_φ(x_w)."""
+        return self.emb.weight.detach() + self.visual_means()
+
+    @torch.no_grad()
+    def concat_vectors(self) -> torch.Tensor:
+        """PIXIE⊕ (eq. 11): [e_w, m_w μ_φ(x_w)] (V, 2·dim)."""
+        return torch.cat([self.emb.weight.detach(), self.visual_means()], 1)

@@ -1,0 +1,130 @@
+"""Tests of PIXIE (models/pixie.py): SGNS identity without visual features, VAE, KL, embeddings. CPU, a few s."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import torch
+
+from groundwords.models.pixie import PIXIE, VisualVAE
+from groundwords.models.sgns import SGNS, skipgram_pairs
+from groundwords.train import fit
+
+V, DIM = 20, 8
+
+
+def _pairs():
+    tokens = np.tile(np.arange(V), 30)
+    offsets = np.arange(0, len(tokens) + 1, 10)
+    counts = np.bincount(tokens, minlength=V).astype(float)
+    c, x = skipgram_pairs(tokens, offsets, 2, rng=0)
+    return counts, {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
+
+
+def _features(x_dim=6, seed=1):
+    return torch.rand(V, x_dim, generator=torch.Generator().manual_seed(seed))
+
+
+@pytest.mark.parametrize("absent", ["zero_rows", "mask_false"])
+@pytest.mark.parametrize("optimizer,sparse", [("sgd", True), ("adam", False)])
+def test_no_visual_features_is_bit_identical_to_sgns(absent, optimizer, sparse):
+    counts, data = _pairs()
+    if absent == "zero_rows":
+        feats, mask = torch.zeros(V, 6), None
+    else:
+        feats, mask = _features(), torch.zeros(V, dtype=torch.bool)
+    kw = dict(epochs=3, batch_size=64, lr=0.5 if optimizer == "sgd" else 1e-2, optimizer=optimizer,
+              seed=3, progress=False)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        sg = SGNS(V, DIM, counts=counts, negatives=3, sparse=sparse, seed=7)
+        h_sg = fit(sg, data, **kw)
+    with torch.random.fork_rng(devices=[]):
+        torch.manual_seed(7)
+        px = PIXIE(V, DIM, counts=counts, visual_features=feats, has_visual=mask, negatives=3, J=2,
+                   hidden=16, sparse=sparse, seed=7)
+        h_px = fit(px, data, **kw)
+    assert not px.has_visual.any()
+    assert torch.equal(px.emb.weight, sg.emb.weight)
+    assert torch.equal(px.out.weight, sg.out.weight)
+    assert torch.equal(px.word_vectors(), sg.word_vectors())
+    assert [h["total"] for h in h_px] == [h["total"] for h in h_sg]
+    assert torch.equal(px.concat_vectors()[:, DIM:], torch.zeros(V, DIM))
+
+
+def test_vae_elbo_improves_when_trained_alone():
+    g = torch.Generator().manual_seed(0)
+    # synthetic features in [0, 1] on a 2-d manifold
+    t = torch.rand(512, 2, generator=g)
+    x = torch.sigmoid(4 * (t @ torch.randn(2, 12, generator=g)) + 0.05 * torch.randn(512, 12, generator=g))
+    torch.manual_seed(0)
+    vae = VisualVAE(12, latent=4, hidden=32, seed=0)
+    with torch.no_grad():
+        before = vae.elbo(x, J=8).mean().item()
+    hist = fit(vae, {"x": x}, epochs=30, batch_size=64, lr=1e-2, optimizer="adam", progress=False)
+    with torch.no_grad():
+        after = vae.elbo(x, J=8).mean().item()
+    assert math.isfinite(after) and after > before + 10
+    assert hist[-1]["total"] < hist[0]["total"]
+
+
+def test_kl_closed_form_by_hand():
+    mu = torch.tensor([[1.0, 0.0]])
+    logvar = torch.tensor([[0.0, math.log(4.0)]])
+    # ½[(1 + 1 − 1 − 0) + (4 + 0 − 1 − log 4)] = 2 − log 2
+    assert VisualVAE.kl(mu, logvar).item() == pytest.approx(2 - math.log(2), rel=1e-6)
+    # and agrees with torch.distributions
+    q = torch.distributions.Normal(mu, (0.5 * logvar).exp())
+    p = torch.distributions.Normal(torch.zeros(2), torch.ones(2))
+    assert VisualVAE.kl(mu, logvar).item() == pytest.approx(torch.distributions.kl_divergence(q, p).sum().item())
+
+
+def test_log_likelihood_is_diagonal_gaussian():
+    vae = VisualVAE(5, latent=3, hidden=7, seed=0)
+    x, z = torch.rand(4, 5), torch.randn(2, 4, 3)
+    mean, logvar = vae.decode(z)
+    assert ((mean > 0) & (mean < 1)).all()
+    ref = torch.distributions.Normal(mean, (0.5 * logvar).exp()).log_prob(x).sum(-1)
+    torch.testing.assert_close(vae.log_likelihood(x, z), ref)
+    assert vae.sample(torch.zeros(4, 3), torch.zeros(4, 3), J=5).shape == (5, 4, 3)
+
+
+def test_vae_init_does_not_touch_global_rng():
+    torch.manual_seed(0)
+    a = torch.rand(3)
+    torch.manual_seed(0)
+    v1 = VisualVAE(5, latent=3, hidden=7, seed=4)
+    b = torch.rand(3)
+    v2 = VisualVAE(5, latent=3, hidden=7, seed=4)
+    assert torch.equal(a, b)
+    assert all(torch.equal(p, q) for p, q in zip(v1.parameters(), v2.parameters()))
+
+
+def test_pixie_embeddings_shapes_and_training():
+    counts, data = _pairs()
+    feats = _features()
+    mask = torch.arange(V) % 2 == 0
+    feats[~mask] = 0.0  # words without features
+    torch.manual_seed(0)
+    px = PIXIE(V, DIM, counts=counts, visual_features=feats, negatives=3, J=2, hidden=16, seed=0)
+    assert torch.equal(px.has_visual, mask)
+    e0 = px.emb.weight.detach().clone()
+    enc0 = px.vae.enc.weight.detach().clone()
+    hist = fit(px, data, epochs=4, batch_size=64, lr=1e-2, optimizer="adam", progress=False)
+    assert all(math.isfinite(h[k]) for h in hist for k in ("total", "ce", "nll_x", "kl"))
+    assert hist[-1]["total"] < hist[0]["total"]
+    assert not torch.equal(px.vae.enc.weight, enc0)  # the VAE is trained jointly
+    assert not torch.equal(px.emb.weight, e0)
+
+    plus, cat = px.word_vectors(), px.concat_vectors()
+    assert plus.shape == (V, DIM) and cat.shape == (V, 2 * DIM)
+    e = px.emb.weight.detach()
+    assert torch.equal(cat[:, :DIM], e)
+    assert torch.equal(cat[~mask, DIM:], torch.zeros(int((~mask).sum()), DIM))
+    assert (cat[mask, DIM:].abs().sum(1) > 0).all()
+    assert torch.equal(plus[~mask], e[~mask])
+    with torch.no_grad():
+        mu = px.vae.encode(feats[mask])[0]
+    torch.testing.assert_close(plus[mask], e[mask] + mu)
