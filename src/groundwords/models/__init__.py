@@ -8,11 +8,16 @@ A model is an ``nn.Module`` with
 * ``word_vectors() -> Tensor`` (V, dim): the embeddings to save;
 * ``sparse_parameters() -> list[Parameter]``: parameters with sparse gradients (may be empty).
 
-Models: :class:`WIELD` (image as a prediction *target*, the paper's §3.4) and
-:class:`ImageInputCBOW` (image as an *input*, the paper's §5.1 / Table 1).
+Models: :class:`WIELD` (image as a prediction *target*, WIELD §3.4),
+:class:`ImageInputCBOW` (image as an *input*, WIELD §5.1 / Table 1), :class:`SGNS` (skip-gram
+with negative sampling: IESG's pretraining and PIXIE's text part), :class:`IESG` (image-enhanced
+skip-gram, paper 001) and :class:`PIXIE` (SGNS coupled to a VAE over visual features, paper 002).
 """
 
+from .iesg import IESG
 from .imginput import ImageInputCBOW
+from .pixie import PIXIE
+from .sgns import SGNS
 from .wield import WIELD
 
-__all__ = ["WIELD", "ImageInputCBOW"]
+__all__ = ["WIELD", "ImageInputCBOW", "SGNS", "IESG", "PIXIE"]
