@@ -60,7 +60,7 @@ from .io import UserError, atomic_path, log, read_features, run_cli, setup_loggi
 from .models.iesg import IESG, fit_alternating, fit_l2_projection, word_image_index
 from .models.sgns import skipgram_pairs, train_sgns
 from .textcorpus import iter_corpus, vocab_from_counts
-from .train import write_outputs, write_word2vec_text
+from .train import torch_settings, write_outputs, write_word2vec_text
 from .vocab import load_vocab
 from .wordimages import read_word_images
 
@@ -74,28 +74,6 @@ FREQ_COLUMNS = ["model", "direction", "freq_lo", "freq_hi", "n", "p_at_1"]
 
 # ---------------------------------------------------------------------------------------------
 # Helpers
-
-
-class _TorchSettings:
-    """Thread count + deterministic algorithms + a forked RNG, restored on exit."""
-
-    def __init__(self, threads: int | None):
-        self.threads = threads
-
-    def __enter__(self):
-        self.prev = (torch.get_num_threads(), torch.are_deterministic_algorithms_enabled(),
-                     torch.is_deterministic_algorithms_warn_only_enabled())
-        self.rng = torch.random.fork_rng(devices=[])
-        self.rng.__enter__()
-        if self.threads:
-            torch.set_num_threads(self.threads)
-        torch.use_deterministic_algorithms(True, warn_only=True)
-        return self
-
-    def __exit__(self, *exc):
-        torch.set_num_threads(self.prev[0])
-        torch.use_deterministic_algorithms(self.prev[1], warn_only=self.prev[2])
-        return self.rng.__exit__(*exc)
 
 
 def normalize_images(feats: np.ndarray, mode: str) -> np.ndarray:
@@ -178,7 +156,7 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
         raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
     log.info("sgns: %d sentences, %d tokens (%d OOV dropped), vocabulary %d",
              enc.n_captions, len(enc.tokens), enc.n_oov, len(words))
-    with _TorchSettings(threads):
+    with torch_settings(threads):
         t0 = time.perf_counter()
         model, history, stats = train_sgns(enc.tokens, enc.offsets, counts_arr, dim=dim, window=window,
                                            negatives=negatives, sample=sample, epochs=epochs,
@@ -273,7 +251,7 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
         if not (sgns_path / "context_vectors.npy").is_file():
             raise UserError(f"{sgns_path}: no context_vectors.npy for --context-table output")
         ctx_vectors = np.load(sgns_path / "context_vectors.npy")
-    with _TorchSettings(threads):
+    with torch_settings(threads):
         model = IESG(E, feats, offsets, wi_rows, counts=counts, margin=margin, lam=lam, negatives=negatives,
                      context_vectors=ctx_vectors, image_updates_words=image_updates_words, seed=seed)
         t0 = time.perf_counter()

@@ -45,10 +45,10 @@ import pandas as pd
 import torch
 
 from .io import UserError, atomic_path, log, read_features, run_cli, setup_logging, write_features
-from .iesg import _TorchSettings, corpus_ids, load_image_features
+from .iesg import corpus_ids, load_image_features
 from .models.pixie import PIXIE
 from .models.sgns import keep_probabilities, skipgram_pairs
-from .train import fit, write_outputs, write_word2vec_text
+from .train import fit, torch_settings, write_outputs, write_word2vec_text
 from .vocab import load_vocab
 from .wordimages import read_word_images
 
@@ -171,7 +171,7 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
     data = {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
     log.info("pixie: %d tokens, vocabulary %d (%d with visual features), %d pairs",
              len(enc.tokens), len(words), int(mask.sum()), len(c))
-    with _TorchSettings(threads):
+    with torch_settings(threads):
         torch.manual_seed(seed)  # SGNS's embedding initialisation uses the global RNG
         model = PIXIE(len(words), dim, counts=counts, visual_features=torch.from_numpy(feats),
                       has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,

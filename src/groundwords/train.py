@@ -39,6 +39,7 @@ gensim's "effective words"; only the optimisation loop is timed (not reading/tok
 from __future__ import annotations
 
 import argparse
+import contextlib
 import math
 import time
 from pathlib import Path
@@ -88,6 +89,31 @@ def make_optimizer(model: torch.nn.Module, name: str, lr: float) -> list[torch.o
             opts.append(torch.optim.Adam(dense, lr=lr, fused=True))
         return opts
     raise UserError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
+
+
+@contextlib.contextmanager
+def torch_settings(threads: int | None = None, device: str | torch.device = "cpu"):
+    """Run a training stage with ``threads`` torch threads and a forked global RNG (seeding inside
+    does not change the caller's state); everything is restored on exit.
+
+    Off the CPU, deterministic algorithms are switched on as well. The CPU kernels used here are
+    deterministic already, and on the CPU the switch would only cost ~2 s of importing torch's
+    compiler stack in every job.
+    """
+    prev_threads = torch.get_num_threads()
+    prev_det = torch.are_deterministic_algorithms_enabled()
+    prev_det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
+    with torch.random.fork_rng(devices=[]):
+        try:
+            if threads:
+                torch.set_num_threads(threads)
+            if torch.device(device).type != "cpu":
+                torch.use_deterministic_algorithms(True, warn_only=True)
+            yield
+        finally:
+            torch.set_num_threads(prev_threads)
+            if torch.are_deterministic_algorithms_enabled() != prev_det:
+                torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
 
 
 def fit(
@@ -381,47 +407,32 @@ def train(
              "context width %d", stats["n_captions"], stats["n_captions_total"], stats["n_tokens"],
              stats["n_oov_dropped"], stats["n_examples"], stats["n_examples_with_image"], stats["context_width"])
 
-    prev_threads = torch.get_num_threads()
-    prev_det = torch.are_deterministic_algorithms_enabled()
-    prev_det_warn = torch.is_deterministic_algorithms_warn_only_enabled()
-    # fork_rng: seeding here must not change the caller's global RNG state
-    with torch.random.fork_rng(devices=[]):
-        try:
-            if threads:
-                torch.set_num_threads(threads)
-            dev = torch.device(device)
-            if dev.type != "cpu":
-                # CPU kernels used here are deterministic already; on CPU the switch would only
-                # cost ~2 s of importing torch's compiler stack.
-                torch.use_deterministic_algorithms(True, warn_only=True)
-            torch.manual_seed(seed)
-            feats_t = torch.from_numpy(feats) if feats is not None else None
-            counts = vocab["count"].to_numpy(dtype=np.float64)
-            common = dict(objective=objective, negatives=negatives, counts=counts,
-                          sparse=optimizer in ("sgd", "sparse_adam"), shared_negatives=shared_negatives, seed=seed)
-            if model == "wield":
-                net = WIELD(len(words), dim, image_dim=0 if feats is None else feats.shape[1], gamma=gamma,
-                            image_targets=feats_t, **common)
-            else:
-                net = ImageInputCBOW(len(words), dim, image_dim=feats.shape[1], lam=lam, image_input=image_input,
-                                     image_features=feats_t, word_rows=word_rows_t, **common)
-            net = net.to(dev)
-            data = {
-                "context": torch.from_numpy(examples.context).to(dev),
-                "target": torch.from_numpy(examples.target).to(dev),
-            }
-            if image_input != "word":  # the "word" input never sees per-example rows
-                data["image_row"] = torch.from_numpy(examples.image_row).to(dev)
-            t0 = time.perf_counter()
-            history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                          lr_schedule=lr_schedule, seed=seed, progress=progress)
-            train_seconds = time.perf_counter() - t0
-            used_threads = torch.get_num_threads()
-            vectors = net.word_vectors().cpu().numpy()
-        finally:
-            torch.set_num_threads(prev_threads)
-            if torch.are_deterministic_algorithms_enabled() != prev_det:
-                torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
+    dev = torch.device(device)
+    with torch_settings(threads, dev):
+        torch.manual_seed(seed)
+        feats_t = torch.from_numpy(feats) if feats is not None else None
+        counts = vocab["count"].to_numpy(dtype=np.float64)
+        common = dict(objective=objective, negatives=negatives, counts=counts,
+                      sparse=optimizer in ("sgd", "sparse_adam"), shared_negatives=shared_negatives, seed=seed)
+        if model == "wield":
+            net = WIELD(len(words), dim, image_dim=0 if feats is None else feats.shape[1], gamma=gamma,
+                        image_targets=feats_t, **common)
+        else:
+            net = ImageInputCBOW(len(words), dim, image_dim=feats.shape[1], lam=lam, image_input=image_input,
+                                 image_features=feats_t, word_rows=word_rows_t, **common)
+        net = net.to(dev)
+        data = {
+            "context": torch.from_numpy(examples.context).to(dev),
+            "target": torch.from_numpy(examples.target).to(dev),
+        }
+        if image_input != "word":  # the "word" input never sees per-example rows
+            data["image_row"] = torch.from_numpy(examples.image_row).to(dev)
+        t0 = time.perf_counter()
+        history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                      lr_schedule=lr_schedule, seed=seed, progress=progress)
+        train_seconds = time.perf_counter() - t0
+        used_threads = torch.get_num_threads()
+        vectors = net.word_vectors().cpu().numpy()
 
     if not np.isfinite(vectors).all():
         raise UserError("training diverged: the word vectors contain NaN/inf (lower --lr)")
