@@ -20,6 +20,14 @@ except UserError as e:
     raise WorkflowError(str(e)) from None
 
 ENV = "../../envs/groundwords.yaml"
+# The image encoder's settings and command, shared by every rule that encodes images.
+ENCODER_PARAMS = {k: config["encoder"][k] for k in ("model", "pooling", "batch_size", "num_workers", "device", "dtype")}
+ENCODE_CMD = (
+    "python -m groundwords.encode --images {input} --out {output} --model {params.model} "
+    "--pooling {params.pooling} --batch-size {params.batch_size} "
+    "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
+    "> {log} 2>&1"
+)
 DATA = "results/data"
 SUBSETS = {s["name"]: s["rows"] for s in config["data"]["subsets"]}
 SEEDS = [str(s) for s in config["wield"]["seeds"]]

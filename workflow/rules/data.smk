@@ -94,12 +94,7 @@ rule encode:
     output:
         f"{DATA}/encodings.h5",
     params:
-        model=config["encoder"]["model"],
-        pooling=config["encoder"]["pooling"],
-        batch_size=config["encoder"]["batch_size"],
-        num_workers=config["encoder"]["num_workers"],
-        device=config["encoder"]["device"],
-        dtype=config["encoder"]["dtype"],
+        **ENCODER_PARAMS,
     log:
         "results/logs/encode.log",
     benchmark:
@@ -112,10 +107,7 @@ rule encode:
     conda:
         ENV
     shell:
-        "python -m groundwords.encode --images {input} --out {output} --model {params.model} "
-        "--pooling {params.pooling} --batch-size {params.batch_size} "
-        "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
-        "> {log} 2>&1"
+        ENCODE_CMD
 
 
 rule subset:

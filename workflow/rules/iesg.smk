@@ -83,12 +83,7 @@ rule iesg_encode:
     output:
         f"{IESG}/encodings.h5",
     params:
-        model=config["encoder"]["model"],
-        pooling=config["encoder"]["pooling"],
-        batch_size=config["encoder"]["batch_size"],
-        num_workers=config["encoder"]["num_workers"],
-        device=config["encoder"]["device"],
-        dtype=config["encoder"]["dtype"],
+        **ENCODER_PARAMS,
     log:
         "results/logs/iesg/encode.log",
     benchmark:
@@ -101,10 +96,7 @@ rule iesg_encode:
     conda:
         ENV
     shell:
-        "python -m groundwords.encode --images {input} --out {output} --model {params.model} "
-        "--pooling {params.pooling} --batch-size {params.batch_size} "
-        "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
-        "> {log} 2>&1"
+        ENCODE_CMD
 
 
 rule iesg_pretrain:
