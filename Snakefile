@@ -23,6 +23,7 @@ report: "workflow/report/workflow.rst"
 
 include: "workflow/rules/common.smk"
 include: "workflow/rules/data.smk"
+include: "workflow/rules/corpus.smk"
 include: "workflow/rules/wield.smk"
 include: "workflow/rules/iesg.smk"
 

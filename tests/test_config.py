@@ -67,10 +67,12 @@ def test_gamma_labels():
 def test_corpus_url_needs_a_checksum():
     cfg = {"data": {"source": "x.tsv", "subsets": [{"name": "all", "rows": 0}]},
            "iesg": {"corpus": "data/text8", "corpus_url": "https://example.org/text8"}}
-    with pytest.raises(UserError, match="iesg.corpus_sha256"):
+    with pytest.raises(UserError, match="iesg.corpus_checksum"):
         validate_config(cfg)
-    cfg["iesg"]["corpus_sha256"] = "0" * 63  # not a sha256
-    with pytest.raises(UserError, match="iesg.corpus_sha256"):
+    for bad in ("0" * 63, "sha1:" + "0" * 64, "crc32:00000000"):  # not a checksum we verify
+        cfg["iesg"]["corpus_checksum"] = bad
+        with pytest.raises(UserError, match="iesg.corpus_checksum"):
+            validate_config(cfg)
+    for good in ("a" * 64, "sha256:" + "a" * 64, "sha1:6c70299b93b7e1f927b42cd8f6ac1a31547c7a2e", "md5:" + "b" * 32):
+        cfg["iesg"]["corpus_checksum"] = good
         validate_config(cfg)
-    cfg["iesg"]["corpus_sha256"] = "a" * 64
-    validate_config(cfg)

@@ -454,6 +454,15 @@ def test_corpus_download_is_verified_by_sha256(tmp_path):
         out = tmp_path / "data" / "corpus.txt.bz2"
         assert run_cli(textcorpus.main, ["download", "--url", url, "--sha256", "0" * 64, "--out", str(out)]) == 2
         assert not out.exists()
+        sha1 = hashlib.sha1(payload).hexdigest()
+        assert run_cli(textcorpus.main, ["download", "--url", url, "--checksum", "sha1:" + "0" * 40,
+                                         "--out", str(out)]) == 2
+        assert not out.exists()
+        assert run_cli(textcorpus.main, ["download", "--url", url, "--checksum", "md5:nothex",
+                                         "--out", str(out)]) == 2
+        assert run_cli(textcorpus.main, ["download", "--url", url, "--checksum", "sha1:" + sha1,
+                                         "--out", str(out)]) == 0
+        out.unlink()
         assert run_cli(textcorpus.main, ["download", "--url", url, "--sha256", good, "--out", str(out)]) == 0
         assert out.read_bytes() == payload
         textcorpus.build_text_corpus(out, tmp_path / "c.txt")
@@ -461,3 +470,27 @@ def test_corpus_download_is_verified_by_sha256(tmp_path):
                                                              ["the", "dog", "ran"]]
     finally:
         srv.shutdown()
+
+
+def test_text8_style_zip_corpus(tmp_path):
+    """A single-file .zip holding one huge line (text8's shape) is read, cut into sentences of <= 10k tokens."""
+    import zipfile
+
+    from groundwords import textcorpus
+    from groundwords.io import run_cli
+
+    words = [f"w{i % 97}" for i in range(25_000)]
+    z = tmp_path / "text8.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("text8", " " + " ".join(words))  # text8 starts with a space and has no newline
+    textcorpus.build_text_corpus(z, tmp_path / "c.txt")
+    sents = textcorpus.read_corpus(tmp_path / "c.txt")
+    assert [t for s in sents for t in s] == words
+    assert max(map(len, sents)) <= textcorpus.MAX_SENTENCE_TOKENS
+    two = tmp_path / "two.zip"
+    with zipfile.ZipFile(two, "w") as zf:
+        zf.writestr("a", "x")
+        zf.writestr("b", "y")
+    assert run_cli(textcorpus.main, ["--source", str(two), "--out", str(tmp_path / "o.txt")]) == 2
+    (tmp_path / "bad.zip").write_bytes(b"not a zip")
+    assert run_cli(textcorpus.main, ["--source", str(tmp_path / "bad.zip"), "--out", str(tmp_path / "o.txt")]) == 2

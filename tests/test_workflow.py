@@ -44,8 +44,8 @@ def toy_benchmark(path):
 
 def snakemake(workdir, *args, config=None):
     env = dict(os.environ, PATH=os.path.dirname(sys.executable) + os.pathsep + os.environ.get("PATH", ""))
-    cmd = [sys.executable, "-m", "snakemake", "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
-           "--workflow-profile", "none", "--cores", "2", "--resources", "gpu=1", *args]
+    cmd = [sys.executable, "-m", "snakemake", *args, "-s", str(ROOT / "Snakefile"), "-d", str(workdir),
+           "--workflow-profile", "none", "--cores", "2", "--resources", "gpu=1"]
     if config:
         cfg = workdir / "tiny.yaml"
         cfg.write_text(yaml.safe_dump(config))
@@ -130,3 +130,40 @@ def _job_counts(text):
         elif on and parts and not set(parts[0]) <= {"-"}:
             on = False
     return counts
+
+
+def test_corpus_url_is_downloaded_verified_and_read(tmp_path):
+    """iesg.corpus_url: the DAG downloads a text8-style zip from 127.0.0.1, checks its sha1, tokenizes it."""
+    import functools
+    import hashlib
+    import http.server
+    import threading
+    import zipfile
+
+    served = tmp_path / "srv"
+    served.mkdir()
+    z = served / "text8.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_DEFLATED) as zf:
+        zf.writestr("text8", " the cat sat on the mat the dog ran after the cat")
+    sha1 = hashlib.sha1(z.read_bytes()).hexdigest()
+    handler = functools.partial(http.server.SimpleHTTPRequestHandler, directory=str(served))
+    handler.log_message = lambda *a, **k: None
+    srv = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    threading.Thread(target=srv.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{srv.server_address[1]}/text8.zip"
+    try:
+        cfg = {"data": {"source": "openmoji", "subsets": [{"name": "all", "rows": 0}]},
+               "iesg": {"corpus": "data/text8.zip", "corpus_url": url, "corpus_checksum": "sha1:" + "0" * 40,
+                        "min_count": 1}}
+        bad = snakemake(tmp_path, "results/iesg/corpus.txt", config=cfg)
+        assert bad.returncode != 0, bad.stderr[-3000:]
+        assert not (tmp_path / "data" / "text8.zip").exists()
+        assert "expected " + "0" * 40 in (tmp_path / "results/logs/corpus_download_0.log").read_text()
+        cfg["iesg"]["corpus_checksum"] = "sha1:" + sha1
+        good = snakemake(tmp_path, "results/iesg/corpus.txt", config=cfg)
+        assert good.returncode == 0, good.stderr[-3000:]
+    finally:
+        srv.shutdown()
+    assert (tmp_path / "data" / "text8.zip").read_bytes() == z.read_bytes()
+    assert (tmp_path / "results/iesg/corpus.txt").read_text().split() == \
+        "the cat sat on the mat the dog ran after the cat".split()

@@ -74,11 +74,19 @@ def _check_semantics(config: dict) -> None:
                     f"{section}.benchmarks[{i}]: unknown benchmark {name!r}; known: {', '.join(sorted(BENCHMARKS))} "
                     "(or give benchmarks.<name>.path for a local file)"
                 )
-    iesg = config.get("iesg", {})
-    if iesg.get("corpus_url") and not iesg.get("corpus_sha256"):
-        raise UserError("iesg.corpus_sha256: required with iesg.corpus_url (downloads are verified)")
-    if iesg.get("corpus_url") and iesg.get("corpus") == "enwiki-sample":
-        raise UserError("iesg.corpus: give the local path to download iesg.corpus_url to")
+    downloads: dict[str, tuple[str, str]] = {}
+    for section in ("iesg", "pixie"):
+        sec = config.get(section, {})
+        if not sec.get("corpus_url"):
+            continue
+        if not sec.get("corpus_checksum"):
+            raise UserError(f"{section}.corpus_checksum: required with {section}.corpus_url (downloads are verified)")
+        if sec.get("corpus") == "enwiki-sample":
+            raise UserError(f"{section}.corpus: give the local path to download {section}.corpus_url to")
+        key = (sec["corpus_url"], sec["corpus_checksum"])
+        if downloads.setdefault(sec["corpus"], key) != key:
+            raise UserError(f"{section}.corpus: {sec['corpus']} is downloaded by both iesg and pixie "
+                            "with different corpus_url/corpus_checksum")
     names = [s["name"] for s in config.get("data", {}).get("subsets", [])]
     if len(set(names)) != len(names):
         raise UserError(f"data.subsets: subset names must be unique, got {names}")

@@ -10,6 +10,7 @@ import contextlib
 import json
 import logging
 import os
+import re
 import sys
 import tempfile
 from pathlib import Path
@@ -118,20 +119,40 @@ def read_features(path) -> tuple[list[str], np.ndarray, dict]:
     return ids, feats, attrs
 
 
-def download_verified(url: str, sha256: str, dest: str | os.PathLike, *, what: str = "file",
+CHECKSUM_ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64}
+
+
+def parse_checksum(checksum: str) -> tuple[str, str]:
+    """``"sha256:<hex>"``, ``"sha1:<hex>"``, ``"md5:<hex>"`` or a bare 64-hex sha256 -> (algorithm, hex)."""
+    algo, sep, digest = str(checksum).strip().partition(":")
+    if not sep:
+        algo, digest = "sha256", algo
+    algo, digest = algo.lower(), digest.lower()
+    n = CHECKSUM_ALGORITHMS.get(algo)
+    if n is None or not re.fullmatch(f"[0-9a-f]{{{n}}}", digest):
+        raise UserError(f"checksum {checksum!r}: expected sha256:<64 hex>, sha1:<40 hex> or md5:<32 hex>")
+    return algo, digest
+
+
+def download_verified(url: str, checksum: str, dest: str | os.PathLike, *, what: str = "file",
                       max_bytes: int = 50 << 20, timeout=(10, 60)) -> Path:
-    """Download ``url`` to ``dest`` atomically; keep it only if its sha256 is ``sha256``."""
+    """Download ``url`` to ``dest`` atomically; keep it only if its checksum matches.
+
+    ``checksum``: see :func:`parse_checksum` (a bare hex digest is a sha256). Publishers of
+    old corpora often give only an md5 or sha1 (text8.zip: sha1), so those are accepted too.
+    """
     import hashlib
 
     import requests
 
+    algo, expected = parse_checksum(checksum)
     dest = Path(dest)
     log.info("downloading %s -> %s", url, dest)
     try:
         with requests.get(url, timeout=timeout, stream=True) as r:
             r.raise_for_status()
             with atomic_path(dest) as tmp:
-                h, size = hashlib.sha256(), 0
+                h, size = hashlib.new(algo), 0
                 with open(tmp, "wb") as f:
                     for chunk in r.iter_content(1 << 16):
                         size += len(chunk)
@@ -139,10 +160,10 @@ def download_verified(url: str, sha256: str, dest: str | os.PathLike, *, what: s
                             raise UserError(f"{url}: larger than {max_bytes} bytes; refusing")
                         h.update(chunk)
                         f.write(chunk)
-                if h.hexdigest() != sha256.lower():
+                if h.hexdigest() != expected:
                     # raising inside atomic_path removes the temporary file: nothing is kept
-                    raise UserError(f"{what}: download of {url} has sha256 {h.hexdigest()}, "
-                                    f"expected {sha256}; not kept")
+                    raise UserError(f"{what}: download of {url} has {algo} {h.hexdigest()}, "
+                                    f"expected {expected}; not kept")
     except requests.RequestException as e:
         raise UserError(f"{what}: downloading {url} failed: {e}") from None
     return dest

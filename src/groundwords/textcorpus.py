@@ -2,8 +2,9 @@
 
 Sources
 -------
-* **Plain text**, one sentence or document per line (``.gz``, ``.bz2`` and ``.xz`` are
-  decompressed transparently; the format is chosen by the file name). A line may be huge
+* **Plain text**, one sentence or document per line (``.gz``, ``.bz2``, ``.xz`` and a
+  single-file ``.zip`` such as text8.zip are decompressed transparently; the format is chosen
+  by the file name). A line may be huge
   (text8/enwik-style files are a single 100 MB line): the file is read in blocks, and an
   over-long line is cut at whitespace into pieces of about ``LONG_LINE_BYTES``.
 * **A Wikipedia XML dump** (``*.xml*``, e.g. ``enwiki-latest-pages-articles.xml.bz2``), read
@@ -36,10 +37,12 @@ from __future__ import annotations
 import argparse
 import sys
 import bz2
+import contextlib
 import gzip
 import importlib.util
 import lzma
 import os
+import zipfile
 from collections import Counter
 from pathlib import Path
 from typing import Iterator
@@ -77,8 +80,13 @@ def resolve_source(source: str | os.PathLike) -> Path:
 
 
 def open_binary(path: str | os.PathLike):
-    """Open a file for binary reading, decompressing ``.gz`` / ``.bz2`` / ``.xz`` by name."""
+    """Open a file for binary reading, decompressing ``.gz`` / ``.bz2`` / ``.xz`` / ``.zip`` by name.
+
+    A ``.zip`` must hold exactly one file (as text8.zip and enwik9.zip do); that file is read.
+    """
     name = str(path).lower()
+    if name.endswith(".zip"):
+        return _open_zip_member(path)
     if name.endswith(".gz"):
         return gzip.open(path, "rb")
     if name.endswith(".bz2"):
@@ -86,6 +94,21 @@ def open_binary(path: str | os.PathLike):
     if name.endswith((".xz", ".lzma")):
         return lzma.open(path, "rb")
     return open(path, "rb")
+
+
+@contextlib.contextmanager
+def _open_zip_member(path):
+    try:
+        zf = zipfile.ZipFile(path)
+    except zipfile.BadZipFile as e:
+        raise UserError(f"{path}: not a readable zip file ({e})") from None
+    with zf:
+        members = [i for i in zf.infolist() if not i.is_dir()]
+        if len(members) != 1:
+            names = ", ".join(i.filename for i in members[:5]) or "none"
+            raise UserError(f"{path}: a corpus zip must hold exactly one file (found {len(members)}: {names})")
+        with zf.open(members[0]) as f:
+            yield f
 
 
 def iter_lines(path, max_bytes: int | None = None, long_line: int = LONG_LINE_BYTES,
@@ -219,20 +242,22 @@ def main(argv=None) -> None:
         argv = sys.argv[1:]
     if argv[:1] == ["download"]:
         d = argparse.ArgumentParser(prog="python -m groundwords.textcorpus download",
-                                    description="download a corpus file, verified by its sha256")
+                                    description="download a corpus file, verified by its checksum")
         d.add_argument("--url", required=True)
-        d.add_argument("--sha256", required=True)
+        g = d.add_mutually_exclusive_group(required=True)
+        g.add_argument("--checksum", help="sha256:<hex>, sha1:<hex> or md5:<hex> (a bare hex digest is a sha256)")
+        g.add_argument("--sha256", help="the file's sha256 (same as --checksum sha256:<hex>)")
         d.add_argument("--out", required=True)
         d.add_argument("--max-bytes", type=int, default=64 << 30, help="refuse larger downloads")
         a = d.parse_args(argv[1:])
         setup_logging()
-        download_verified(a.url, a.sha256, a.out, what="corpus", max_bytes=a.max_bytes, timeout=(10, 300))
+        download_verified(a.url, a.checksum or a.sha256, a.out, what="corpus", max_bytes=a.max_bytes, timeout=(10, 300))
         return
     p = argparse.ArgumentParser(prog="python -m groundwords.textcorpus", description=__doc__.split("\n")[0],
-                                epilog="python -m groundwords.textcorpus download --url U --sha256 H --out F: "
-                                       "fetch a corpus file, verified by its sha256")
+                                epilog="python -m groundwords.textcorpus download --url U --checksum ALGO:HEX --out F: "
+                                       "fetch a corpus file, verified by its checksum")
     p.add_argument("--source", required=True,
-                   help=f"text file (.gz/.bz2/.xz ok), Wikipedia XML dump, or '{ENWIKI_SAMPLE}' (offline sample)")
+                   help=f"text file (.gz/.bz2/.xz/.zip ok), Wikipedia XML dump, or '{ENWIKI_SAMPLE}' (offline sample)")
     p.add_argument("--out", required=True, help="tokenized corpus to write (one sentence per line)")
     p.add_argument("--max-bytes", type=int, default=0, help="read only this many bytes of text (0: all)")
     p.add_argument("--format", choices=FORMATS, default="auto", help="auto: 'wiki' if the name contains .xml")

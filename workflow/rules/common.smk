@@ -172,3 +172,13 @@ def control_runs():
     if W["controls"]["caption_window"]:
         evals += runs("cbow-caption", "gamma", [0])
     return evals
+
+
+def corpus_downloads():
+    """corpus path -> (url, checksum) for every enabled study whose corpus has a URL."""
+    out = {}
+    for section in ("iesg", "pixie"):
+        sec = config.get(section, {})
+        if sec.get("enabled") and sec.get("corpus_url"):
+            out[sec["corpus"]] = (sec["corpus_url"], sec["corpus_checksum"])
+    return out

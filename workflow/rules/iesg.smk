@@ -8,24 +8,6 @@ IESG_SHARES_ENCODINGS = I["images"] == "openmoji" and config["data"]["source"] =
 IESG_FEATURES = f"{DATA}/encodings.h5" if IESG_SHARES_ENCODINGS else f"{IESG}/encodings.h5"
 
 
-if I["corpus_url"]:
-
-    rule iesg_corpus_download:
-        """The text corpus from its canonical URL, verified by its sha256 (networked machines)."""
-        output:
-            I["corpus"],
-        params:
-            url=I["corpus_url"],
-            sha256=I["corpus_sha256"],
-        log:
-            "results/logs/iesg/corpus_download.log",
-        conda:
-            ENV
-        shell:
-            "python -m groundwords.textcorpus download --url {params.url} --sha256 {params.sha256} "
-            "--out {output} > {log} 2>&1"
-
-
 rule iesg_corpus:
     """The text corpus, tokenized like every caption, and its vocabulary."""
     input:
