@@ -47,12 +47,13 @@ import torch
 from .io import UserError, atomic_path, log, read_features, run_cli, setup_logging, write_features
 from .iesg import corpus_ids, load_image_features
 from .models.pixie import PIXIE
-from .models.sgns import keep_probabilities, skipgram_pairs
+from .models.sgns import SGNS, keep_probabilities, skipgram_pairs
 from .train import fit, torch_settings, write_outputs, write_word2vec_text
 from .vocab import load_vocab
 from .wordimages import read_word_images
 
 SCALINGS = ("minmax", "none")
+OPTIMIZERS = ("adam", "sparse_adam")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -144,13 +145,14 @@ def align_visual(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, d
 
 def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
           sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3, J: int = 1,
-          hidden: int = 500, vae_weight: float = 1.0, seed: int = 0, threads: int | None = 1,
-          progress: bool = True) -> dict:
+          hidden: int = 500, vae_weight: float = 1.0, optimizer: str = "adam", seed: int = 0,
+          threads: int | None = 1, progress: bool = True) -> dict:
     for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                     (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                     (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
                     (J >= 1, "J must be >= 1"), (hidden >= 1, "hidden must be >= 1"),
-                    (vae_weight >= 0, "vae weight must be >= 0"), (sample >= 0, "sample must be >= 0")]:
+                    (vae_weight >= 0, "vae weight must be >= 0"), (sample >= 0, "sample must be >= 0"),
+                    (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}")]:
         if not ok:
             raise UserError(msg)
     if not Path(vocab_tsv).is_file():
@@ -160,7 +162,10 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
         raise UserError(f"{vocab_tsv}: the vocabulary is empty")
     words = vocab["word"].astype(str).tolist()
     counts = vocab["count"].to_numpy(np.float64)
-    feats, mask, vattrs = align_visual(words, visual_h5)
+    if visual_h5 is None:  # plain SGNS, trained exactly as PIXIE is (same pairs, optimiser, seed)
+        feats, mask, vattrs = np.zeros((len(words), 0), np.float32), np.zeros(len(words), bool), {}
+    else:
+        feats, mask, vattrs = align_visual(words, visual_h5)
     enc = corpus_ids(corpus, words)
     if len(enc.tokens) < 2:
         raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
@@ -173,31 +178,38 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
              len(enc.tokens), len(words), int(mask.sum()), len(c))
     with torch_settings(threads):
         torch.manual_seed(seed)  # SGNS's embedding initialisation uses the global RNG
-        model = PIXIE(len(words), dim, counts=counts, visual_features=torch.from_numpy(feats),
-                      has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
-                      vae_weight=vae_weight, sparse=False, seed=seed)
+        sparse = optimizer == "sparse_adam"
+        if visual_h5 is None:
+            model = SGNS(len(words), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
+        else:
+            model = PIXIE(len(words), dim, counts=counts, visual_features=torch.from_numpy(feats),
+                          has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
+                          vae_weight=vae_weight, sparse=sparse, seed=seed)
         t0 = time.perf_counter()
-        history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", seed=seed,
+        history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                       words_per_epoch=len(enc.tokens), progress=progress)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
-        plus, concat = model.word_vectors().numpy(), model.concat_vectors().numpy()
-    if not (np.isfinite(plus).all() and np.isfinite(concat).all()):
+        plus = model.word_vectors().numpy()
+        concat = model.concat_vectors().numpy() if visual_h5 is not None else None
+    if not (np.isfinite(plus).all() and (concat is None or np.isfinite(concat).all())):
         raise UserError("PIXIE diverged: the vectors contain NaN/inf (lower --lr)")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
-    write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
+    if concat is not None:
+        write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
     info = {
-        "model": "pixie",
+        "model": "pixie" if visual_h5 is not None else "sgns",
         "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "adam", "J": J,
+                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
                             "hidden": hidden, "vae_weight": vae_weight, "seed": seed},
-        "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5)},
+        "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5) if visual_h5 else None},
         "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
         "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
         "n_pairs": int(len(c)), "train_seconds": seconds, "history": history,
         "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
-        "outputs": {"vectors.txt": "PIXIE+ (eq. 10)", "concat_vectors.txt": "PIXIE⊕ (eq. 11)"},
+        "outputs": ({"vectors.txt": "PIXIE+ (eq. 10)", "concat_vectors.txt": "PIXIE⊕ (eq. 11)"}
+                    if visual_h5 is not None else {"vectors.txt": "SGNS word vectors"}),
     }
     write_outputs(out_dir, words, plus, history, info)
     log.info("wrote %s: %d x %d PIXIE+ vectors, %d x %d PIXIE⊕", out_dir, *plus.shape, *concat.shape)
@@ -224,7 +236,8 @@ def main(argv=None) -> None:
     t = sub.add_parser("train", help="train PIXIE (SGNS + VAE over visual features) with Adam")
     t.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.textcorpus)")
     t.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
-    t.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
+    t.add_argument("--visual", help="per-word features HDF5 ('pixie features'); without it: plain SGNS, "
+                                    "trained exactly as PIXIE (the paper's SGNS baseline)")
     t.add_argument("--out-dir", required=True)
     t.add_argument("--dim", type=int, default=100)
     t.add_argument("--window", type=int, default=10)
@@ -236,6 +249,9 @@ def main(argv=None) -> None:
     t.add_argument("--J", type=int, default=1, help="Monte-Carlo samples of z per word")
     t.add_argument("--hidden", type=int, default=500, help="VAE hidden units (paper: 500)")
     t.add_argument("--vae-weight", type=float, default=1.0)
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="adam: dense Adam over everything (the paper); sparse_adam: SparseAdam for the "
+                        "embedding tables (only the rows of a batch move; much faster on large vocabularies)")
     t.add_argument("--seed", type=int, default=0)
     t.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
     t.add_argument("--no-progress", action="store_true")
@@ -248,7 +264,7 @@ def main(argv=None) -> None:
     else:
         train(a.corpus, a.vocab, a.visual, a.out_dir, dim=a.dim, window=a.window, negatives=a.negatives,
               sample=a.sample, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, J=a.J, hidden=a.hidden,
-              vae_weight=a.vae_weight, seed=a.seed, threads=a.threads or None, progress=not a.no_progress)
+              vae_weight=a.vae_weight, optimizer=a.optimizer, seed=a.seed, threads=a.threads or None, progress=not a.no_progress)
 
 
 if __name__ == "__main__":

@@ -11,13 +11,21 @@ A model is an ``nn.Module`` with
 Models: :class:`WIELD` (image as a prediction *target*, WIELD §3.4),
 :class:`ImageInputCBOW` (image as an *input*, WIELD §5.1 / Table 1), :class:`SGNS` (skip-gram
 with negative sampling: IESG's pretraining and PIXIE's text part), :class:`IESG` (image-enhanced
-skip-gram, paper 001) and :class:`PIXIE` (SGNS coupled to a VAE over visual features, paper 002).
+skip-gram, paper 001), :class:`PIXIE` (SGNS coupled to a VAE over visual features, paper 002)
+and PIXIE's baselines :class:`VSGNS` (Lazaridou et al. 2015's multimodal skip-gram) and
+:class:`Imagination` (Collell et al. 2017's text-to-visual map, IV-SGNS).
+
+:class:`VSE` (the GRU sentence / linear image retrieval model of PIXIE's Table 6) is trained by
+its own loop in :mod:`groundwords.sentret` (step learning-rate schedule); it has ``loss`` only.
 """
 
 from .iesg import IESG
 from .imginput import ImageInputCBOW
+from .ivsgns import Imagination
 from .pixie import PIXIE
 from .sgns import SGNS
+from .vse import VSE
+from .vsgns import VSGNS
 from .wield import WIELD
 
-__all__ = ["WIELD", "ImageInputCBOW", "SGNS", "IESG", "PIXIE"]
+__all__ = ["WIELD", "ImageInputCBOW", "SGNS", "IESG", "PIXIE", "VSGNS", "Imagination", "VSE"]

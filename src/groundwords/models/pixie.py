@@ -18,7 +18,10 @@ then is exactly SGNS (:class:`~groundwords.models.sgns.SGNS`).
 Networks (the paper's "Hyper-parameter setting"): encoder ``x → tanh(hidden) → (μ, log σ²)``
 (linear outputs); decoder ``z → tanh(hidden) → (sigmoid mean, linear log σ²)``: the decoder's
 diagonal covariance is an output of the network, as in eq. 3. The sigmoid means assume features
-scaled into [0, 1].
+scaled into [0, 1]. Two numerical guards the paper does not mention: the decoder variance has a
+smooth floor ``MIN_VAR`` (log σ² = log MIN_VAR + softplus(raw − log MIN_VAR)), without which a
+constant feature dimension makes the Gaussian likelihood unbounded and training ends in NaN,
+and the encoder's log σ² is clamped to ±10.
 
 Batches are (centre, context) pairs as for SGNS (:func:`~groundwords.models.sgns.skipgram_pairs`),
 not the paper's minibatches of words. ``"total"`` is, like SGNS, a mean over the B pairs:
@@ -49,6 +52,8 @@ import torch.nn.functional as F
 from .sgns import SGNS
 
 LOG_2PI = math.log(2 * math.pi)
+MIN_VAR = 1e-3  # decoder variance floor (features scaled to [0, 1]: σ >= 0.03)
+LOGVAR_BOUND = 10.0  # encoder log σ² kept in [-10, 10] so exp() cannot overflow
 
 
 def _generator(current: torch.Generator | None, seed: int, device) -> torch.Generator:
@@ -61,9 +66,11 @@ def _generator(current: torch.Generator | None, seed: int, device) -> torch.Gene
 class VisualVAE(nn.Module):
     """Gaussian VAE: one tanh hidden layer each way, sigmoid-mean diagonal-Gaussian decoder."""
 
-    def __init__(self, x_dim: int, latent: int = 100, hidden: int = 500, *, seed: int = 0):
+    def __init__(self, x_dim: int, latent: int = 100, hidden: int = 500, *, seed: int = 0,
+                 min_var: float = MIN_VAR):
         super().__init__()
         self.x_dim, self.latent, self.hidden, self.seed = x_dim, latent, hidden, seed
+        self.min_logvar = math.log(min_var)
         # build without consuming the global RNG, then initialise from a private generator
         with torch.random.fork_rng(devices=[]):
             self.enc = nn.Linear(x_dim, hidden)
@@ -83,12 +90,15 @@ class VisualVAE(nn.Module):
     def encode(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """q_φ(z|x): (μ, log σ²), each (N, latent)."""
         h = torch.tanh(self.enc(x))
-        return self.enc_mu(h), self.enc_logvar(h)
+        return self.enc_mu(h), self.enc_logvar(h).clamp(-LOGVAR_BOUND, LOGVAR_BOUND)
 
     def decode(self, z: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """p_θ(x|z): (sigmoid mean, log σ²), each (..., x_dim)."""
         h = torch.tanh(self.dec(z))
-        return torch.sigmoid(self.dec_mu(h)), self.dec_logvar(h)
+        # a smooth floor on the variance: features that are (nearly) constant over the words would
+        # otherwise drive σ² -> 0 and log p(x|z) -> +inf (the likelihood is unbounded)
+        logvar = self.min_logvar + F.softplus(self.dec_logvar(h) - self.min_logvar)
+        return torch.sigmoid(self.dec_mu(h)), logvar
 
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor, J: int = 1) -> torch.Tensor:
         """J reparameterised samples μ + σ ⊙ ε: (J, N, latent)."""
