@@ -26,6 +26,7 @@ include: "workflow/rules/data.smk"
 include: "workflow/rules/corpus.smk"
 include: "workflow/rules/wield.smk"
 include: "workflow/rules/iesg.smk"
+include: "workflow/rules/pixie.smk"
 
 
 rule all:
@@ -33,3 +34,4 @@ rule all:
     input:
         table_targets(),
         iesg_targets(),
+        pixie_targets(),

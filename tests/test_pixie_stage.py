@@ -132,3 +132,59 @@ def test_bad_inputs_exit_2(data, capsys):
                 "--out", d / "x.h5"]) == 2
     assert "no word" in capsys.readouterr().err
     assert not (d / "m" / "train.json").exists()
+
+
+def test_features_vocab_restricts_words_before_hiding(data):
+    d, _ = data
+    pd.DataFrame({"word": ["cat", "dog", "tree", "the"], "count": [5, 4, 3, 9]}).to_csv(
+        d / "small_vocab.tsv", sep="\t", index=False, lineterminator="\n")
+    assert run(["features", "--word-images", d / "wi.tsv", "--features", d / "img.h5", "--out", d / "v.h5",
+                "--vocab", d / "small_vocab.tsv", "--hide", 1, "--hidden-out", d / "v.txt"]) == 0
+    ids, _, attrs = read_features(d / "v.h5")
+    hidden = (d / "v.txt").read_text().split()
+    assert sorted(ids + hidden) == ["cat", "dog", "tree"]  # car and sun are not in the vocabulary
+    assert attrs["n_words_with_images"] == 5
+    pd.DataFrame({"word": ["the"], "count": [9]}).to_csv(d / "no_visual.tsv", sep="\t", index=False)
+    assert run(["features", "--word-images", d / "wi.tsv", "--features", d / "img.h5", "--out", d / "x.h5",
+                "--vocab", d / "no_visual.tsv"]) == 2
+
+
+def test_train_without_visual_is_the_sgns_baseline(data):
+    """No --visual: the SGNS model on the same pairs, optimiser and seed; PIXIE's text-only words match it."""
+    d, _ = data
+    common = ["--corpus", d / "corpus.txt", "--vocab", d / "vocab.tsv", "--dim", 8, "--epochs", 1,
+              "--batch-size", 64, "--window", 3, "--no-progress"]
+    assert run(["train", *common, "--out-dir", d / "sgns"]) == 0
+    assert run(["train", *common, "--out-dir", d / "sgns2"]) == 0
+    info = json.loads((d / "sgns" / "train.json").read_text())
+    assert info["model"] == "sgns" and not (d / "sgns" / "concat_vectors.txt").exists()
+    assert (d / "sgns" / "vectors.txt").read_bytes() == (d / "sgns2" / "vectors.txt").read_bytes()
+    from groundwords.models.sgns import SGNS, skipgram_pairs, keep_probabilities
+    from groundwords.iesg import corpus_ids
+    from groundwords.train import fit, torch_settings
+    import torch
+    vocab = pd.read_csv(d / "vocab.tsv", sep="\t")
+    words, counts = vocab["word"].tolist(), vocab["count"].to_numpy(float)
+    enc = corpus_ids(d / "corpus.txt", words)
+    c, x = skipgram_pairs(enc.tokens, enc.offsets, 3, keep_prob=keep_probabilities(counts, 1e-3), rng=0)
+    with torch_settings(1):
+        torch.manual_seed(0)
+        model = SGNS(len(words), 8, counts=counts, negatives=5, seed=0)
+        fit(model, {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}, epochs=1, batch_size=64,
+            lr=1e-3, optimizer="adam", seed=0, progress=False)
+    np.testing.assert_array_equal(np.load(d / "sgns" / "vectors.npy"), model.word_vectors().numpy())
+
+
+def test_features_exclude_the_retrieval_held_out_images(data):
+    d, feats = data
+    (d / "split.tsv").write_text("image_id\tsplit\nimg0\ttest\nimg2\tval\nimg1\ttrain\nimg5\ttest\nimg6\ttest\n")
+    assert run(["features", "--word-images", d / "wi.tsv", "--features", d / "img.h5", "--out", d / "e.h5",
+                "--scale", "none", "--exclude-split", d / "split.tsv"]) == 0
+    ids, x, attrs = read_features(d / "e.h5")
+    assert ids == ["car", "cat", "dog", "sun"]  # tree's two images are both held out
+    np.testing.assert_allclose(x[ids.index("cat")], feats[1], rtol=1e-6)  # img0 (test) left out
+    np.testing.assert_allclose(x[ids.index("dog")], feats[1], rtol=1e-6)  # img2 (val) left out
+    assert attrs["n_excluded_images"] == 4
+    (d / "bad.tsv").write_text("id\tsplit\nimg0\ttest\n")
+    assert run(["features", "--word-images", d / "wi.tsv", "--features", d / "img.h5", "--out", d / "x.h5",
+                "--exclude-split", d / "bad.tsv"]) == 2

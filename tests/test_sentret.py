@@ -298,3 +298,17 @@ def test_cli_bad_input_exits_2_with_one_line(tmp_path, capsys):
                       "--out-dir", str(tmp_path / "o")])
     assert e.value.code == 2
     assert not (tmp_path / "o" / "train.json").exists()
+
+
+def test_split_command_writes_the_split_train_uses(tmp_path):
+    ids, feats, caps, words, vecs = synthetic(n_images=30, caps_per_image=2)
+    man, h5, _ = write_inputs(tmp_path, ids, feats, caps, words, vecs)
+    out = tmp_path / "split.tsv"
+    assert run_cli(sentret.main, ["split", "--manifest", str(man), "--features", str(h5), "--val-frac", "0.2",
+                                  "--test-frac", "0.2", "--split-seed", "5", "--out", str(out)]) == 0
+    got = pd.read_csv(out, sep="\t")
+    d = sentret.from_manifest(man, h5, val_frac=0.2, test_frac=0.2, split_seed=5)
+    assert dict(zip(got["image_id"], got["split"])) == dict(zip(d.image_ids, d.image_split))
+    assert sorted(got["split"].value_counts().to_dict().items()) == [("test", 6), ("train", 18), ("val", 6)]
+    assert run_cli(sentret.main, ["split", "--manifest", str(tmp_path / "nope.tsv"), "--features", str(h5),
+                                  "--out", str(out)]) == 2

@@ -25,6 +25,10 @@ TINY = {
     "stats": {"n_boot": 200},
     "iesg": {"max_bytes": 300000, "min_count": 2, "sgns": {"epochs": 1, "dim": 16},
              "model": {"max_examples": 2000}, "benchmarks": ["ws353"]},
+    "pixie": {"max_bytes": 300000, "min_count": 2, "hide": 20, "text": {"epochs": 1, "dim": 16, "window": 3},
+              "model": {"hidden": 32}, "vae": {"epochs": 3}, "ivsgns": {"hidden": 16, "epochs": 3},
+              "benchmarks": ["ws353", "toy"], "pairs": [["dog", "face"]], "queries": ["dog", "zzz"],
+              "retrieval": {"epochs": 2, "hidden": 32, "lr_step": 1}},
     "evaluate": {"benchmarks": ["ws353", "toy"]},
 }
 
@@ -88,6 +92,19 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     assert list(it1["method"]) == ["L2 baseline", "IESG"] and it1["p_at_10"].between(0, 1).all()
     assert (it1["p_at_1"] <= it1["p_at_5"]).all() and (it1["p_at_5"] <= it1["p_at_10"]).all()
     assert set(pd.read_csv(tmp_path / "results/iesg_table3.csv")["method"]) == {"skip-gram", "IESG"}
+    p2 = pd.read_csv(tmp_path / "results/pixie_table2.csv")
+    assert set(p2["benchmark"]) == {"ws353", "toy"} and set(p2["setting"]) == {"all", "visual"}
+    assert {"CNN", "VAE", "SGNS", "CNN⊕SGNS", "VAE⊕SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "IV-SGNS (NONLINEAR)",
+            "PIXIE+", "PIXIE⊕"} == set(p2["representation"])
+    assert set(p2.loc[p2["setting"] == "all", "representation"]).isdisjoint({"CNN", "VAE", "CNN⊕SGNS", "VAE⊕SGNS"})
+    assert p2["rho"].dropna().between(-1, 1).all()
+    assert set(pd.read_csv(tmp_path / "results/pixie_table3.csv")["representation"]) <= {
+        "SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "PIXIE⊕", "V-SGNS(∗)", "IV-SGNS(∗)", "PIXIE⊕(∗)"}
+    assert len((tmp_path / "results/pixie/visual/minmax-hidden.hidden.txt").read_text().split()) == 20
+    assert list(pd.read_csv(tmp_path / "results/pixie_table5.csv")["query"]) == ["dog", "zzz"]
+    p6 = pd.read_csv(tmp_path / "results/pixie_table6.csv")
+    assert list(p6["model"]) == ["SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "PIXIE+", "PIXIE⊕"]
+    assert p6.filter(like="R@").stack().between(0, 100).all()
     for fig in ("figure2_loss.png", "figure3_scatter.png", "iesg_figure3.png"):
         assert (tmp_path / "results" / fig).stat().st_size > 10_000
     fetched = pd.read_csv(tmp_path / "results/data/fetched.tsv", sep="\t")

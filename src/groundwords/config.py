@@ -67,7 +67,7 @@ def validate_config(config: dict) -> dict:
 def _check_semantics(config: dict) -> None:
     from .benchmarks import BENCHMARKS
 
-    for section in ("evaluate", "iesg"):
+    for section in ("evaluate", "iesg", "pixie"):
         for i, name in enumerate(config.get(section, {}).get("benchmarks", [])):
             if name not in BENCHMARKS and name not in config.get("benchmarks", {}):
                 raise UserError(

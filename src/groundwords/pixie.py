@@ -15,6 +15,10 @@ Two sub-commands::
     words (constant dimensions become 0): the VAE decoder's means are sigmoids
     (:mod:`groundwords.models.pixie`), so features must lie in [0, 1]. The per-dimension
     ``scale_min``/``scale_max`` are stored as JSON attrs (``scaling`` names the method).
+    ``--vocab V``: only the words of a vocabulary TSV are kept (before ``--hide`` draws).
+    ``--exclude-split S``: the images a ``sentret split`` table puts in validation or test are
+    left out, so a retrieval evaluation on the same images (PIXIE's Table 6 on the embedded
+    data) never sees its test images through the word features.
     ``--hide N``: a random subset of N visual words (numpy ``default_rng(--seed)``, drawn
     from the sorted word list) is withheld from the output and written one per line to
     ``--hidden-out`` (the paper's Table 3: visual propagation to words without images);
@@ -74,6 +78,16 @@ def word_means(table: pd.DataFrame, image_ids: list[str], feats: np.ndarray) -> 
     return list(words), (sums / counts[:, None]).astype(np.float32), counts.astype(np.int64)
 
 
+def held_out_images(split_tsv) -> set[str]:
+    """Image ids of a ``sentret split`` table whose split is not ``train``."""
+    if not Path(split_tsv).is_file():
+        raise UserError(f"split table not found: {split_tsv}")
+    df = pd.read_csv(split_tsv, sep="\t", dtype=str, keep_default_na=False)
+    if not {"image_id", "split"} <= set(df.columns):
+        raise UserError(f"{split_tsv}: expected columns image_id, split (python -m groundwords.sentret split)")
+    return set(df.loc[df["split"] != "train", "image_id"])
+
+
 def minmax_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """Per-dimension (x − min) / (max − min) into [0, 1]; constant dimensions → 0. Returns (scaled, min, max)."""
     lo, hi = x.min(0), x.max(0)
@@ -82,7 +96,7 @@ def minmax_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
 
 
 def make_features(word_images_tsv, features_h5, out_h5, *, hide: int = 0, hidden_out=None, seed: int = 0,
-                  scale: str = "minmax") -> dict:
+                  scale: str = "minmax", vocab_tsv=None, exclude_split=None) -> dict:
     if scale not in SCALINGS:
         raise UserError(f"unknown scaling {scale!r} (choose from {', '.join(SCALINGS)})")
     if hide < 0:
@@ -91,9 +105,24 @@ def make_features(word_images_tsv, features_h5, out_h5, *, hide: int = 0, hidden
         raise UserError("--hide needs --hidden-out (where the withheld words are written)")
     table = read_word_images(word_images_tsv)
     image_ids, feats = load_image_features(features_h5)
+    n_excluded = 0
+    if exclude_split is not None:  # keep the retrieval val/test images out of the word features
+        held = held_out_images(exclude_split)
+        drop = table["image_id"].astype(str).isin(held)
+        n_excluded = int(table.loc[drop, "image_id"].nunique())
+        table = table[~drop]
+        log.info("excluding %d images of the retrieval validation/test split (%s)", n_excluded, exclude_split)
     words, means, counts = word_means(table, image_ids, feats)
     if not words:
         raise UserError(f"no word of {word_images_tsv} has an image encoded in {features_h5} (check the image ids)")
+    n_with_images = len(words)
+    if vocab_tsv is not None:  # only words the models can use: the hidden subset is drawn among them
+        if not Path(vocab_tsv).is_file():
+            raise UserError(f"vocabulary not found: {vocab_tsv}")
+        keep = np.isin(np.array(words, dtype=object), load_vocab(vocab_tsv)["word"].astype(str).to_numpy())
+        if not keep.any():
+            raise UserError(f"no word with images in {word_images_tsv} is in the vocabulary {vocab_tsv}")
+        words, means, counts = [w for w, k in zip(words, keep) if k], means[keep], counts[keep]
     hidden: list[str] = []
     if hide:
         if hide >= len(words):
@@ -102,7 +131,9 @@ def make_features(word_images_tsv, features_h5, out_h5, *, hide: int = 0, hidden
         keep = ~np.isin(np.array(words, dtype=object), hidden)
         words, means, counts = [w for w, k in zip(words, keep) if k], means[keep], counts[keep]
     attrs = {"kind": "pixie_word_features", "source_features": str(features_h5),
-             "word_images": str(word_images_tsv), "scaling": scale, "n_hidden": len(hidden), "hide_seed": seed}
+             "word_images": str(word_images_tsv), "scaling": scale, "n_hidden": len(hidden), "hide_seed": seed,
+             "n_words_with_images": n_with_images, "vocab": str(vocab_tsv) if vocab_tsv else "",
+             "n_excluded_images": n_excluded}
     if scale == "minmax":
         means, lo, hi = minmax_scale(means)
         attrs.update(scale_min=lo.tolist(), scale_max=hi.tolist())
@@ -212,7 +243,10 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
                     if visual_h5 is not None else {"vectors.txt": "SGNS word vectors"}),
     }
     write_outputs(out_dir, words, plus, history, info)
-    log.info("wrote %s: %d x %d PIXIE+ vectors, %d x %d PIXIE⊕", out_dir, *plus.shape, *concat.shape)
+    if concat is None:
+        log.info("wrote %s: %d x %d SGNS vectors", out_dir, *plus.shape)
+    else:
+        log.info("wrote %s: %d x %d PIXIE+ vectors, %d x %d PIXIE⊕", out_dir, *plus.shape, *concat.shape)
     return info
 
 
@@ -228,6 +262,8 @@ def main(argv=None) -> None:
     f.add_argument("--word-images", required=True, help="TSV word, image_id, path, split")
     f.add_argument("--features", required=True, help="image encodings HDF5 (ids = image ids)")
     f.add_argument("--out", required=True, help="per-word features HDF5 to write (ids = words)")
+    f.add_argument("--vocab", help="keep only the words of this vocabulary TSV (before --hide draws)")
+    f.add_argument("--exclude-split", help="a 'sentret split' table: its validation/test images are not averaged")
     f.add_argument("--hide", type=int, default=0, help="withhold N random visual words (Table 3)")
     f.add_argument("--hidden-out", help="file for the withheld words, one per line")
     f.add_argument("--scale", choices=SCALINGS, default="minmax")
@@ -260,7 +296,7 @@ def main(argv=None) -> None:
     setup_logging()
     if a.cmd == "features":
         make_features(a.word_images, a.features, a.out, hide=a.hide, hidden_out=a.hidden_out, seed=a.seed,
-                      scale=a.scale)
+                      scale=a.scale, vocab_tsv=a.vocab, exclude_split=a.exclude_split)
     else:
         train(a.corpus, a.vocab, a.visual, a.out_dir, dim=a.dim, window=a.window, negatives=a.negatives,
               sample=a.sample, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, J=a.J, hidden=a.hidden,

@@ -569,9 +569,27 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
     return info
 
 
+def write_split(manifest, features_h5, out_tsv, *, val_frac: float = 0.1, test_frac: float = 0.1,
+                split_seed: int = 0) -> pd.DataFrame:
+    """The image split ``train`` uses (``image_id, split``), for stages that must keep the retrieval
+    test images out of what they learn from (PIXIE's per-word visual features)."""
+    data = from_manifest(manifest, features_h5, val_frac=val_frac, test_frac=test_frac, split_seed=split_seed)
+    df = pd.DataFrame({"image_id": data.image_ids, "split": data.image_split})
+    write_tsv(df, out_tsv)
+    log.info("retrieval split -> %s: %s", out_tsv, df["split"].value_counts().to_dict())
+    return df
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.sentret", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
+    sp = sub.add_parser("split", help="write the manifest images' train/val/test split (image_id, split)")
+    sp.add_argument("--manifest", required=True)
+    sp.add_argument("--features", required=True)
+    sp.add_argument("--val-frac", type=float, default=0.1)
+    sp.add_argument("--test-frac", type=float, default=0.1)
+    sp.add_argument("--split-seed", type=int, default=0)
+    sp.add_argument("--out", required=True)
     t = sub.add_parser("train", help="train the retrieval model on frozen word vectors; report test R@K")
     t.add_argument("--vectors", required=True, help="word vectors (word2vec text, or a vectors.npy + vocab.txt dir)")
     t.add_argument("--out-dir", required=True)
@@ -596,6 +614,11 @@ def main(argv=None) -> None:
     t.add_argument("--device", default="cpu")
     t.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     a = p.parse_args(argv)
+    if a.cmd == "split":
+        setup_logging()
+        write_split(a.manifest, a.features, a.out, val_frac=a.val_frac, test_frac=a.test_frac,
+                    split_seed=a.split_seed)
+        return
     if a.precomp is not None and any(v is not None for v in (a.manifest, a.features, a.val_frac, a.test_frac,
                                                                a.split_seed)):
         p.error("--precomp has its own splits: it excludes --manifest, --features, --val-frac, --test-frac, "

@@ -182,3 +182,59 @@ def corpus_downloads():
         if sec.get("enabled") and sec.get("corpus_url"):
             out[sec["corpus"]] = (sec["corpus_url"], sec["corpus_checksum"])
     return out
+
+
+def shares_data_encodings(sec):
+    """With the embedded OpenMoji data on both sides a study reuses the caption data's encodings."""
+    return sec["images"] == "openmoji" and config["data"]["source"] == "openmoji"
+
+
+def word_images_how(sec, shares_encodings):
+    """The `python -m groundwords.wordimages` source arguments of a study's config section."""
+    if sec["images"] == "openmoji":
+        return f"openmoji --images-dir {DATA}/openmoji/images" + (" --manifest-ids" if shares_encodings else "")
+    return (f"folder --root {sec['images']}"
+            + (f" --class-names {sec['class_names']}" if sec["class_names"] else "")
+            + (f" --wordnet --wordnet-depth {sec['wordnet_depth']}" if sec["wordnet"] else ""))
+
+
+# PIXIE (paper 002): representation name -> vectors file under results/pixie/models/
+PIXIE_REPS = {
+    "CNN": "cnn/vectors.txt",
+    "VAE": "vae/vectors.txt",
+    "SGNS": "sgns/vectors.txt",
+    "CNN⊕SGNS": "cnn-sgns/vectors.txt",
+    "VAE⊕SGNS": "vae-sgns/vectors.txt",
+    "V-SGNS": "vsgns/vectors.txt",
+    "IV-SGNS (LINEAR)": "ivsgns-linear/vectors.txt",
+    "IV-SGNS (NONLINEAR)": "ivsgns-nonlinear/vectors.txt",
+    "PIXIE+": "pixie/vectors.txt",
+    "PIXIE⊕": "pixie/concat_vectors.txt",
+}
+PIXIE_HIDDEN_REPS = {
+    "V-SGNS(∗)": "vsgns-hidden/vectors.txt",
+    "IV-SGNS(∗)": "ivsgns-linear-hidden/vectors.txt",
+    "PIXIE⊕(∗)": "pixie-hidden/concat_vectors.txt",
+}
+PIXIE_VISUAL_ONLY = ["CNN", "VAE", "CNN⊕SGNS", "VAE⊕SGNS"]
+PIXIE_TABLE45 = ["SGNS", "V-SGNS", "PIXIE⊕", "PIXIE⊕(∗)"]  # Table 4: SGNS vs PIXIE⊕(∗); Table 5: SGNS, V-SGNS, PIXIE⊕
+# Table 6 (retrieval): run name -> representation
+PIXIE_RETRIEVAL = {"sgns": "SGNS", "vsgns": "V-SGNS", "ivsgns-linear": "IV-SGNS (LINEAR)",
+                   "pixie-plus": "PIXIE+", "pixie-concat": "PIXIE⊕"}
+
+
+def pixie_reps():
+    reps = dict(PIXIE_REPS)
+    if config["pixie"]["hide"]:
+        reps.update(PIXIE_HIDDEN_REPS)
+    return {name: f"results/pixie/models/{path}" for name, path in reps.items()}
+
+
+def pixie_targets():
+    P = config["pixie"]
+    if not P["enabled"]:
+        return []
+    out = [f"results/pixie_table{i}.{ext}" for i in (2, 3, 4, 5) for ext in ("csv", "md")]
+    if P["retrieval"]["enabled"]:
+        out += ["results/pixie_table6.csv", "results/pixie_table6.md"]
+    return out

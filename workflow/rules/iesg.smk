@@ -4,7 +4,7 @@
 I = config["iesg"]
 IESG = "results/iesg"
 # With the embedded OpenMoji data on both sides the WIELD encodings are reused (same images).
-IESG_SHARES_ENCODINGS = I["images"] == "openmoji" and config["data"]["source"] == "openmoji"
+IESG_SHARES_ENCODINGS = shares_data_encodings(I)
 IESG_FEATURES = f"{DATA}/encodings.h5" if IESG_SHARES_ENCODINGS else f"{IESG}/encodings.h5"
 
 
@@ -37,14 +37,7 @@ rule iesg_word_images:
         pairs=f"{IESG}/word_images.tsv",
         images=f"{IESG}/images.tsv",
     params:
-        how=(
-            f"openmoji --images-dir {DATA}/openmoji/images"
-            + (" --manifest-ids" if IESG_SHARES_ENCODINGS else "")
-            if I["images"] == "openmoji"
-            else f"folder --root {I['images']}"
-            + (f" --class-names {I['class_names']}" if I["class_names"] else "")
-            + (f" --wordnet --wordnet-depth {I['wordnet_depth']}" if I["wordnet"] else "")
-        ),
+        how=word_images_how(I, IESG_SHARES_ENCODINGS),
         val=I["val_frac"],
         test=I["test_frac"],
         seed=I["seed"],
