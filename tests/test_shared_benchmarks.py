@@ -60,3 +60,35 @@ def test_cache_accepts_shared_copy(tmp_path):
     """A cache directory filled with the canonical files serves MEN offline."""
     (tmp_path / "EN-MEN-TR-3k.txt").write_bytes((WORD_SIM / "EN-MEN-TR-3k.txt").read_bytes())
     assert bm.resolve("men", cache_dir=tmp_path) == tmp_path / "EN-MEN-TR-3k.txt"
+
+
+def test_pixie_settings_on_the_papers_benchmarks(tmp_path):
+    """PIXIE Table 2's two settings on its eight shared benchmarks (CRLF, no final newline and all):
+    the visual setting equals gensim's evaluate_word_pairs on the file restricted to visual pairs."""
+    import numpy as np
+    from gensim.models import KeyedVectors
+
+    from groundwords.io import write_features
+    from groundwords.pixie_tables import wordsim
+    from groundwords.train import write_word2vec_text
+
+    names = ["simlex999", "ws353_sim", "rg65", "mc30", "men", "ws353_rel", "mturk287", "ws353"]
+    files = {n: WORD_SIM / bm.BENCHMARKS[n].filename for n in names}
+    words = sorted({w.lower() for f in files.values() for c in ("word1", "word2") for w in bm.read_pairs(f)[c]})
+    rng = np.random.default_rng(0)
+    vecs = rng.normal(size=(len(words), 8)).astype(np.float32)
+    write_word2vec_text(tmp_path / "v.txt", words, vecs)
+    visual = sorted(rng.choice(words, size=len(words) // 2, replace=False))
+    write_features(tmp_path / "vis.h5", visual, np.ones((len(visual), 3), np.float32))
+    long = wordsim({"M": tmp_path / "v.txt"}, files, tmp_path / "vis.h5").set_index(["benchmark", "setting"])
+    kv = KeyedVectors.load_word2vec_format(str(tmp_path / "v.txt"))
+    vis = set(visual)
+    for n, f in files.items():
+        df = bm.read_pairs(f)
+        keep = df[df["word1"].str.lower().isin(vis) & df["word2"].str.lower().isin(vis)]
+        assert long.loc[(n, "all"), "pairs_total"] == bm.BENCHMARKS[n].n_pairs
+        assert long.loc[(n, "visual"), "pairs_in_setting"] == len(keep)
+        (tmp_path / f"{n}.tsv").write_text("".join(f"{a}\t{b}\t{s}\n" for a, b, s in keep.itertuples(index=False)))
+        _, spearman, _ = kv.evaluate_word_pairs(str(tmp_path / f"{n}.tsv"), restrict_vocab=len(words),
+                                                 case_insensitive=True, dummy4unknown=False)
+        assert long.loc[(n, "visual"), "rho"] == pytest.approx(spearman.statistic, abs=1e-9)

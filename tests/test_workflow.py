@@ -95,7 +95,7 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     p2 = pd.read_csv(tmp_path / "results/pixie_table2.csv")
     assert set(p2["benchmark"]) == {"ws353", "toy"} and set(p2["setting"]) == {"all", "visual"}
     assert {"CNN", "VAE", "SGNS", "CNN⊕SGNS", "VAE⊕SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "IV-SGNS (NONLINEAR)",
-            "PIXIE+", "PIXIE⊕"} == set(p2["representation"])
+            "PIXIE+", "PIXIE⊕", "V-SGNS(∗)", "IV-SGNS(∗)", "PIXIE⊕(∗)"} == set(p2["representation"])
     assert set(p2.loc[p2["setting"] == "all", "representation"]).isdisjoint({"CNN", "VAE", "CNN⊕SGNS", "VAE⊕SGNS"})
     assert p2["rho"].dropna().between(-1, 1).all()
     assert set(pd.read_csv(tmp_path / "results/pixie_table3.csv")["representation"]) <= {
