@@ -128,3 +128,16 @@ def test_pixie_embeddings_shapes_and_training():
     with torch.no_grad():
         mu = px.vae.encode(feats[mask])[0]
     torch.testing.assert_close(plus[mask], e[mask] + mu)
+
+
+def test_decoder_variance_floor_bounds_the_likelihood():
+    """log σ² never goes below log(min_var): a constant feature cannot make log p(x|z) unbounded."""
+    vae = VisualVAE(4, latent=2, hidden=8, seed=0, min_var=0.01)
+    with torch.no_grad():
+        vae.dec_logvar.bias.fill_(-50.0)  # the network asks for a vanishing variance
+    _, logvar = vae.decode(torch.zeros(3, 2))
+    assert torch.all(logvar >= math.log(0.01) - 1e-6)
+    assert torch.allclose(logvar, torch.full_like(logvar, math.log(0.01)), atol=1e-4)
+    x = torch.full((3, 4), 0.5)
+    bound = -0.5 * 4 * (math.log(2 * math.pi) + math.log(0.01))  # the likelihood's maximum at the floor
+    assert torch.all(vae.log_likelihood(x, torch.zeros(1, 3, 2)) <= bound + 1e-4)

@@ -130,7 +130,7 @@ PIXIE_TEXT_ARGS = (
 SGNS_CMD = f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} > {{log}} 2>&1"
 PIXIE_CMD = (
     f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} --visual {{input.visual}} --J {{params.J}} "
-    "--hidden {params.hidden_units} --vae-weight {params.vae_weight} > {log} 2>&1"
+    "--hidden {params.hidden_units} --vae-weight {params.vae_weight} --min-var {params.min_var} > {log} 2>&1"
 )
 VSGNS_CMD = (
     f"python -m groundwords.pixie_baselines vsgns {PIXIE_TEXT_ARGS} --visual {{input.visual}} "
@@ -179,6 +179,7 @@ rule pixie_model:
         J=P["model"]["J"],
         hidden_units=P["model"]["hidden"],
         vae_weight=P["model"]["vae_weight"],
+        min_var=P["model"]["min_var"],
         seed=P["seed"],
     log:
         "results/logs/pixie/pixie{hidden}.log",

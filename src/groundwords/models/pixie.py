@@ -148,7 +148,7 @@ class PIXIE(SGNS):
 
     def __init__(self, vocab_size: int, dim: int = 100, *, counts, visual_features: torch.Tensor,
                  has_visual: torch.Tensor | None = None, negatives: int = 5, J: int = 1,
-                 hidden: int = 500, vae_weight: float = 1.0, noise_power: float = 0.75,
+                 hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, noise_power: float = 0.75,
                  sparse: bool = False, seed: int = 0):
         super().__init__(vocab_size, dim, counts=counts, negatives=negatives, noise_power=noise_power,
                          sparse=sparse, seed=seed)
@@ -163,7 +163,7 @@ class PIXIE(SGNS):
         self.J, self.vae_weight = J, vae_weight
         self.register_buffer("visual_features", feats.clone())
         self.register_buffer("has_visual", mask.clone())
-        self.vae = VisualVAE(feats.shape[1], latent=dim, hidden=hidden, seed=seed)
+        self.vae = VisualVAE(feats.shape[1], latent=dim, hidden=hidden, seed=seed, min_var=min_var)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mean over the batch of −L̃ (eq. 9); ``ce``: the text part, ``nll_x``/``kl``: VAE parts."""
