@@ -7,7 +7,7 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from groundwords.io import read_tsv, run_cli, write_features
+from groundwords.io import run_cli, write_features
 from groundwords.pixie_tables import main, pairs_within, table6, wordsim
 from groundwords.train import write_word2vec_text
 

@@ -47,7 +47,7 @@ from typing import Callable
 
 import pandas as pd
 
-from .io import UserError, atomic_path, download_verified, run_cli, setup_logging
+from .io import UserError, download_verified, run_cli, setup_logging
 
 log = logging.getLogger(__name__)
 

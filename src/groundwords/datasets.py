@@ -11,7 +11,6 @@ its PNG images, so the manifest and fetch stages run on it exactly as on Concept
 from __future__ import annotations
 
 import argparse
-import os
 from pathlib import Path
 
 from .io import atomic_path, log, run_cli, setup_logging

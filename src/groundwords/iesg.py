@@ -56,7 +56,7 @@ import torch
 
 from . import retrieval
 from .corpus import encode_token_lists
-from .io import UserError, atomic_path, log, read_features, run_cli, setup_logging, write_json, write_tsv
+from .io import UserError, atomic_path, log, read_feature_matrix, run_cli, setup_logging, write_json, write_tsv
 from .models.iesg import IESG, fit_alternating, fit_l2_projection, word_image_index
 from .models.sgns import skipgram_pairs, train_sgns
 from .textcorpus import iter_corpus, vocab_from_counts
@@ -100,14 +100,7 @@ def load_sgns(sgns_dir) -> tuple[list[str], np.ndarray, np.ndarray, Path]:
 
 
 def load_image_features(path) -> tuple[list[str], np.ndarray]:
-    if not Path(path).is_file():
-        raise UserError(f"image features not found: {path}")
-    try:
-        ids, feats, _ = read_features(path)
-    except (OSError, KeyError) as e:
-        raise UserError(f"{path}: not an HDF5 feature file with 'ids' and 'features' ({e})") from e
-    if feats.ndim != 2 or feats.shape[0] != len(ids) or not np.isfinite(feats).all():
-        raise UserError(f"{path}: features must be a finite ({len(ids)}, k) matrix (got {feats.shape})")
+    ids, feats, _ = read_feature_matrix(path, "image features")
     return ids, feats
 
 

@@ -122,6 +122,24 @@ def read_features(path) -> tuple[list[str], np.ndarray, dict]:
 CHECKSUM_ALGORITHMS = {"md5": 32, "sha1": 40, "sha256": 64}
 
 
+def read_feature_matrix(path, what: str = "features", unique: bool = False) -> tuple[list[str], np.ndarray, dict]:
+    """:func:`read_features`, validated for a stage: a missing or unreadable file, a non-finite or
+    misshapen matrix, no rows (or, with ``unique``, repeated ids) end as a :class:`UserError`."""
+    if not Path(path).is_file():
+        raise UserError(f"{what} not found: {path}")
+    try:
+        ids, feats, attrs = read_features(path)
+    except (OSError, KeyError) as e:
+        raise UserError(f"{path}: not an HDF5 feature file with 'ids' and 'features' ({e})") from e
+    if feats.ndim != 2 or feats.shape[0] != len(ids) or feats.shape[1] < 1 or not np.isfinite(feats).all():
+        raise UserError(f"{path}: features must be a finite ({len(ids)}, k >= 1) matrix (got {feats.shape})")
+    if not ids:
+        raise UserError(f"{path}: no rows")
+    if unique and len(set(ids)) != len(ids):
+        raise UserError(f"{path}: duplicate ids")
+    return ids, feats, attrs
+
+
 def parse_checksum(checksum: str) -> tuple[str, str]:
     """``"sha256:<hex>"``, ``"sha1:<hex>"``, ``"md5:<hex>"`` or a bare 64-hex sha256 -> (algorithm, hex)."""
     algo, sep, digest = str(checksum).strip().partition(":")

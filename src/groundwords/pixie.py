@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from .io import UserError, atomic_path, log, read_features, run_cli, setup_logging, write_features
+from .io import UserError, atomic_path, log, read_feature_matrix, run_cli, setup_logging, write_features
 from .iesg import corpus_ids, load_image_features
 from .models.pixie import MIN_VAR, PIXIE
 from .models.sgns import SGNS, keep_probabilities, skipgram_pairs
@@ -152,14 +152,7 @@ def make_features(word_images_tsv, features_h5, out_h5, *, hide: int = 0, hidden
 
 def align_visual(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, dict]:
     """(features (V, k) with zero rows for words without features, has_visual (V,), attrs)."""
-    if not Path(visual_h5).is_file():
-        raise UserError(f"visual features not found: {visual_h5}")
-    try:
-        ids, feats, attrs = read_features(visual_h5)
-    except (OSError, KeyError) as e:
-        raise UserError(f"{visual_h5}: not an HDF5 feature file with 'ids' and 'features' ({e})") from e
-    if feats.ndim != 2 or feats.shape[0] != len(ids) or not np.isfinite(feats).all():
-        raise UserError(f"{visual_h5}: features must be a finite ({len(ids)}, k) matrix (got {feats.shape})")
+    ids, feats, attrs = read_feature_matrix(visual_h5, "visual features")
     rows = pd.Index(words).get_indexer(ids)
     ok = rows >= 0
     if not ok.any():
@@ -174,6 +167,20 @@ def align_visual(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, d
     return out, mask, attrs
 
 
+def text_inputs(corpus, vocab_tsv):
+    """(words, counts, corpus token ids) of a vocabulary TSV and a tokenized corpus, checked."""
+    if not Path(vocab_tsv).is_file():
+        raise UserError(f"vocabulary not found: {vocab_tsv}")
+    vocab = load_vocab(vocab_tsv)
+    if vocab.empty:
+        raise UserError(f"{vocab_tsv}: the vocabulary is empty")
+    words = vocab["word"].astype(str).tolist()
+    enc = corpus_ids(corpus, words)
+    if len(enc.tokens) < 2:
+        raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
+    return words, vocab["count"].to_numpy(np.float64), enc
+
+
 def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
           sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3, J: int = 1,
           hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, optimizer: str = "adam", seed: int = 0,
@@ -186,20 +193,11 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
                     (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}")]:
         if not ok:
             raise UserError(msg)
-    if not Path(vocab_tsv).is_file():
-        raise UserError(f"vocabulary not found: {vocab_tsv}")
-    vocab = load_vocab(vocab_tsv)
-    if vocab.empty:
-        raise UserError(f"{vocab_tsv}: the vocabulary is empty")
-    words = vocab["word"].astype(str).tolist()
-    counts = vocab["count"].to_numpy(np.float64)
+    words, counts, enc = text_inputs(corpus, vocab_tsv)
     if visual_h5 is None:  # plain SGNS, trained exactly as PIXIE is (same pairs, optimiser, seed)
         feats, mask, vattrs = np.zeros((len(words), 0), np.float32), np.zeros(len(words), bool), {}
     else:
         feats, mask, vattrs = align_visual(words, visual_h5)
-    enc = corpus_ids(corpus, words)
-    if len(enc.tokens) < 2:
-        raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
     keep = keep_probabilities(counts, sample) if sample > 0 else None
     c, x = skipgram_pairs(enc.tokens, enc.offsets, window, keep_prob=keep, rng=seed)
     if len(c) == 0:
@@ -254,6 +252,23 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
 # CLI
 
 
+def add_skipgram_args(p: argparse.ArgumentParser) -> None:
+    """The corpus and skip-gram flags of every model trained on text pairs (PIXIE, SGNS, V-SGNS)."""
+    p.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.textcorpus)")
+    p.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--dim", type=int, default=100)
+    p.add_argument("--window", type=int, default=10)
+    p.add_argument("--negatives", type=int, default=5, help="noise words per pair (PIXIE paper: 64)")
+    p.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (PIXIE paper: 1e-3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    p.add_argument("--no-progress", action="store_true")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.pixie", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -270,18 +285,9 @@ def main(argv=None) -> None:
     f.add_argument("--seed", type=int, default=0)
 
     t = sub.add_parser("train", help="train PIXIE (SGNS + VAE over visual features) with Adam")
-    t.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.textcorpus)")
-    t.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
+    add_skipgram_args(t)
     t.add_argument("--visual", help="per-word features HDF5 ('pixie features'); without it: plain SGNS, "
                                     "trained exactly as PIXIE (the paper's SGNS baseline)")
-    t.add_argument("--out-dir", required=True)
-    t.add_argument("--dim", type=int, default=100)
-    t.add_argument("--window", type=int, default=10)
-    t.add_argument("--negatives", type=int, default=5, help="noise words per pair (paper: 64)")
-    t.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
-    t.add_argument("--epochs", type=int, default=5)
-    t.add_argument("--batch-size", type=int, default=1024)
-    t.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (paper: 1e-3)")
     t.add_argument("--J", type=int, default=1, help="Monte-Carlo samples of z per word")
     t.add_argument("--hidden", type=int, default=500, help="VAE hidden units (paper: 500)")
     t.add_argument("--vae-weight", type=float, default=1.0)
@@ -290,9 +296,6 @@ def main(argv=None) -> None:
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="adam: dense Adam over everything (the paper); sparse_adam: SparseAdam for the "
                         "embedding tables (only the rows of a batch move; much faster on large vocabularies)")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
-    t.add_argument("--no-progress", action="store_true")
 
     a = p.parse_args(argv)
     setup_logging()

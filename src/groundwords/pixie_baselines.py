@@ -48,14 +48,13 @@ import torch
 import torch.nn as nn
 
 from .evaluate import load_vectors
-from .iesg import corpus_ids
-from .io import UserError, log, read_features, run_cli, setup_logging
+from .io import UserError, log, read_feature_matrix, run_cli, setup_logging
+from .pixie import add_skipgram_args, text_inputs
 from .models.ivsgns import MAPPINGS, Imagination, fit_imagination, fit_quality, imagined_vectors
 from .models.pixie import VisualVAE
 from .models.sgns import keep_probabilities, skipgram_pairs, subsample
 from .models.vsgns import VISUAL_MAPS, VSGNS
 from .train import fit, torch_settings, write_outputs, write_word2vec_text
-from .vocab import load_vocab
 
 
 def _check(*conditions) -> None:
@@ -66,17 +65,7 @@ def _check(*conditions) -> None:
 
 def read_visual(path) -> tuple[list[str], np.ndarray, dict]:
     """(words, features (W, k) float32, attrs) of a per-word features HDF5, validated."""
-    if not Path(path).is_file():
-        raise UserError(f"visual features not found: {path}")
-    try:
-        ids, feats, attrs = read_features(path)
-    except (OSError, KeyError) as e:
-        raise UserError(f"{path}: not an HDF5 feature file with 'ids' and 'features' ({e})") from e
-    if feats.ndim != 2 or feats.shape[0] != len(ids) or feats.shape[1] < 1 or not np.isfinite(feats).all():
-        raise UserError(f"{path}: features must be a finite ({len(ids)}, k >= 1) matrix (got {feats.shape})")
-    if not ids:
-        raise UserError(f"{path}: no words")
-    return ids, feats, attrs
+    return read_feature_matrix(path, "visual features")
 
 
 def aligned_visual(words: list[str], path) -> tuple[np.ndarray, np.ndarray, dict]:
@@ -123,22 +112,13 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window
            (visual_negatives >= 1, "visual negatives must be >= 1"),
            (visual_weight >= 0, "visual weight must be >= 0"),
            (visual_map in VISUAL_MAPS, f"visual map must be one of {', '.join(VISUAL_MAPS)} (got {visual_map!r})"))
-    if not Path(vocab_tsv).is_file():
-        raise UserError(f"vocabulary not found: {vocab_tsv}")
-    vocab = load_vocab(vocab_tsv)
-    if vocab.empty:
-        raise UserError(f"{vocab_tsv}: the vocabulary is empty")
-    words = vocab["word"].astype(str).tolist()
-    counts = vocab["count"].to_numpy(np.float64)
+    words, counts, enc = text_inputs(corpus, vocab_tsv)
     feats, mask, vattrs = aligned_visual(words, visual_h5)
     if mask.sum() < 2:
         raise UserError(f"{visual_h5}: only {int(mask.sum())} vocabulary word has features; the max-margin "
                         "term needs at least 2 (contrastive words)")
     if visual_map == "identity" and feats.shape[1] != dim:
         raise UserError(f"--visual-map identity needs --dim equal to the feature size ({feats.shape[1]})")
-    enc = corpus_ids(corpus, words)
-    if len(enc.tokens) < 2:
-        raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
     keep = keep_probabilities(counts, sample) if sample > 0 else None
     c, x, w = occurrence_pairs(enc.tokens, enc.offsets, window, keep, seed)
     if len(c) == 0:
@@ -339,24 +319,12 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
 
     v = sub.add_parser("vsgns", help="V-SGNS (Lazaridou et al. 2015): SGNS + max-margin visual term")
-    v.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.textcorpus)")
-    v.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
+    add_skipgram_args(v)
     v.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
-    v.add_argument("--out-dir", required=True)
-    v.add_argument("--dim", type=int, default=100)
-    v.add_argument("--window", type=int, default=10)
-    v.add_argument("--negatives", type=int, default=5, help="noise words per pair")
-    v.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
-    v.add_argument("--epochs", type=int, default=5)
-    v.add_argument("--batch-size", type=int, default=1024)
-    v.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     v.add_argument("--margin", type=float, default=0.5, help="γ (Lazaridou et al.: 0.5)")
     v.add_argument("--visual-negatives", type=int, default=20, help="contrastive words k (Lazaridou et al.: 20)")
     v.add_argument("--visual-weight", type=float, default=1.0, help="weight of the max-margin term (0: SGNS)")
     v.add_argument("--visual-map", default="linear", help="linear (M, default) or identity (model A, dim = k)")
-    v.add_argument("--seed", type=int, default=0)
-    v.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
-    v.add_argument("--no-progress", action="store_true")
 
     i = sub.add_parser("ivsgns", help="IV-SGNS (Collell et al. 2017): SGNS + imagined visual features")
     i.add_argument("--sgns", required=True, help="SGNS vectors (word2vec text, or a dir with vectors.npy)")

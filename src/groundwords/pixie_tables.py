@@ -55,7 +55,7 @@ import pandas as pd
 
 from . import benchmarks as bm
 from .evaluate import load_vectors, pair_similarities, similarity_spearman
-from .io import UserError, atomic_path, log, read_features, read_tsv, run_cli, setup_logging, write_csv, write_tsv
+from .io import UserError, atomic_path, log, read_feature_matrix, read_tsv, run_cli, setup_logging, write_csv, write_tsv
 from .tables import nearest_neighbours
 
 SETTINGS = ("all", "visual", "hidden")
@@ -75,9 +75,7 @@ def read_word_list(path) -> set[str]:
 
 
 def visual_words(path) -> set[str]:
-    if not Path(path).is_file():
-        raise UserError(f"visual features not found: {path}")
-    ids, _, _ = read_features(path)
+    ids, _, _ = read_feature_matrix(path, "visual features")
     return {w.lower() for w in ids}
 
 

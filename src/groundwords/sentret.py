@@ -75,7 +75,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .evaluate import load_vectors, word_index
-from .io import UserError, log, read_features, read_tsv, run_cli, setup_logging, write_json, write_tsv
+from .io import UserError, log, read_feature_matrix, read_tsv, run_cli, setup_logging, write_json, write_tsv
 from .models.vse import VSE
 from .train import make_optimizer, torch_settings
 from .vocab import tokenize
@@ -204,16 +204,7 @@ def split_images(image_ids: Sequence[str], val_frac: float, test_frac: float, se
 
 
 def _read_image_features(path) -> tuple[list[str], np.ndarray]:
-    if not Path(path).is_file():
-        raise UserError(f"image features not found: {path}")
-    try:
-        ids, feats, _ = read_features(path)
-    except (OSError, KeyError) as e:
-        raise UserError(f"{path}: not an HDF5 feature file with 'ids' and 'features' ({e})") from e
-    if feats.ndim != 2 or feats.shape[0] != len(ids) or feats.shape[1] < 1 or not np.isfinite(feats).all():
-        raise UserError(f"{path}: features must be a finite ({len(ids)}, k) matrix (got {feats.shape})")
-    if len(set(ids)) != len(ids):
-        raise UserError(f"{path}: duplicate image ids")
+    ids, feats, _ = read_feature_matrix(path, "image features", unique=True)
     return ids, feats
 
 
