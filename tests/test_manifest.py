@@ -81,3 +81,23 @@ def test_subset_keeps_well_formed_rows_of_the_prefix(tmp_path):
     out = subset(tmp_path / "f.tsv", 3, tmp_path / "c.tsv")
     assert list(out["rank"]) == [0, 2] and list(out["status"]) == ["ok", "http_404"]
     assert len(subset(tmp_path / "f.tsv", 0, tmp_path / "c.tsv")) == 3
+
+
+def test_local_ids_do_not_depend_on_where_the_dataset_lies(tmp_path):
+    """Ids hash the path as the source writes it, so a moved checkout keeps its ids (and seeded splits)."""
+    import pandas as pd
+
+    from groundwords.wordimages import use_manifest_ids
+
+    ids = []
+    for where in ("a", "b/c"):
+        d = tmp_path / where
+        (d / "images").mkdir(parents=True)
+        (d / "images" / "1F436.png").write_bytes(b"x")
+        df = parse_source(write_source(d, ["dog face\timages/1F436.png", "remote\thttp://x.org/1.jpg"]))
+        assert df.loc[0, "url"] == (d / "images" / "1F436.png").resolve().as_uri()  # fetched from here
+        ids.append(list(df["id"]))
+        # the word-image table of the same files gets the same ids (encodings are shared)
+        pairs = pd.DataFrame({"word": ["dog"], "image_id": ["1F436"], "path": [str(d / "images" / "1F436.png")]})
+        assert use_manifest_ids(pairs, d)["image_id"].tolist() == [df.loc[0, "id"]]
+    assert ids[0] == ids[1] and ids[0][0] == image_id("images/1F436.png")

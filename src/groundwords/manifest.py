@@ -4,8 +4,9 @@ Source format (as Google distributes Conceptual Captions): one row per line, ``c
 no header, UTF-8. The "url" may also be a local path (absolute, or relative to the TSV's folder)
 or a ``file://`` URL, which is how local image datasets are described.
 
-Every source row gets a stable image key ``id`` = first 16 hex digits of sha1(url as written):
-rows that share a URL share an image. Rows are selected as the config asks (the first N, or a
+Every source row gets a stable image key ``id`` = first 16 hex digits of sha1(url as written
+in the source, before a relative path is resolved): rows that share a URL share an image, and a
+local dataset's ids do not depend on where it lies. Rows are selected as the config asks (the first N, or a
 seeded random sample of N) and each selected row gets a ``rank`` (its place in the selection),
 so smaller subsets are prefixes of larger ones (``rank < n``).
 
@@ -67,26 +68,32 @@ def parse_source(path: str | Path) -> pd.DataFrame:
     lines = raw.split(b"\n")
     if lines and lines[-1] == b"":
         lines.pop()  # final newline
-    recs = []
+    recs, written = [], []  # written: each row's url as it stands in the source
     for i, line in enumerate(lines):
         line = line.rstrip(b"\r")
         try:
             text = line.decode("utf-8")
         except UnicodeDecodeError:
             recs.append((i, "", "", "bad_encoding"))
+            written.append("")
             continue
         fields = text.split("\t")
         if len(fields) != 2:
             recs.append((i, text.split("\t")[0][:500], "", "malformed_columns"))
+            written.append("")
             continue
         caption, url = fields[0].strip(), fields[1].strip()
         if not caption:
             recs.append((i, "", url, "empty_caption"))
+            written.append(url)
             continue
         status, norm = _classify_url(url, base)
         recs.append((i, caption, norm if status == "ok" else url, status))
+        written.append(url)
     df = pd.DataFrame(recs, columns=["row", "caption", "url", "status"])
-    df.insert(1, "id", [image_id(u) if u else "" for u in df["url"]])
+    # the id hashes the url as written, not its resolved form: a local dataset keeps its ids (and
+    # every seeded split keyed by them) wherever the checkout lies
+    df.insert(1, "id", [image_id(u) if u else "" for u in written])
     return df
 
 

@@ -26,8 +26,10 @@ Two sources:
 
 Image ids: the file stem (openmoji) or the image's path relative to the root (folder); with
 ``manifest_ids`` (``--manifest-ids``) the id the manifest stage gives a local image instead
-(:func:`groundwords.manifest.image_id` of its absolute ``file://`` URL), so that an encodings
-HDF5 made by the main pipeline from the same image files can be used as it is.
+(:func:`groundwords.manifest.image_id` of its path as the source TSV writes it: relative to
+the TSV's folder, which for ``openmoji`` is the parent of ``--images-dir`` and for ``folder``
+the root), so that an encodings HDF5 made by the main pipeline from the same image files can
+be used as it is.
 
 Split: the **images** (not the pairs) are split, so an image attached to several words is in
 one split only: the unique image ids are sorted, permuted with ``numpy.random.default_rng(seed)``,
@@ -236,11 +238,21 @@ def with_split(pairs: pd.DataFrame, val_frac: float = DEFAULT_VAL_FRAC, test_fra
     return out.sort_values(["image_id", "word"], kind="stable").reset_index(drop=True)[COLUMNS]
 
 
-def use_manifest_ids(pairs: pd.DataFrame) -> pd.DataFrame:
-    """Replace the image ids by the manifest stage's ids of the (local) image paths."""
+def use_manifest_ids(pairs: pd.DataFrame, source_dir) -> pd.DataFrame:
+    """Replace the image ids by the manifest stage's ids of the (local) image paths: the hash of
+    each path as a ``caption<TAB>path`` source in ``source_dir`` writes it (relative to that
+    folder, '/'-separated; :func:`groundwords.manifest.image_id`)."""
     from .manifest import image_id
 
-    ids = {p: image_id(Path(p).resolve().as_uri()) for p in pairs["path"].unique()}
+    base = Path(source_dir).resolve()
+
+    def written(p: str) -> str:
+        try:
+            return Path(p).resolve().relative_to(base).as_posix()
+        except ValueError:
+            raise UserError(f"{p} is not under the manifest source folder {base}") from None
+
+    ids = {p: image_id(written(p)) for p in pairs["path"].unique()}
     return pairs.assign(image_id=pairs["path"].map(ids))
 
 
@@ -304,8 +316,8 @@ def main(argv=None) -> None:
     else:
         pairs = folder_pairs(a.root, read_class_names(a.class_names) if a.class_names else None,
                              wordnet=a.wordnet, wordnet_depth=a.wordnet_depth)
-    if a.manifest_ids:
-        pairs = use_manifest_ids(pairs)
+    if a.manifest_ids:  # the openmoji source TSV lies beside its images/ folder
+        pairs = use_manifest_ids(pairs, Path(a.images_dir).parent if a.cmd == "openmoji" else a.root)
     table = with_split(pairs, a.val_frac, a.test_frac, a.seed)
     write_word_images(table, a.out, a.images_out)
 
