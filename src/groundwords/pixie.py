@@ -153,13 +153,13 @@ def make_features(word_images_tsv, features_h5, out_h5, *, hide: int = 0, hidden
 def align_visual(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, dict]:
     """(features (V, k) with zero rows for words without features, has_visual (V,), attrs)."""
     ids, feats, attrs = read_feature_matrix(visual_h5, "visual features")
-    rows = pd.Index(words).get_indexer(ids)
+    index = pd.Index(words)
+    if not index.is_unique:
+        raise UserError(f"duplicate words in the vocabulary / vectors (e.g. {index[index.duplicated()][0]!r})")
+    rows = index.get_indexer(ids)
     ok = rows >= 0
     if not ok.any():
         raise UserError(f"no word of {visual_h5} ({len(ids)} words) is in the vocabulary ({len(words)} words)")
-    if feats.min() < 0 or feats.max() > 1:
-        log.warning("%s: features outside [0, 1]; the VAE's sigmoid decoder means cannot fit them "
-                    "(make them with 'pixie features --scale minmax')", visual_h5)
     out = np.zeros((len(words), feats.shape[1]), np.float32)
     out[rows[ok]] = feats[ok]
     mask = np.zeros(len(words), bool)
@@ -198,6 +198,9 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
         feats, mask, vattrs = np.zeros((len(words), 0), np.float32), np.zeros(len(words), bool), {}
     else:
         feats, mask, vattrs = align_visual(words, visual_h5)
+        if feats[mask].min() < 0 or feats[mask].max() > 1:
+            log.warning("%s: features outside [0, 1]; the VAE's sigmoid decoder means cannot fit them "
+                        "(make them with 'pixie features --scale minmax')", visual_h5)
     keep = keep_probabilities(counts, sample) if sample > 0 else None
     c, x = skipgram_pairs(enc.tokens, enc.offsets, window, keep_prob=keep, rng=seed)
     if len(c) == 0:

@@ -43,13 +43,12 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 import torch.nn as nn
 
 from .evaluate import load_vectors
 from .io import UserError, log, read_feature_matrix, run_cli, setup_logging
-from .pixie import add_skipgram_args, text_inputs
+from .pixie import add_skipgram_args, align_visual, text_inputs
 from .models.ivsgns import MAPPINGS, Imagination, fit_imagination, fit_quality, imagined_vectors
 from .models.pixie import VisualVAE
 from .models.sgns import keep_probabilities, skipgram_pairs, subsample
@@ -66,23 +65,6 @@ def _check(*conditions) -> None:
 def read_visual(path) -> tuple[list[str], np.ndarray, dict]:
     """(words, features (W, k) float32, attrs) of a per-word features HDF5, validated."""
     return read_feature_matrix(path, "visual features")
-
-
-def aligned_visual(words: list[str], path) -> tuple[np.ndarray, np.ndarray, dict]:
-    """(features (V, k) with zero rows for words without features, has_visual (V,), attrs)."""
-    ids, feats, attrs = read_visual(path)
-    index = pd.Index(words)
-    if not index.is_unique:
-        raise UserError(f"duplicate words in the vocabulary / vectors (e.g. {index[index.duplicated()][0]!r})")
-    rows = index.get_indexer(ids)
-    ok = rows >= 0
-    if not ok.any():
-        raise UserError(f"no word of {path} ({len(ids)} words) is in the vocabulary ({len(words)} words)")
-    out = np.zeros((len(words), feats.shape[1]), np.float32)
-    out[rows[ok]] = feats[ok]
-    mask = np.zeros(len(words), bool)
-    mask[rows[ok]] = True
-    return out, mask, attrs
 
 
 # ---------------------------------------------------------------------------------------------
@@ -113,7 +95,7 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window
            (visual_weight >= 0, "visual weight must be >= 0"),
            (visual_map in VISUAL_MAPS, f"visual map must be one of {', '.join(VISUAL_MAPS)} (got {visual_map!r})"))
     words, counts, enc = text_inputs(corpus, vocab_tsv)
-    feats, mask, vattrs = aligned_visual(words, visual_h5)
+    feats, mask, vattrs = align_visual(words, visual_h5)
     if mask.sum() < 2:
         raise UserError(f"{visual_h5}: only {int(mask.sum())} vocabulary word has features; the max-margin "
                         "term needs at least 2 (contrastive words)")
@@ -178,7 +160,7 @@ def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", h
     words, text = load_vectors(sgns_vectors)
     if not np.isfinite(text).all():
         raise UserError(f"{sgns_vectors}: the vectors contain NaN/inf")
-    feats, mask, vattrs = aligned_visual(words, visual_h5)
+    feats, mask, vattrs = align_visual(words, visual_h5)
     x, y = text[mask], feats[mask]
     log.info("ivsgns: %d SGNS words, %d with visual features (%d-d -> %d-d, %s map)",
              len(words), len(x), text.shape[1], y.shape[1], mapping)

@@ -138,6 +138,18 @@ class VisualVAE(nn.Module):
         return []
 
 
+def visual_table(visual_features, has_visual, vocab_size: int) -> tuple[torch.Tensor, torch.Tensor]:
+    """(features (V, k) float32, mask (V,) bool) of a model's per-word visual features, checked;
+    ``has_visual`` defaults to the rows that are not all zero."""
+    feats = torch.as_tensor(visual_features, dtype=torch.float32)
+    if feats.ndim != 2 or feats.shape[0] != vocab_size:
+        raise ValueError(f"visual_features has shape {tuple(feats.shape)}, expected ({vocab_size}, k)")
+    mask = (feats != 0).any(1) if has_visual is None else torch.as_tensor(has_visual, dtype=torch.bool)
+    if mask.shape != (vocab_size,):
+        raise ValueError(f"has_visual has shape {tuple(mask.shape)}, expected ({vocab_size},)")
+    return feats, mask
+
+
 class PIXIE(SGNS):
     """SGNS whose visual centre words get ``e_w + z_w``, z_w from a VAE over their features.
 
@@ -154,12 +166,7 @@ class PIXIE(SGNS):
                          sparse=sparse, seed=seed)
         if J < 1:
             raise ValueError(f"J must be >= 1 (got {J})")
-        feats = torch.as_tensor(visual_features, dtype=torch.float32)
-        if feats.ndim != 2 or feats.shape[0] != vocab_size:
-            raise ValueError(f"visual_features has shape {tuple(feats.shape)}, expected ({vocab_size}, x_dim)")
-        mask = (feats != 0).any(1) if has_visual is None else torch.as_tensor(has_visual, dtype=torch.bool)
-        if mask.shape != (vocab_size,):
-            raise ValueError(f"has_visual has shape {tuple(mask.shape)}, expected ({vocab_size},)")
+        feats, mask = visual_table(visual_features, has_visual, vocab_size)
         self.J, self.vae_weight = J, vae_weight
         self.register_buffer("visual_features", feats.clone())
         self.register_buffer("has_visual", mask.clone())

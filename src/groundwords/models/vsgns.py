@@ -42,7 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .pixie import _generator
+from .pixie import _generator, visual_table
 from .sgns import SGNS
 
 VISUAL_MAPS = ("linear", "identity")
@@ -61,12 +61,7 @@ class VSGNS(SGNS):
                  noise_power: float = 0.75, sparse: bool = False, seed: int = 0):
         super().__init__(vocab_size, dim, counts=counts, negatives=negatives, noise_power=noise_power,
                          sparse=sparse, seed=seed)
-        feats = torch.as_tensor(visual_features, dtype=torch.float32)
-        if feats.ndim != 2 or feats.shape[0] != vocab_size:
-            raise ValueError(f"visual_features has shape {tuple(feats.shape)}, expected ({vocab_size}, k)")
-        mask = (feats != 0).any(1) if has_visual is None else torch.as_tensor(has_visual, dtype=torch.bool)
-        if mask.shape != (vocab_size,):
-            raise ValueError(f"has_visual has shape {tuple(mask.shape)}, expected ({vocab_size},)")
+        feats, mask = visual_table(visual_features, has_visual, vocab_size)
         if int(mask.sum()) == 1:
             raise ValueError("one visual word: the max-margin term needs at least 2 (contrastive words)")
         if visual_negatives < 1:
