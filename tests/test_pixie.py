@@ -23,6 +23,10 @@ def _pairs():
     return counts, {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
 
 
+def _pairs_per_word(data):
+    return np.bincount(data["centre"].numpy(), minlength=V)
+
+
 def _features(x_dim=6, seed=1):
     return torch.rand(V, x_dim, generator=torch.Generator().manual_seed(seed))
 
@@ -44,7 +48,7 @@ def test_no_visual_features_is_bit_identical_to_sgns(absent, optimizer, sparse):
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(7)
         px = PIXIE(V, DIM, counts=counts, visual_features=feats, has_visual=mask, negatives=3, J=2,
-                   hidden=16, sparse=sparse, seed=7)
+                   hidden=16, sparse=sparse, seed=7, pairs_per_word=_pairs_per_word(data))
         h_px = fit(px, data, **kw)
     assert not px.has_visual.any()
     assert torch.equal(px.emb.weight, sg.emb.weight)
@@ -108,7 +112,8 @@ def test_pixie_embeddings_shapes_and_training():
     mask = torch.arange(V) % 2 == 0
     feats[~mask] = 0.0  # words without features
     torch.manual_seed(0)
-    px = PIXIE(V, DIM, counts=counts, visual_features=feats, negatives=3, J=2, hidden=16, seed=0)
+    px = PIXIE(V, DIM, counts=counts, visual_features=feats, negatives=3, J=2, hidden=16, seed=0,
+               pairs_per_word=_pairs_per_word(data))
     assert torch.equal(px.has_visual, mask)
     e0 = px.emb.weight.detach().clone()
     enc0 = px.vae.enc.weight.detach().clone()
@@ -141,3 +146,65 @@ def test_decoder_variance_floor_bounds_the_likelihood():
     x = torch.full((3, 4), 0.5)
     bound = -0.5 * 4 * (math.log(2 * math.pi) + math.log(0.01))  # the likelihood's maximum at the floor
     assert torch.all(vae.log_likelihood(x, torch.zeros(1, 3, 2)) <= bound + 1e-4)
+
+
+def _fixed_vae_terms(px):
+    """Replace the VAE's stochastic terms by fixed per-word values: nll_w = 1 + word id, kl_w = 0.5, z = 0."""
+    ids = {tuple(row.tolist()): w for w, row in enumerate(px.visual_features)}
+
+    def terms(x, J=1):
+        w = torch.tensor([ids[tuple(r.tolist())] for r in x], dtype=torch.float32)
+        return {"z": torch.zeros(J, len(x), px.dim), "mu": torch.zeros(len(x), px.dim),
+                "logvar": torch.zeros(len(x), px.dim), "nll": 1.0 + w, "kl": torch.full_like(w, 0.5)}
+    px.vae.terms = terms
+
+
+@pytest.mark.parametrize("batch_size", [7, 64, 10_000])
+def test_each_words_vae_term_counts_once_per_epoch(batch_size):
+    """Eq. 9: one VAE term per word beside all its pairs. Over any split of the epoch's pairs into
+    batches, B_b · (total_b − text_b) adds up to Σ_w (nll_w + KL_w) over the visual words: exactly once each."""
+    counts, data = _pairs()
+    feats = _features()
+    mask = torch.arange(V) % 3 != 0
+    feats[~mask] = 0.0
+    px = PIXIE(V, DIM, counts=counts, visual_features=feats, negatives=3, hidden=16, seed=0,
+               pairs_per_word=_pairs_per_word(data))
+    _fixed_vae_terms(px)
+    perm = torch.randperm(len(data["centre"]), generator=torch.Generator().manual_seed(1))
+    vae_sum = 0.0
+    with torch.no_grad():
+        for s in range(0, len(perm), batch_size):
+            idx = perm[s:s + batch_size]
+            out = px.loss({k: v[idx] for k, v in data.items()})
+            vae_sum += (out["total"] - out["ce"]).item() * len(idx)
+    expected = sum(1.0 + w + 0.5 for w in range(V) if mask[w])
+    assert vae_sum == pytest.approx(expected, rel=1e-4)
+
+
+def test_per_batch_weighting_counts_a_word_in_every_batch():
+    """The ablation ``vae_weighting='per_batch'`` (the pre-fix behaviour) counts a word's VAE term once
+    per batch it appears in: with small batches, many times per epoch."""
+    counts, data = _pairs()
+    feats = _features()
+    px = PIXIE(V, DIM, counts=counts, visual_features=feats, negatives=3, hidden=16, seed=0,
+               vae_weighting="per_batch")
+    _fixed_vae_terms(px)
+    n_batches_with = torch.zeros(V)
+    vae_sum = 0.0
+    with torch.no_grad():
+        for s in range(0, len(data["centre"]), 16):
+            batch = {k: v[s:s + 16] for k, v in data.items()}
+            out = px.loss(batch)
+            vae_sum += (out["total"] - out["ce"]).item() * len(batch["centre"])
+            n_batches_with[batch["centre"].unique()] += 1
+    expected = float(sum((1.0 + w + 0.5) * n_batches_with[w] for w in range(V)))
+    assert vae_sum == pytest.approx(expected, rel=1e-4)
+    assert n_batches_with.min() > 5  # many times the paper's once per epoch
+
+
+def test_per_word_weighting_needs_the_pair_counts():
+    counts, _ = _pairs()
+    with pytest.raises(ValueError, match="pairs_per_word"):
+        PIXIE(V, DIM, counts=counts, visual_features=_features(), hidden=16)
+    with pytest.raises(ValueError, match="vae_weighting"):
+        PIXIE(V, DIM, counts=counts, visual_features=_features(), hidden=16, vae_weighting="sometimes")

@@ -50,7 +50,7 @@ import torch
 
 from .io import UserError, atomic_path, log, read_feature_matrix, run_cli, setup_logging, write_features
 from .iesg import corpus_ids, load_image_features
-from .models.pixie import MIN_VAR, PIXIE
+from .models.pixie import MIN_VAR, PIXIE, VAE_WEIGHTINGS
 from .models.sgns import SGNS, keep_probabilities, skipgram_pairs
 from .train import fit, torch_settings, write_outputs, write_word2vec_text
 from .vocab import load_vocab
@@ -183,14 +183,16 @@ def text_inputs(corpus, vocab_tsv):
 
 def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
           sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3, J: int = 1,
-          hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, optimizer: str = "adam", seed: int = 0,
+          hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
+          optimizer: str = "adam", seed: int = 0,
           threads: int | None = 1, progress: bool = True) -> dict:
     for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                     (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                     (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
                     (J >= 1, "J must be >= 1"), (hidden >= 1, "hidden must be >= 1"),
                     (vae_weight >= 0, "vae weight must be >= 0"), (0 < min_var < 1, "min var must be in (0, 1)"), (sample >= 0, "sample must be >= 0"),
-                    (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}")]:
+                    (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+                    (vae_weighting in VAE_WEIGHTINGS, f"vae weighting must be one of {', '.join(VAE_WEIGHTINGS)}")]:
         if not ok:
             raise UserError(msg)
     words, counts, enc = text_inputs(corpus, vocab_tsv)
@@ -216,7 +218,8 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
         else:
             model = PIXIE(len(words), dim, counts=counts, visual_features=torch.from_numpy(feats),
                           has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
-                          vae_weight=vae_weight, min_var=min_var, sparse=sparse, seed=seed)
+                          vae_weight=vae_weight, min_var=min_var, vae_weighting=vae_weighting,
+                          pairs_per_word=np.bincount(c, minlength=len(words)), sparse=sparse, seed=seed)
         t0 = time.perf_counter()
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                       words_per_epoch=len(enc.tokens), progress=progress)
@@ -234,7 +237,8 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
         "model": "pixie" if visual_h5 is not None else "sgns",
         "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
                             "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
-                            "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var, "seed": seed},
+                            "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
+                            "vae_weighting": vae_weighting, "seed": seed},
         "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5) if visual_h5 else None},
         "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
         "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
@@ -296,6 +300,9 @@ def main(argv=None) -> None:
     t.add_argument("--vae-weight", type=float, default=1.0)
     t.add_argument("--min-var", type=float, default=MIN_VAR,
                    help=f"floor of the decoder's variance (default {MIN_VAR}; features are in [0, 1])")
+    t.add_argument("--vae-weighting", choices=VAE_WEIGHTINGS, default="per_word",
+                   help="per_word: each word's VAE term once per epoch beside all its pairs (eq. 9); "
+                        "per_batch: once per batch the word is in (an ablation)")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="adam: dense Adam over everything (the paper); sparse_adam: SparseAdam for the "
                         "embedding tables (only the rows of a batch move; much faster on large vocabularies)")
@@ -308,7 +315,7 @@ def main(argv=None) -> None:
     else:
         train(a.corpus, a.vocab, a.visual, a.out_dir, dim=a.dim, window=a.window, negatives=a.negatives,
               sample=a.sample, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, J=a.J, hidden=a.hidden,
-              vae_weight=a.vae_weight, min_var=a.min_var, optimizer=a.optimizer, seed=a.seed, threads=a.threads or None, progress=not a.no_progress)
+              vae_weight=a.vae_weight, min_var=a.min_var, vae_weighting=a.vae_weighting, optimizer=a.optimizer, seed=a.seed, threads=a.threads or None, progress=not a.no_progress)
 
 
 if __name__ == "__main__":

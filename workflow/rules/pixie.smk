@@ -130,7 +130,8 @@ PIXIE_TEXT_ARGS = (
 SGNS_CMD = f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} > {{log}} 2>&1"
 PIXIE_CMD = (
     f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} --visual {{input.visual}} --J {{params.J}} "
-    "--hidden {params.hidden_units} --vae-weight {params.vae_weight} --min-var {params.min_var} > {log} 2>&1"
+    "--hidden {params.hidden_units} --vae-weight {params.vae_weight} --min-var {params.min_var} "
+    "--vae-weighting {params.vae_weighting} > {log} 2>&1"
 )
 VSGNS_CMD = (
     f"python -m groundwords.pixie_baselines vsgns {PIXIE_TEXT_ARGS} --visual {{input.visual}} "
@@ -180,6 +181,7 @@ rule pixie_model:
         hidden_units=P["model"]["hidden"],
         vae_weight=P["model"]["vae_weight"],
         min_var=P["model"]["min_var"],
+        vae_weighting=P["model"]["vae_weighting"],
         seed=P["seed"],
     log:
         "results/logs/pixie/pixie{hidden}.log",

@@ -24,11 +24,21 @@ constant feature dimension makes the Gaussian likelihood unbounded and training 
 and the encoder's log σ² is clamped to ±10.
 
 Batches are (centre, context) pairs as for SGNS (:func:`~groundwords.models.sgns.skipgram_pairs`),
-not the paper's minibatches of words. ``"total"`` is, like SGNS, a mean over the B pairs:
-``text + vae_weight · Σ_{visual words w in the batch} (−log p(x_w|z_w) + KL_w) / B``, where each
-*distinct* visual centre word of the batch contributes its VAE term once (eq. 7 has one VAE term
-per word, however many contexts it has); the same samples z_w^(j) are used by the VAE and the
-text term (the latent is shared). The J samples of a pair share its N negatives.
+not the paper's minibatches of words. Eq. 9 has, per word, **one** VAE term beside the sum over
+**all** of that word's (context, negatives) terms; summed over the words that is the objective
+``Σ_w (−log p(x_w|z_w) + KL_w) + Σ_pairs text``. A pass over the pairs visits word w in many
+batches, so each batch weighs a distinct visual centre word's VAE term by
+``occ_b(w) / N(w)`` (its pairs in the batch over its pairs in the epoch, ``pairs_per_word``):
+over one epoch the weights of w add up to exactly 1, and the batch loss is an unbiased estimate
+of the paper's objective (``vae_weighting="per_word"``, the default). ``"total"`` is, like SGNS,
+a mean over the B pairs: ``text + vae_weight · Σ_w occ_b(w)/N(w) · (−log p(x_w|z_w) + KL_w) / B``.
+
+``vae_weighting="per_batch"`` (an ablation, not the paper) gives every distinct visual word of a
+batch weight 1: a word with pairs in n batches then has its VAE term counted n times per epoch
+(hundreds of times for a frequent word), the 1280-d Gaussian likelihood swamps the text term in
+the encoder and the context vectors, and word similarity falls far below SGNS (see
+``docs/fidelity.md``). The same samples z_w^(j) are used by the VAE and the text term (the latent
+is shared). The J samples of a pair share its N negatives.
 
 Identity with SGNS: :class:`PIXIE` subclasses :class:`SGNS`, so the embeddings are created and
 initialised by the very same code from the global torch RNG; the VAE is initialised from its
@@ -45,6 +55,7 @@ from __future__ import annotations
 
 import math
 
+import numpy as np
 import torch
 import torch.nn as nn
 import torch.nn.functional as F
@@ -54,6 +65,7 @@ from .sgns import SGNS
 LOG_2PI = math.log(2 * math.pi)
 MIN_VAR = 1e-3  # decoder variance floor (features scaled to [0, 1]: σ >= 0.03)
 LOGVAR_BOUND = 10.0  # encoder log σ² kept in [-10, 10] so exp() cannot overflow
+VAE_WEIGHTINGS = ("per_word", "per_batch")
 
 
 def _generator(current: torch.Generator | None, seed: int, device) -> torch.Generator:
@@ -161,13 +173,22 @@ class PIXIE(SGNS):
     def __init__(self, vocab_size: int, dim: int = 100, *, counts, visual_features: torch.Tensor,
                  has_visual: torch.Tensor | None = None, negatives: int = 5, J: int = 1,
                  hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, noise_power: float = 0.75,
-                 sparse: bool = False, seed: int = 0):
+                 pairs_per_word=None, vae_weighting: str = "per_word", sparse: bool = False, seed: int = 0):
         super().__init__(vocab_size, dim, counts=counts, negatives=negatives, noise_power=noise_power,
                          sparse=sparse, seed=seed)
         if J < 1:
             raise ValueError(f"J must be >= 1 (got {J})")
+        if vae_weighting not in VAE_WEIGHTINGS:
+            raise ValueError(f"vae_weighting must be one of {VAE_WEIGHTINGS} (got {vae_weighting!r})")
         feats, mask = visual_table(visual_features, has_visual, vocab_size)
-        self.J, self.vae_weight = J, vae_weight
+        self.J, self.vae_weight, self.vae_weighting = J, vae_weight, vae_weighting
+        if vae_weighting == "per_word":
+            if pairs_per_word is None:
+                raise ValueError("vae_weighting='per_word' needs pairs_per_word (each word's pairs per epoch)")
+            ppw = torch.as_tensor(np.asarray(pairs_per_word), dtype=torch.float32)
+            if ppw.shape != (vocab_size,):
+                raise ValueError(f"pairs_per_word has shape {tuple(ppw.shape)}, expected ({vocab_size},)")
+            self.register_buffer("pairs_per_word", ppw.clamp(min=1.0))
         self.register_buffer("visual_features", feats.clone())
         self.register_buffer("has_visual", mask.clone())
         self.vae = VisualVAE(feats.shape[1], latent=dim, hidden=hidden, seed=seed, min_var=min_var)
@@ -191,8 +212,12 @@ class PIXIE(SGNS):
         pos = (u_pos[None] * h).sum(-1)  # (J, B)
         neg = (u_neg[None] * h[:, :, None, :]).sum(-1)  # (J, B, K)
         ce = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (B * J)
+        if self.vae_weighting == "per_word":  # occ_b(w) / N(w): each word's VAE term once per epoch
+            share = occ.to(e.dtype) / self.pairs_per_word[words]
+        else:  # per_batch: once per batch the word is in (the ablation)
+            share = torch.ones_like(occ, dtype=e.dtype)
+        total = ce + self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
         nll, kl = t["nll"].sum(), t["kl"].sum()
-        total = ce + self.vae_weight * (nll + kl) / B
         n_vis = torch.tensor(float(len(words)), device=e.device)
         return {"total": total, "ce": ce, "nll_x": nll / n_vis, "kl": kl / n_vis,
                 "n_nll_x": n_vis, "n_kl": n_vis}
