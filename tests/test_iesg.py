@@ -20,7 +20,7 @@ import gensim
 from groundwords import retrieval
 from groundwords.corpus import encode_token_lists
 from groundwords.io import run_cli, write_features
-from groundwords.models.iesg import IESG, fit_alternating, fit_l2_projection, word_image_index
+from groundwords.models.iesg import IESG, fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
 from groundwords.models.sgns import SGNS, keep_probabilities, skipgram_pairs, train_sgns
 from groundwords.train import fit
 from groundwords.vocab import build_vocab, tokenize
@@ -263,6 +263,31 @@ def test_l2_projection_is_exact_least_squares():
     np.testing.assert_allclose(fit_l2_projection(X, Y), np.linalg.lstsq(X, Y, rcond=None)[0], atol=1e-5)
     # ridge shrinks
     assert np.linalg.norm(fit_l2_projection(X, Y, ridge=100.0)) < np.linalg.norm(fit_l2_projection(X, Y))
+
+
+def test_l2_baseline_by_sgd_reaches_least_squares_and_is_deterministic():
+    """The paper's L2 baseline is trained (Momentum SGD); with enough steps on a well-posed problem it
+    reaches the exact least-squares solution, and a short budget stays closer to zero (implicit ridge)."""
+    rng = np.random.default_rng(0)
+    X = rng.normal(size=(64, 6)).astype(np.float32) / np.sqrt(6)
+    W = rng.normal(size=(6, 4)).astype(np.float32)
+    Y = X @ W + 0.01 * rng.normal(size=(64, 4)).astype(np.float32)
+    exact = fit_l2_projection(X, Y)
+    W_sgd, loss = fit_l2_sgd(X, Y, steps=3000, batch_size=16, lr=0.01, momentum=0.9, seed=0)
+    np.testing.assert_allclose(W_sgd, exact, atol=2e-2)
+    assert loss < 0.01
+    W_short, _ = fit_l2_sgd(X, Y, steps=5, batch_size=16, lr=0.01, momentum=0.9, seed=0)
+    assert np.linalg.norm(W_short) < 0.5 * np.linalg.norm(exact)
+    again, _ = fit_l2_sgd(X, Y, steps=3000, batch_size=16, lr=0.01, momentum=0.9, seed=0)
+    assert np.array_equal(W_sgd, again)
+
+
+def test_center_l2_uses_the_given_mean():
+    from groundwords.iesg import normalize_images
+    x = np.array([[3.0, 1.0], [1.0, 1.0]], np.float32)
+    out = normalize_images(x, "center_l2", mean=np.array([1.0, 1.0]))
+    np.testing.assert_allclose(out, [[1.0, 0.0], [0.0, 0.0]], atol=1e-6)
+    np.testing.assert_allclose(np.linalg.norm(normalize_images(x, "l2"), axis=1), 1.0, rtol=1e-6)
 
 
 def test_iesg_random_images_belong_to_the_word():

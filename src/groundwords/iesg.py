@@ -21,10 +21,16 @@ Image-Enhanced Skip-Gram Model" (Tables 1-3, Figure 3). Three sub-commands::
     is used; pairs whose word is out of the SGNS vocabulary or whose image has no encoding are
     dropped (counted in ``train.json``). Image encodings are L2-normalised first
     (``--image-norm l2``, not in the paper: it keeps Momentum SGD at lr 0.01 stable for any
-    encoder's feature scale; ``none`` keeps them raw). Then
+    encoder's feature scale; ``none`` keeps them raw; ``center_l2`` subtracts the training
+    images' mean first, saved as ``image_mean.npy`` for ``evaluate``: pooled CNN features are
+    non-negative and share one dominant direction, which a linear map trained by SGD from zero
+    learns first, so without centring every image projects to nearly the same vector; see
+    ``docs/fidelity.md``). The same features feed the L2 baseline and IESG. Then
 
-    * the **L2 baseline**: ``W_p`` by exact least squares onto the fixed SGNS vectors
-      (:func:`~groundwords.models.iesg.fit_l2_projection`);
+    * the **L2 baseline**: ``W_p`` onto the fixed SGNS vectors by Momentum SGD with IESG's lr,
+      momentum, batch size and number of steps (``--l2-fit sgd``,
+      :func:`~groundwords.models.iesg.fit_l2_sgd`), or by exact least squares (``--l2-fit lstsq``,
+      :func:`~groundwords.models.iesg.fit_l2_projection`, optionally ridge);
     * **IESG** (:class:`~groundwords.models.iesg.IESG`): the corpus windows (fixed window 5,
       no subsampling) centred on words with a training image, alternating eq. 1 / eq. 2
       updates with Momentum SGD (lr 0.01, momentum 0.9, batch 16, λ 5, margin 1, K = 5 noise
@@ -57,14 +63,15 @@ import torch
 from . import retrieval
 from .corpus import encode_token_lists
 from .io import UserError, atomic_path, log, read_feature_matrix, run_cli, setup_logging, write_json, write_tsv
-from .models.iesg import IESG, fit_alternating, fit_l2_projection, word_image_index
+from .models.iesg import IESG, fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
 from .models.sgns import skipgram_pairs, train_sgns
 from .textcorpus import iter_corpus, vocab_from_counts
 from .train import torch_settings, write_outputs, write_word2vec_text
 from .vocab import load_vocab
 from .wordimages import read_word_images
 
-IMAGE_NORMS = ("l2", "none")
+IMAGE_NORMS = ("l2", "center_l2", "none")
+L2_FITS = ("sgd", "lstsq")
 MODELS = ("l2", "iesg")
 DIRECTIONS = ("image_to_word", "word_to_image")
 RESULT_COLUMNS = ["model", "direction", "split", "scoring", "pairs_used", "pairs_total", "coverage",
@@ -76,13 +83,19 @@ FREQ_COLUMNS = ["model", "direction", "freq_lo", "freq_hi", "n", "p_at_1"]
 # Helpers
 
 
-def normalize_images(feats: np.ndarray, mode: str) -> np.ndarray:
+def normalize_images(feats: np.ndarray, mode: str, mean: np.ndarray | None = None) -> np.ndarray:
+    """``none``: raw; ``l2``: unit rows; ``center_l2``: minus ``mean`` (the training images' mean), then unit rows."""
+    if mode not in IMAGE_NORMS:
+        raise UserError(f"unknown image normalisation {mode!r} (choose from {', '.join(IMAGE_NORMS)})")
+    x = np.asarray(feats, np.float32)
     if mode == "none":
-        return np.asarray(feats, np.float32)
-    if mode == "l2":
-        n = np.linalg.norm(feats, axis=1, keepdims=True)
-        return (feats / np.maximum(n, 1e-12)).astype(np.float32)
-    raise UserError(f"unknown image normalisation {mode!r} (choose from {', '.join(IMAGE_NORMS)})")
+        return x
+    if mode == "center_l2":
+        if mean is None:
+            raise ValueError("center_l2 needs the training images' mean")
+        x = x - np.asarray(mean, np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
 
 
 def load_sgns(sgns_dir) -> tuple[list[str], np.ndarray, np.ndarray, Path]:
@@ -197,23 +210,27 @@ def iesg_examples(enc, has_image: np.ndarray, window: int, max_examples: int, se
 def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: int = 5, negatives: int = 5,
           margin: float = 1.0, lam: float = 5.0, lr: float = 0.01, momentum: float = 0.9, batch_size: int = 16,
           epochs: int = 1, max_examples: int = 0, image_norm: str = "l2", context_table: str = "shared",
-          image_updates_words: bool = False, l2_ridge: float = 0.0, seed: int = 0, threads: int | None = 1,
+          image_updates_words: bool = False, l2_fit: str = "sgd", l2_ridge: float = 0.0, seed: int = 0,
+          threads: int | None = 1,
           progress: bool = True) -> dict:
     """Train the L2 baseline and IESG and write their outputs (see the module docstring)."""
     for ok, msg in [(window >= 1, "window must be >= 1"), (negatives >= 1, "negatives must be >= 1"),
                     (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
                     (lr > 0, "lr must be > 0"), (0 <= momentum < 1, "momentum must be in [0, 1)"),
                     (lam > 0, "lambda must be > 0"), (l2_ridge >= 0, "l2 ridge must be >= 0"),
+                    (l2_fit in L2_FITS, f"l2 fit must be one of {', '.join(L2_FITS)}"),
                     (context_table in ("shared", "output"), "context table must be 'shared' or 'output'")]:
         if not ok:
             raise UserError(msg)
     words, E, counts, sgns_path = load_sgns(sgns_dir)
     table = read_word_images(word_images_tsv)
     image_ids, raw = load_image_features(features_h5)
-    feats = normalize_images(raw, image_norm)
     pairs = resolve_pairs(table, words, image_ids)
     tr = pairs[pairs["split"] == "train"]
     usable = tr[(tr["word_id"] >= 0) & (tr["image_row"] >= 0)]
+    # the centring mean comes from the training images only (each image once)
+    image_mean = raw[np.unique(usable["image_row"].to_numpy(np.int64))].mean(0) if len(usable) else None
+    feats = normalize_images(raw, image_norm, image_mean)
     stats = {"train_pairs_total": len(tr), "train_pairs_used": len(usable),
              "train_pairs_oov_word": int((tr["word_id"] < 0).sum()),
              "train_pairs_no_features": int((tr["image_row"] < 0).sum()),
@@ -226,15 +243,22 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
     w_ids = usable["word_id"].to_numpy(np.int64)
     rows = usable["image_row"].to_numpy(np.int64)
 
-    # L2-distance baseline: exact least squares onto the fixed SGNS vectors
-    W_l2 = fit_l2_projection(feats[rows], E[w_ids], ridge=l2_ridge)
-    l2_mse = float(np.mean((feats[rows] @ W_l2 - E[w_ids]) ** 2))
-
-    # IESG
+    # IESG's examples: the corpus windows centred on words with a training image
     offsets, wi_rows = word_image_index(w_ids, rows, len(words))
     has_image = np.diff(offsets) > 0
     enc = corpus_ids(corpus, words)
     data = iesg_examples(enc, has_image, window, max_examples, seed)
+    iesg_steps = epochs * -(-len(data["centre"]) // batch_size)
+
+    # L2-distance baseline onto the fixed SGNS vectors: by SGD with IESG's optimiser and step count
+    # (the paper's training), or exactly (lstsq)
+    if l2_fit == "sgd":
+        with torch_settings(threads):
+            W_l2, _ = fit_l2_sgd(feats[rows], E[w_ids], steps=max(iesg_steps, 1), batch_size=batch_size, lr=lr,
+                                 momentum=momentum, seed=seed)
+    else:
+        W_l2 = fit_l2_projection(feats[rows], E[w_ids], ridge=l2_ridge)
+    l2_mse = float(np.mean((feats[rows] @ W_l2 - E[w_ids]) ** 2))
     stats.update(n_corpus_tokens=int(len(enc.tokens)), n_examples=int(len(data["centre"])),
                  n_centre_words_with_examples=int(len(np.unique(data["centre"].numpy()))))
     log.info("iesg: %d train pairs (%d images, %d words), %d corpus examples", stats["train_pairs_used"],
@@ -260,7 +284,7 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, arr in (("projection_l2.npy", W_l2), ("projection_iesg.npy", W_iesg),
-                      ("vectors.npy", vectors.astype(np.float32))):
+                      ("vectors.npy", vectors.astype(np.float32)), ("image_mean.npy", image_mean.astype(np.float32))):
         with atomic_path(out_dir / name, suffix=".npy") as tmp:
             np.save(tmp, arr)
     with atomic_path(out_dir / "vocab.txt") as tmp:
@@ -274,7 +298,8 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
         "hyperparameters": {"window": window, "negatives": negatives, "margin": margin, "lambda": lam, "lr": lr,
                             "momentum": momentum, "batch_size": batch_size, "epochs": epochs,
                             "max_examples": max_examples, "image_norm": image_norm, "context_table": context_table,
-                            "image_updates_words": image_updates_words, "l2_ridge": l2_ridge, "seed": seed},
+                            "image_updates_words": image_updates_words, "l2_fit": l2_fit, "l2_ridge": l2_ridge,
+                            "seed": seed},
         "inputs": {"sgns": str(sgns_path), "corpus": str(corpus), "word_images": str(word_images_tsv),
                    "features": str(features_h5)},
         "vocab_size": len(words), "dim": int(E.shape[1]), "image_dim": int(feats.shape[1]), **stats,
@@ -357,7 +382,8 @@ def evaluate(model_dir, word_images_tsv, features_h5, out_tsv, *, sgns_dir=None,
     if raw.shape[1] != P_l2.shape[0]:
         raise UserError(f"{features_h5}: {raw.shape[1]}-d features, but the model was trained on "
                         f"{P_l2.shape[0]}-d ones")
-    feats = normalize_images(raw, info["hyperparameters"]["image_norm"])
+    mean = np.load(d / "image_mean.npy") if (d / "image_mean.npy").is_file() else None
+    feats = normalize_images(raw, info["hyperparameters"]["image_norm"], mean)
     res, freq, ranks = evaluate_matching(table, words, image_ids, feats,
                                          {"l2": (E_s, P_l2), "iesg": (E_iesg, P_iesg)}, split=split,
                                          n_negatives=n_negatives, seed=seed, scoring=scoring,
@@ -412,11 +438,15 @@ def main(argv=None) -> None:
     t.add_argument("--batch-size", type=int, default=16)
     t.add_argument("--epochs", type=int, default=1)
     t.add_argument("--max-examples", type=int, default=0, help="cap on (centre, context) pairs (0: all)")
-    t.add_argument("--image-norm", choices=IMAGE_NORMS, default="l2")
+    t.add_argument("--image-norm", choices=IMAGE_NORMS, default="l2",
+                   help="l2: unit rows; center_l2: minus the training images' mean, then unit rows; none: raw")
     t.add_argument("--context-table", choices=("shared", "output"), default="shared",
                    help="shared: one embedding table (eq. 5); output: separate context table from SGNS")
     t.add_argument("--image-updates-words", action="store_true", help="eq. 2 also updates word embeddings")
-    t.add_argument("--l2-ridge", type=float, default=0.0, help="ridge penalty of the L2 baseline (0: lstsq)")
+    t.add_argument("--l2-fit", choices=L2_FITS, default="sgd",
+                   help="sgd: the L2 baseline trained like IESG (Momentum SGD, same lr, batch and steps); "
+                        "lstsq: solved exactly (interpolates when features outnumber pairs)")
+    t.add_argument("--l2-ridge", type=float, default=0.0, help="with --l2-fit lstsq: ridge penalty (0: lstsq)")
 
     for q in (a, t):
         q.add_argument("--seed", type=int, default=0)
@@ -450,7 +480,7 @@ def main(argv=None) -> None:
               negatives=args.negatives, margin=args.margin, lam=args.lam, lr=args.lr, momentum=args.momentum,
               batch_size=args.batch_size, epochs=args.epochs, max_examples=args.max_examples,
               image_norm=args.image_norm, context_table=args.context_table,
-              image_updates_words=args.image_updates_words, l2_ridge=args.l2_ridge, seed=args.seed,
+              image_updates_words=args.image_updates_words, l2_fit=args.l2_fit, l2_ridge=args.l2_ridge, seed=args.seed,
               threads=args.threads or None, progress=not args.no_progress)
     else:
         if args.negatives < 1:

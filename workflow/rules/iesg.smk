@@ -107,6 +107,13 @@ rule iesg_pretrain:
         "--alpha {params.alpha} --seed {params.seed} --threads {threads} --no-progress > {log} 2>&1"
 
 
+def iesg_train_options(m):
+    """The command-line flags of IESG's documented options (the schema owns their defaults)."""
+    flags = (f"--image-norm {m['image_norm']} --context-table {m['context_table']} "
+             f"--l2-fit {m['l2_fit']} --l2-ridge {m['l2_ridge']}")
+    return flags + (" --image-updates-words" if m["image_updates_words"] else "")
+
+
 rule iesg_train:
     """IESG (alternating margin losses) and the L2-projection baseline."""
     input:
@@ -127,6 +134,7 @@ rule iesg_train:
         batch_size=I["model"]["batch_size"],
         epochs=I["model"]["epochs"],
         max_examples=I["model"]["max_examples"],
+        options=iesg_train_options(I["model"]),
         seed=I["seed"],
     log:
         "results/logs/iesg/train.log",
@@ -144,7 +152,7 @@ rule iesg_train:
         "--out-dir $(dirname {output.vectors}) --window {params.window} "
         "--negatives {params.negatives} --margin {params.margin} --lam {params.lam} --lr {params.lr} "
         "--momentum {params.momentum} --batch-size {params.batch_size} --epochs {params.epochs} "
-        "--max-examples {params.max_examples} --seed {params.seed} --threads {threads} "
+        "--max-examples {params.max_examples} {params.options} --seed {params.seed} --threads {threads} "
         "--no-progress > {log} 2>&1"
 
 
