@@ -238,3 +238,10 @@ def pixie_targets():
     if P["retrieval"]["enabled"]:
         out += ["results/pixie_table6.csv", "results/pixie_table6.md"]
     return out
+
+
+def iesg_train_options(m):
+    """The command-line flags of IESG's documented options (the schema owns their defaults)."""
+    flags = (f"--image-norm {m['image_norm']} --context-table {m['context_table']} "
+             f"--l2-fit {m['l2_fit']} --l2-ridge {m['l2_ridge']}")
+    return flags + (" --image-updates-words" if m["image_updates_words"] else "")

@@ -107,13 +107,6 @@ rule iesg_pretrain:
         "--alpha {params.alpha} --seed {params.seed} --threads {threads} --no-progress > {log} 2>&1"
 
 
-def iesg_train_options(m):
-    """The command-line flags of IESG's documented options (the schema owns their defaults)."""
-    flags = (f"--image-norm {m['image_norm']} --context-table {m['context_table']} "
-             f"--l2-fit {m['l2_fit']} --l2-ridge {m['l2_ridge']}")
-    return flags + (" --image-updates-words" if m["image_updates_words"] else "")
-
-
 rule iesg_train:
     """IESG (alternating margin losses) and the L2-projection baseline."""
     input:
