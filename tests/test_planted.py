@@ -14,6 +14,7 @@ given platform; margins are set well inside what was measured (numbers in each d
 from __future__ import annotations
 
 import json
+import os
 
 import numpy as np
 import pandas as pd
@@ -28,8 +29,23 @@ from groundwords.vocab import load_vocab
 from groundwords.wordimages import read_word_images
 
 
-def _rho(p, vectors):
-    return {k: round(v, 3) for k, v in p.rho(vectors).items()}
+MEASURED: dict[str, dict] = {}  # name -> numbers; GROUNDWORDS_PLANTED_REPORT=F.json writes them (docs/planted.md)
+
+
+def _rho(p, vectors, record: str | None = None):
+    r = {k: round(v, 3) for k, v in p.rho(vectors).items()}
+    if record:
+        MEASURED[record] = r
+    return r
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _report():
+    yield
+    path = os.environ.get("GROUNDWORDS_PLANTED_REPORT")
+    if path:
+        with open(path, "w") as fh:
+            json.dump(MEASURED, fh, indent=1, sort_keys=True)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -65,7 +81,9 @@ def test_make_is_seeded_and_plants_what_it_says():
 
 
 def test_benchmark_ceilings_are_high(planted):
-    """ρ of the true indicator (same class / same topic) with the noisy scores: ≈ 0.83-0.87."""
+    """ρ of the true indicator (same class / same topic) with the noisy scores: 0.87 for all three
+    (balanced binary truth: at most √3/2 ≈ 0.87 even without noise)."""
+    MEASURED["ceiling"] = {name: round(planted.ceiling(name), 3) for name in ("visual", "text", "hidden")}
     for name in ("visual", "text", "hidden"):
         assert planted.ceiling(name) > 0.75, name
 
@@ -96,16 +114,18 @@ def test_write_gives_the_pipelines_formats(planted, planted_files):
 
 
 def test_sgns_learns_text_pairs_not_visual_pairs(planted, planted_sgns):
-    """SGNS (``pixie train`` without --visual), text_cue = 0. Measured: visual −0.08, text 0.76."""
-    r = _rho(planted, planted_sgns)
+    """SGNS (``pixie train`` without --visual), text_cue = 0. Measured (planted seeds 0/1/2):
+    visual 0.01 / 0.03 / −0.05, text 0.73 / 0.74 / 0.76."""
+    r = _rho(planted, planted_sgns, "sgns")
     assert r["text"] > 0.6, r
     assert abs(r["visual"]) < 0.2, r
 
 
 def test_cnn_learns_visual_pairs_not_text_pairs(planted, planted_files, tmp_path):
-    """The raw per-word features (``pixie_baselines cnn``). Measured: visual 0.69, text 0.08."""
+    """The raw per-word features (``pixie_baselines cnn``). Measured (seeds 0/1/2): visual
+    0.75 / 0.78 / 0.72, text −0.07 / −0.01 / −0.00."""
     pb.write_cnn(planted_files["visual_none_all"], tmp_path / "cnn.txt")
-    r = _rho(planted, tmp_path / "cnn.txt")
+    r = _rho(planted, tmp_path / "cnn.txt", "cnn")
     assert r["visual"] > 0.6, r
     assert abs(r["text"]) < 0.2, r
 
@@ -131,13 +151,13 @@ def wield_runs(planted, planted_files, tmp_path_factory):
     for name, kw in runs.items():
         images = f["word_images_pca"] if kw.get("image_target") == "word" else f["encodings_pca"]
         train_wield(f["captions"], f["captions_vocab"], images, d / name, **{**WIELD_KW, **kw})
-        out[name] = _rho(planted, d / name)
+        out[name] = _rho(planted, d / name, f"wield_{name}")
     return out
 
 
 def test_wield_gamma_recovers_visual_pairs(wield_runs):
     """WIELD γ = 10 vs γ = 0 (vanilla CBOW) on the captions, the paper's softmax objective.
-    Measured: visual 0.73 vs −0.03."""
+    Measured (seeds 0/1/2): visual 0.74 / 0.77 / 0.73 vs −0.03 / 0.10 / −0.04."""
     r = wield_runs
     assert r["g10"]["visual"] > r["g0"]["visual"] + 0.4, r
     assert r["g10"]["visual"] > 0.5, r
@@ -146,11 +166,15 @@ def test_wield_gamma_recovers_visual_pairs(wield_runs):
 def test_wield_gamma_wipes_out_the_text_signal(wield_runs):
     """A finding, not a wish: WIELD's image loss erases what CBOW learned from the text.
 
-    Measured (softmax, dim 32, 10 epochs): text ρ 0.70 at γ = 0, 0.26-0.3 at γ = 1 and ≈ 0
-    (−0.01) at γ = 10, while visual ρ goes from ≈ 0 to 0.7. The MSE term makes each context
+    Measured (softmax, dim 32, 10 epochs; seeds 0/1/2): text ρ 0.70 / 0.64 / 0.62 at γ = 0,
+    0.40 / 0.42 / 0.41 at γ = 1 and −0.15 / −0.13 / −0.15 at γ = 10, while visual ρ goes from
+    ≈ 0 to 0.73-0.77 (already at γ = 1). The MSE term makes each context
     embedding regress the caption's raw PCA image target; with ``loss = CE/(1+γ) + γ·MSE/(1+γ)``
-    the image part of the vectors dominates their cosines already at γ = 1. (Negative sampling:
-    0.78 → −0.21 at γ = 10.) Asserted: the loss at γ = 10 is at least 0.4 and grows with γ; if a
+    the image part of the vectors dominates their cosines already at γ = 1. The topic structure
+    is erased, not just outweighed: at γ = 10 the visual words' vectors double in norm (8.6 vs
+    4.2 at γ = 0) and removing the top 4/8/12 principal components leaves text ρ −0.03 / 0.05 /
+    0.02 (seed 0; at γ = 0 the same removal leaves 0.36 / 0.01 / −0.03). (Negative sampling:
+    on an earlier draw 0.78 → −0.21 at γ = 10.) Asserted: the loss at γ = 10 is at least 0.4 and grows with γ; if a
     change to WIELD keeps the text signal, update this documented bound.
     """
     r = wield_runs
@@ -179,7 +203,8 @@ def test_wield_caption_window_control_is_not_visual(wield_runs):
     """§6.2: CBOW whose context is the whole caption (γ = 0). The paper's worry is that WIELD's
     gain is only caption co-occurrence; here captions share words by topic, never by class, so
     the control must stay blind to the visual pairs while γ > 0 sees them.
-    Measured: visual −0.01, text 0.66 (γ = 10 caption targets: visual 0.73)."""
+    Measured (seeds 0/1/2): visual −0.06 / 0.01 / 0.01, text 0.74 / 0.73 / 0.74 (γ = 10 with
+    caption targets: visual 0.74 / 0.77 / 0.73)."""
     r = wield_runs
     assert abs(r["caption_window_g0"]["visual"]) < 0.2, r
     assert r["caption_window_g0"]["text"] > 0.4, r
@@ -192,8 +217,9 @@ def test_wield_word_target_control_targets_and_effect(planted_files, wield_runs)
     the *neighbours* of a visual word that learn its image, not the word itself; its own vector
     learns the averaged images of its neighbours, which here are topic filler words whose
     word-level images mix every class of the topic. So on planted data the control carries no
-    class signal to the visual words. Measured: γ = 10 word targets visual ≈ −0.06 (γ = 0:
-    −0.03; caption targets: 0.73), text 0.6. Asserted as documented: visual stays < 0.25 and
+    class signal to the visual words. Measured (seeds 0/1/2): γ = 10 word targets visual
+    −0.06 / 0.11 / −0.05 (γ = 0: −0.03 / 0.10 / −0.04; caption targets 0.74 / 0.77 / 0.73), text
+    0.66 / 0.61 / 0.58. Asserted as documented: visual stays < 0.25 and
     far below the caption-target run."""
     f = planted_files
     caps = pd.read_csv(f["captions"], sep="\t", dtype=str, keep_default_na=False)
@@ -215,8 +241,8 @@ def test_wield_word_target_control_targets_and_effect(planted_files, wield_runs)
 
 def test_cnn_sgns_and_vae_sgns_add_vision_and_keep_text(planted, planted_files, planted_sgns, tmp_path):
     """Kiela & Bottou's concatenation, and the VAE's means concatenated the same way (each half
-    L2-normalised). Measured: CNN⊕SGNS visual 0.68 / text 0.76, VAE⊕SGNS 0.68 / 0.76,
-    SGNS −0.08 / 0.76, VAE alone 0.70 / 0.11."""
+    L2-normalised). Measured (seed 0; seeds 1, 2 alike): CNN⊕SGNS visual 0.76 / text 0.72,
+    VAE⊕SGNS 0.75 / 0.72, SGNS 0.01 / 0.73, VAE alone 0.75 / −0.05."""
     f = planted_files
     sg = _rho(planted, planted_sgns)
     pb.write_cnn(f["visual_none_all"], tmp_path / "cnn.txt")
@@ -224,22 +250,25 @@ def test_cnn_sgns_and_vae_sgns_add_vision_and_keep_text(planted, planted_files, 
     pb.train_vae(f["visual_minmax_all"], tmp_path / "vae", dim=32, epochs=100, threads=1)
     pb.concat_vectors(planted_sgns, tmp_path / "vae", tmp_path / "vae_sgns.txt")
     for name in ("cnn_sgns.txt", "vae_sgns.txt"):
-        r = _rho(planted, tmp_path / name)
+        r = _rho(planted, tmp_path / name, name.split(".")[0])
         assert r["visual"] > sg["visual"] + 0.5, (name, r, sg)
         assert r["text"] > sg["text"] - 0.1, (name, r, sg)
-    vae = _rho(planted, tmp_path / "vae")
+    vae = _rho(planted, tmp_path / "vae", "vae")
     assert vae["visual"] > 0.55 and abs(vae["text"]) < 0.25, vae
 
 
 def test_vsgns_model_a_grounds_the_word_vectors(planted, planted_files, planted_sgns, planted_text_kw, tmp_path):
     """V-SGNS as the PIXIE paper implemented it: Lazaridou et al.'s model A (``visual_map=
     "identity"``: the max-margin term compares e_w with v_w directly, so dim = feature size, 64).
-    Measured: visual 0.68 / text 0.77 (SGNS, same settings, dim 32: −0.08 / 0.76)."""
+    Measured (seeds 0/1/2): visual 0.68 / 0.68 / 0.71, text 0.77 / 0.75 / 0.75 (SGNS dim 32:
+    visual 0.01 / 0.03 / −0.05, text 0.73 / 0.74 / 0.76; SGNS dim 64: visual 0.09 / 0.01 / −0.08)."""
     sg = _rho(planted, planted_sgns)
     kw = {**planted_text_kw, "dim": planted.params["dim"]}
+    pixie.train(planted_files["corpus"], planted_files["vocab"], None, tmp_path / "sgns64", **kw)
+    _rho(planted, tmp_path / "sgns64", "sgns_dim64")
     pb.train_vsgns(planted_files["corpus"], planted_files["vocab"], planted_files["visual_none_all"],
                    tmp_path / "a", visual_map="identity", **kw)
-    r = _rho(planted, tmp_path / "a")
+    r = _rho(planted, tmp_path / "a", "vsgns_model_a_dim64")
     assert r["visual"] > sg["visual"] + 0.5, (r, sg)
     assert r["text"] > sg["text"] - 0.1, (r, sg)
 
@@ -247,16 +276,18 @@ def test_vsgns_model_a_grounds_the_word_vectors(planted, planted_files, planted_
 def test_vsgns_model_b_grounds_the_map_not_the_vectors(planted, planted_files, planted_sgns, planted_text_kw, tmp_path):
     """A finding: the stage's default V-SGNS (``visual_map="linear"``, Lazaridou et al.'s model
     B, with a learned map M) barely changes the word vectors. The max-margin term is satisfied
-    by M e_w (cos(M e_w, v_w) 0.62 vs −0.02 for other words after training), but M can amplify
-    a few class directions of e_w while the text's topic directions keep dominating the cosine
-    of e_w itself. Measured: visual 0.10 / text 0.77 (SGNS −0.08 / 0.76; 10 epochs: 0.09;
-    visual weight 5: 0.17 / 0.70); model A (previous test) 0.68. The PIXIE paper says it
+    by M e_w (cos(M e_w, v_w) 0.62-0.64 vs −0.02-−0.01 for other words after training), but M
+    can amplify a few class directions of e_w while the text's topic directions keep dominating
+    the cosine of e_w itself. Measured (seeds 0/1/2): visual 0.07 / 0.19 / 0.02, text 0.71 /
+    0.72 / 0.77 (SGNS 0.01 / 0.03 / −0.05 and 0.73 / 0.74 / 0.76; on an earlier draw 10 epochs
+    gave 0.09, visual weight 5 gave 0.17 / text 0.70); model A (previous test) 0.68-0.71. The PIXIE paper says it
     implemented model A; the DAG's V-SGNS is model B (features 1280-d vs 100-d words).
     Asserted as documented: the map is aligned, the vectors gain less than 0.35 on visual pairs."""
     sg = _rho(planted, planted_sgns)
     info = pb.train_vsgns(planted_files["corpus"], planted_files["vocab"], planted_files["visual_none_all"],
                           tmp_path / "b", **planted_text_kw)
-    r = _rho(planted, tmp_path / "b")
+    r = _rho(planted, tmp_path / "b", "vsgns_model_b_linear")
+    MEASURED["vsgns_model_b_alignment"] = info["alignment_after"]
     assert info["alignment_after"]["cos_match"] > info["alignment_after"]["cos_mismatch"] + 0.4, info["alignment_after"]
     assert r["visual"] < sg["visual"] + 0.35, (r, sg)
     assert r["text"] > sg["text"] - 0.1, (r, sg)
@@ -273,13 +304,14 @@ def test_ivsgns_adds_vision_when_text_predicts_it(mapping, planted_cue, planted_
     [e_w, f(e_w)], the words with images too. f can only help where text predicts vision, so
     this runs on the ``text_cue = 1`` data (a class cue word in every sentence; with text_cue = 0
     a text→vision map has nothing to generalise from and only memorises its training words).
-    Measured (all features, converged): linear visual 0.55-0.60 / text 0.74, nonlinear
-    0.64-0.70 / 0.70; SGNS ≈ 0.0-0.09 / 0.74."""
+    Measured (all features, converged; seeds 0/1/2): linear visual 0.73 / 0.67 / 0.72, text
+    0.74 / 0.71 / 0.72; nonlinear 0.76 / 0.74 / 0.76, 0.73 / 0.74 / 0.72; SGNS visual 0.09 /
+    −0.03 / 0.05, text 0.73 / 0.74 / 0.74."""
     p, f = planted_cue, planted_cue_files
-    sg = _rho(p, planted_cue_sgns)
+    sg = _rho(p, planted_cue_sgns, "cue_sgns")
     pb.train_ivsgns(planted_cue_sgns, f["visual_none_all"], tmp_path / "iv", mapping=mapping,
                     threads=1, **IV_CONVERGED[mapping])
-    r = _rho(p, tmp_path / "iv")
+    r = _rho(p, tmp_path / "iv", f"cue_ivsgns_{mapping}")
     assert r["visual"] > sg["visual"] + 0.35, (r, sg)
     assert r["text"] > sg["text"] - 0.1, (r, sg)
 
@@ -289,27 +321,30 @@ def test_ivsgns_star_propagates_to_hidden_words(mapping, planted_cue, planted_cu
     """IV-SGNS(∗) (PIXIE's Table 3): f fitted without the 24 hidden words' features; their
     imagined features must carry their class. Propagation from text to vision needs text that
     carries visual information, hence ``text_cue = 1``. Measured on the ``hidden`` pairs (48
-    pairs, ceiling 0.87), seeds 0/1/2: SGNS 0.08 / 0.01 / −0.05, linear (∗) 0.34 / 0.45 / 0.42,
-    nonlinear (∗) 0.71 / 0.56 / 0.53."""
+    pairs, ceiling 0.87), seeds 0/1/2: SGNS 0.08 / 0.01 / −0.05, linear (∗) 0.34 / 0.45 / 0.42
+    (R² 0.51-0.54), nonlinear (∗) 0.71 / 0.56 / 0.53 (R² 0.91-0.93)."""
     p, f = planted_cue, planted_cue_files
     sg = _rho(p, planted_cue_sgns)
     info = pb.train_ivsgns(planted_cue_sgns, f["visual_none_hidden"], tmp_path / "iv", mapping=mapping,
                            threads=1, **IV_CONVERGED[mapping])
     assert info["n_fit_words"] == len(p.visual_words) - len(p.hidden)
-    r = _rho(p, tmp_path / "iv")
+    r = _rho(p, tmp_path / "iv", f"cue_ivsgns_{mapping}_star")
+    MEASURED[f"cue_ivsgns_{mapping}_star"]["fit_r2"] = round(info["fit_r2_end"], 3)
     assert r["hidden"] > sg["hidden"] + 0.2, (r, sg)
 
 
 def test_ivsgns_stage_defaults_underfit_small_fitting_sets(planted_cue, planted_cue_files, planted_cue_sgns, tmp_path):
     """A finding (documented, asserted): with the stage's defaults (200 epochs, Adam lr 1e-3,
     batch 64) and 40 fitting words, f gets 200 updates and explains ~10% of the features'
-    variance (R² 0.10 linear); IV-SGNS(∗) then does not propagate (hidden ρ 0.10 vs SGNS 0.08;
-    visual 0.03). The issue saw R² 0.12-0.27 on the embedded default. Trained to convergence
+    variance (R² 0.10 linear, seeds 0/1/2); IV-SGNS(∗) then barely propagates (hidden ρ 0.10 /
+    0.21 / 0.04 vs SGNS 0.08 / 0.01 / −0.05; visual 0.03 / 0.06 / 0.03). The issue saw R² 0.12-0.27 on the embedded default. Trained to convergence
     (previous tests) the same method propagates. If the defaults change, update this test."""
     info = pb.train_ivsgns(planted_cue_sgns, planted_cue_files["visual_none_hidden"], tmp_path / "iv",
                            mapping="linear", threads=1)
     conv = pb.train_ivsgns(planted_cue_sgns, planted_cue_files["visual_none_hidden"], tmp_path / "iv2",
                            mapping="linear", threads=1, **IV_CONVERGED["linear"])
+    MEASURED["cue_ivsgns_linear_star_defaults"] = {**_rho(planted_cue, tmp_path / "iv"),
+                                                   "fit_r2": round(info["fit_r2_end"], 3)}
     assert info["fit_r2_end"] < 0.25, info["fit_r2_end"]
     assert conv["fit_r2_end"] > info["fit_r2_end"] + 0.2, (conv["fit_r2_end"], info["fit_r2_end"])
 
@@ -323,8 +358,9 @@ def test_retrieval_with_grounded_vectors_beats_sgns(planted, planted_files, plan
     names its image's word among topic fillers, so a sentence encoder must read the visual word's
     class from its (frozen) vector. V-SGNS (model A) vectors carry the class, SGNS vectors only
     the topic. The retrieval val/test images are kept out of V-SGNS's per-word features
-    (``pixie features --exclude-split``, as the DAG does). Measured: mean R@1 over both directions
-    V-SGNS 0.77 vs SGNS 0.24 (dim 64, hidden 64, 10 epochs; 28 test images, 132 captions)."""
+    (``pixie features --exclude-split``, as the DAG does). Measured (seeds 0/1/2): mean R@1 over
+    both directions V-SGNS 0.75 / 0.75 / 0.71 vs SGNS 0.24 / 0.28 / 0.30 (R@5 i2s 0.93 / 1.00 /
+    0.93 vs 0.64 / 0.79 / 0.57; dim 64, GRU hidden 64, 10 epochs; 28 test images, 132 captions)."""
     f = planted_files
     kw = {**planted_text_kw, "dim": planted.params["dim"]}
     split = tmp_path / "split.tsv"
@@ -338,5 +374,7 @@ def test_retrieval_with_grounded_vectors_beats_sgns(planted, planted_files, plan
         info = sentret.train(tmp_path / name, tmp_path / f"ret-{name}", manifest=f["captions"], features=f["encodings"],
                              hidden=64, epochs=10, lr=2e-3, lr_step=10, batch_size=64, threads=1, progress=False)
         r1[name] = np.mean([info["test"][d]["recall"]["1"] for d in ("i2s", "s2i")])
+        MEASURED[f"retrieval_{name}"] = {d: info["test"][d]["recall"] for d in ("i2s", "s2i")}
         assert json.loads((tmp_path / f"ret-{name}" / "train.json").read_text())["splits"]["test"]["captions"] > 50
+    MEASURED["retrieval_mean_r1"] = {k: round(float(v), 3) for k, v in r1.items()}
     assert r1["vsgns"] > r1["sgns"] + 0.25, r1
