@@ -109,6 +109,30 @@ def test_write_gives_the_pipelines_formats(planted, planted_files):
     assert set(read_features(f["word_images_pca"])[0]) >= set(planted.visual_words)
 
 
+def test_stage_clis_run_on_the_written_files(planted, planted_files, tmp_path):
+    """The files are what the stages' command lines read: ``pixie features`` (with its own
+    --hide draw), ``pixie_baselines cnn`` and ``evaluate`` (the benchmark files, and
+    ``learned+image`` with WIELD's word_images.h5)."""
+    from groundwords import evaluate, pixie_baselines
+    from groundwords.io import run_cli
+
+    f = planted_files
+    assert run_cli(pixie.main, ["features", "--word-images", str(f["word_images"]), "--features", str(f["encodings"]),
+                                "--out", str(tmp_path / "v.h5"), "--vocab", str(f["vocab"]), "--hide", "5",
+                                "--hidden-out", str(tmp_path / "h.txt")]) == 0
+    assert len(read_features(tmp_path / "v.h5")[0]) == len(planted.visual_words) - 5
+    assert run_cli(pixie_baselines.main, ["cnn", "--visual", str(f["visual_none_all"]),
+                                          "--out", str(tmp_path / "cnn.txt")]) == 0
+    argv = ["--vectors", str(tmp_path / "cnn.txt"), "--word-images", str(f["word_images_h5"]), "--out",
+            str(tmp_path / "eval.tsv")]
+    for name in ("visual", "text", "hidden"):
+        argv += ["--benchmark", f"planted_{name}={f['bench_' + name]}"]
+    assert run_cli(evaluate.main, argv) == 0
+    ev = pd.read_csv(tmp_path / "eval.tsv", sep="\t").set_index(["benchmark", "representation"])
+    assert ev.loc[("planted_visual", "learned"), "coverage"] == 1.0
+    assert ev.loc[("planted_visual", "learned"), "rho"] == pytest.approx(planted.rho(tmp_path / "cnn.txt")["visual"])
+
+
 # ---------------------------------------------------------------------------------------------
 # the two modalities on their own
 

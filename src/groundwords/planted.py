@@ -20,7 +20,7 @@
 * **captions** (WIELD-style captioned images): ``n_captions`` more sentences drawn the same way,
   each paired with one image of its subject word (any split).
 * **benchmarks** (``word1, word2, score``; scores are noisy human-like ratings in [0, 10]:
-  7.5 or 2.5 plus N(0, ``score_noise``), clipped):
+  7.5 or 2.5 plus N(0, ``score_noise``), clipped, two decimals):
 
   - ``visual``: pairs of visual words with **different topics**: every same-class pair, as many
     random different-class pairs of two hidden words as there are same-class pairs of two hidden
@@ -154,7 +154,7 @@ class Planted:
         for name in ("visual", "text", "hidden"):
             with atomic_path(p[f"bench_{name}"]) as tmp:
                 df = self.benchmarks[name]
-                tmp.write_text("".join(f"{a}\t{b}\t{s:.3f}\n" for a, b, s in zip(df["word1"], df["word2"], df["score"])),
+                tmp.write_text("".join(f"{a}\t{b}\t{s:.2f}\n" for a, b, s in zip(df["word1"], df["word2"], df["score"])),
                                encoding="utf-8")
         caps = pd.DataFrame({"rank": range(len(self.captions)), "row": range(len(self.captions)),
                              "id": self.captions["image_id"], "caption": self.captions["caption"], "status": "ok",
@@ -187,7 +187,7 @@ def _sentence(rng, t, topic_words, fillers, cue_of_class, word_class, length, p_
 
 
 def _scores(rng, same: np.ndarray, noise: float) -> np.ndarray:
-    return np.clip(np.where(same, 7.5, 2.5) + noise * rng.standard_normal(len(same)), 0.0, 10.0)
+    return np.round(np.clip(np.where(same, 7.5, 2.5) + noise * rng.standard_normal(len(same)), 0.0, 10.0), 2)
 
 
 def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: int = 8,
