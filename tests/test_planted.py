@@ -305,7 +305,8 @@ def test_vsgns_model_b_grounds_the_map_not_the_vectors(planted, planted_files, p
     the cosine of e_w itself. Measured (seeds 0/1/2): visual 0.07 / 0.19 / 0.02, text 0.71 /
     0.72 / 0.77 (SGNS 0.01 / 0.03 / −0.05 and 0.73 / 0.74 / 0.76; on an earlier draw 10 epochs
     gave 0.09, visual weight 5 gave 0.17 / text 0.70); model A (previous test) 0.68-0.71. The PIXIE paper says it
-    implemented model A; the DAG's V-SGNS is model B (features 1280-d vs 100-d words).
+    implemented model A; the DAG's V-SGNS is now model A on PCA-reduced features
+    (``pixie.vsgns.model: A``, ``test_planted_pixie_iesg.py``); model B stays an option.
     Asserted as documented: the map is aligned, the vectors gain less than 0.35 on visual pairs."""
     sg = _rho(planted, planted_sgns)
     info = pb.train_vsgns(planted_files["corpus"], planted_files["vocab"], planted_files["visual_none_all"],

@@ -93,3 +93,31 @@ def test_iesg_beats_the_l2_baseline_on_unseen_test_images(iesg_cue):
     assert w2i.loc["iesg", "p_at_5"] > w2i.loc["l2", "p_at_5"] + 0.1, r
     assert w2i.loc["iesg", "p_at_1"] > w2i.loc["l2", "p_at_1"] + 0.08, r
     assert i2w.loc["iesg", "p_at_1"] >= i2w.loc["l2", "p_at_1"], r
+
+
+def test_vsgns_model_a_on_reduced_features_grounds_the_words(planted, planted_files, planted_sgns,
+                                                             planted_text_kw, tmp_path):
+    """The DAG's V-SGNS (``pixie.vsgns.model: A``, as the PIXIE paper ran it): the per-word features
+    reduced by PCA to the text dimension (64 → 32 here), then e_w compared with v_w directly."""
+    from groundwords import pixie_baselines as pb
+
+    pb.reduce_features(planted_files["visual_none_all"], tmp_path / "reduced.h5", planted_text_kw["dim"])
+    pb.train_vsgns(planted_files["corpus"], planted_files["vocab"], tmp_path / "reduced.h5", tmp_path / "a",
+                   visual_map="identity", **planted_text_kw)
+    sg = _rho(planted, planted_sgns / "vectors.txt")
+    r = _rho(planted, tmp_path / "a" / "vectors.txt")
+    assert r["visual"] > sg["visual"] + 0.4, (r, sg)
+    assert r["text"] > sg["text"] - 0.1, (r, sg)
+
+
+def test_reduce_features_pads_when_words_are_fewer_than_dim(tmp_path):
+    import numpy as np
+    from groundwords import pixie_baselines as pb
+    from groundwords.io import read_features, write_features
+
+    rng = np.random.default_rng(0)
+    write_features(tmp_path / "f.h5", ["a", "b", "c", "d"], rng.normal(size=(4, 10)).astype(np.float32), {})
+    info = pb.reduce_features(tmp_path / "f.h5", tmp_path / "r.h5", 6)
+    ids, x, attrs = read_features(tmp_path / "r.h5")
+    assert ids == ["a", "b", "c", "d"] and x.shape == (4, 6) and info["components"] == 4
+    assert np.all(x[:, 4:] == 0) and np.all(np.abs(x[:, :3]).sum(0) > 0)

@@ -47,7 +47,7 @@ import torch
 import torch.nn as nn
 
 from .evaluate import load_vectors
-from .io import UserError, log, read_feature_matrix, run_cli, setup_logging
+from .io import UserError, log, read_feature_matrix, run_cli, setup_logging, write_features
 from .pixie import add_skipgram_args, align_visual, text_inputs
 from .models.ivsgns import MAPPINGS, Imagination, fit_imagination, fit_quality, imagined_vectors
 from .models.pixie import VisualVAE
@@ -81,6 +81,26 @@ def occurrence_pairs(tokens, offsets, window: int, keep_prob=None, seed: int = 0
     pc, px = skipgram_pairs(np.arange(len(tokens)), offsets, window, rng=rng)  # positions
     weight = 1.0 / np.bincount(pc, minlength=len(tokens))[pc]
     return tokens[pc], tokens[px], weight.astype(np.float32)
+
+
+def reduce_features(visual_h5, out_h5, dim: int, seed: int = 0) -> dict:
+    """Per-word features reduced to ``dim`` dimensions by PCA over the file's words (V-SGNS model A
+    compares e_w with v_w directly, so v_w must have e_w's size). With fewer words (or feature
+    dimensions) than ``dim`` the PCA keeps what it can and the remaining columns are zero."""
+    from sklearn.decomposition import PCA
+
+    _check((dim >= 1, "dim must be >= 1"))
+    words, feats, attrs = read_visual(visual_h5)
+    k = min(dim, feats.shape[0], feats.shape[1])
+    out = np.zeros((len(words), dim), np.float32)
+    pca = PCA(n_components=k, random_state=seed).fit(feats)
+    out[:, :k] = pca.transform(feats)
+    ratio = float(pca.explained_variance_ratio_.sum())
+    write_features(out_h5, words, out, {**attrs, "reduced_from": int(feats.shape[1]), "pca_components": k,
+                                        "explained_variance_ratio_sum": ratio, "seed": seed})
+    log.info("V-SGNS model A features: %d words, %d -> %d dims by PCA (%d components, %.1f%% of the variance)",
+             len(words), feats.shape[1], dim, k, 100 * ratio)
+    return {"words": len(words), "components": k, "explained_variance_ratio_sum": ratio}
 
 
 def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
@@ -308,6 +328,12 @@ def main(argv=None) -> None:
     v.add_argument("--visual-weight", type=float, default=1.0, help="weight of the max-margin term (0: SGNS)")
     v.add_argument("--visual-map", default="linear", help="linear (M, default) or identity (model A, dim = k)")
 
+    r = sub.add_parser("reduce", help="per-word features reduced by PCA to the text dimension (V-SGNS model A)")
+    r.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
+    r.add_argument("--out", required=True, help="reduced features HDF5 to write")
+    r.add_argument("--dim", type=int, required=True, help="the word vectors' dimension")
+    r.add_argument("--seed", type=int, default=0)
+
     i = sub.add_parser("ivsgns", help="IV-SGNS (Collell et al. 2017): SGNS + imagined visual features")
     i.add_argument("--sgns", required=True, help="SGNS vectors (word2vec text, or a dir with vectors.npy)")
     i.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
@@ -350,6 +376,8 @@ def main(argv=None) -> None:
                     sample=o.sample, epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, margin=o.margin,
                     visual_negatives=o.visual_negatives, visual_weight=o.visual_weight, visual_map=o.visual_map,
                     seed=o.seed, threads=o.threads or None, progress=not o.no_progress)
+    elif o.cmd == "reduce":
+        reduce_features(o.visual, o.out, o.dim, seed=o.seed)
     elif o.cmd == "ivsgns":
         train_ivsgns(o.sgns, o.visual, o.out_dir, mapping=o.mapping, hidden=o.hidden, epochs=o.epochs, lr=o.lr,
                      batch_size=o.batch_size, normalize=not o.no_normalize, seed=o.seed, threads=o.threads or None)

@@ -136,8 +136,9 @@ PIXIE_CMD = (
 VSGNS_CMD = (
     f"python -m groundwords.pixie_baselines vsgns {PIXIE_TEXT_ARGS} --visual {{input.visual}} "
     "--margin {params.margin} --visual-negatives {params.visual_negatives} "
-    "--visual-weight {params.weight} > {log} 2>&1"
+    "--visual-weight {params.weight} --visual-map {params.visual_map} > {log} 2>&1"
 )
+VSGNS_MODEL_A = P["vsgns"]["model"] == "A"
 
 
 rule pixie_sgns:
@@ -197,12 +198,32 @@ rule pixie_model:
         PIXIE_CMD
 
 
+rule pixie_vsgns_features:
+    """V-SGNS model A compares e_w with v_w: the raw per-word features reduced by PCA to the text dimension."""
+    input:
+        f"{PX}/visual/none-{{part}}.h5",
+    output:
+        f"{PX}/visual/none-{{part}}-reduced.h5",
+    params:
+        dim=PT["dim"],
+        seed=P["seed"],
+    log:
+        "results/logs/pixie/vsgns_features-{part}.log",
+    conda:
+        ENV
+    shell:
+        "python -m groundwords.pixie_baselines reduce --visual {input} --out {output} --dim {params.dim} "
+        "--seed {params.seed} > {log} 2>&1"
+
+
 rule pixie_vsgns:
-    """V-SGNS (Lazaridou et al. 2015): SGNS + a max-margin map of word embeddings onto the raw visual features."""
+    """V-SGNS (Lazaridou et al. 2015): SGNS + a max-margin term pulling word embeddings towards the visual
+    features (model A: directly, on PCA-reduced features; model B: through a learned map)."""
     input:
         corpus=f"{PX}/corpus.txt",
         vocab=f"{PX}/vocab.tsv",
-        visual=lambda wc: f"{PX}/visual/none-{'hidden' if wc.hidden else 'all'}.h5",
+        visual=lambda wc: f"{PX}/visual/none-{'hidden' if wc.hidden else 'all'}"
+        + ("-reduced" if VSGNS_MODEL_A else "") + ".h5",
     output:
         vectors=f"{PX}/models/vsgns{{hidden}}/vectors.txt",
         info=f"{PX}/models/vsgns{{hidden}}/train.json",
@@ -211,6 +232,7 @@ rule pixie_vsgns:
         margin=P["vsgns"]["margin"],
         visual_negatives=P["vsgns"]["negatives"],
         weight=P["vsgns"]["weight"],
+        visual_map="identity" if VSGNS_MODEL_A else "linear",
         seed=P["seed"],
     log:
         "results/logs/pixie/vsgns{hidden}.log",
