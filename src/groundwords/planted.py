@@ -7,8 +7,9 @@
   topics (a seeded permutation of the topics; so ``words_per_class <= n_topics``), hence two
   words of one class never share a topic and two words of one topic never share a class.
 * **images**: class prototype p_c ~ N(0, I_dim); word mean m_w = p_c + ``word_noise`` ·
-  N(0, I); each of the word's ``images_per_word`` images is m_w + ``image_noise`` · N(0, I).
-  Image ids ``{word}i{k}``; the images are split train / validation / test by image
+  N(0, I); each of the word's ``images_per_word`` images is m_w + ``image_noise`` · N(0, I);
+  all times ``feature_scale`` (default 1: unit-variance prototypes; the scale only matters to
+  models whose loss sees it, e.g. WIELD's MSE against its cross-entropy). Image ids ``{word}i{k}``; the images are split train / validation / test by image
   (:func:`groundwords.wordimages.split_images`, seeded).
 * **sentences** (the corpus): a topic t is drawn uniformly, then a subject visual word of that
   topic; with probability ``p_other_visual`` a second visual word of the topic joins; with
@@ -194,8 +195,8 @@ def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: 
          n_sentences: int = 4000, dim: int = 64, images_per_word: int = 6, n_hidden: int = 16,
          text_cue: float = 0.0, *, fillers_per_topic: int = 20, sentence_length: int = 10,
          p_other_visual: float = 0.3, n_captions: int = 1200, word_noise: float = 0.5,
-         image_noise: float = 0.3, score_noise: float = 1.0, val_frac: float = 0.15,
-         test_frac: float = 0.15) -> Planted:
+         image_noise: float = 0.3, feature_scale: float = 1.0, score_noise: float = 1.0,
+         val_frac: float = 0.15, test_frac: float = 0.15) -> Planted:
     """Draw a :class:`Planted` data set (see the module docstring). Deterministic in ``seed``."""
     from .wordimages import split_images
 
@@ -227,7 +228,7 @@ def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: 
         mean = protos[word_class[w]] + word_noise * rng.standard_normal(dim)
         for k in range(images_per_word):
             iid = f"{w}i{k}"
-            image_features[iid] = (mean + image_noise * rng.standard_normal(dim)).astype(np.float32)
+            image_features[iid] = (feature_scale * (mean + image_noise * rng.standard_normal(dim))).astype(np.float32)
             image_rows.append((iid, w))
     images = pd.DataFrame(image_rows, columns=["image_id", "word"])
     split = split_images(images["image_id"], val_frac, test_frac, seed)
@@ -275,7 +276,7 @@ def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: 
                   n_sentences=n_sentences, dim=dim, images_per_word=images_per_word, n_hidden=n_hidden,
                   text_cue=text_cue, fillers_per_topic=fillers_per_topic, sentence_length=sentence_length,
                   p_other_visual=p_other_visual, n_captions=n_captions, word_noise=word_noise,
-                  image_noise=image_noise, score_noise=score_noise, val_frac=val_frac, test_frac=test_frac)
+                  image_noise=image_noise, feature_scale=feature_scale, score_noise=score_noise, val_frac=val_frac, test_frac=test_frac)
     return Planted(sentences=sentences, visual_words=visual, word_class=word_class, word_topic=word_topic,
                    word_features=word_features, images=images, image_features=image_features, captions=captions,
                    benchmarks=benchmarks, hidden=hidden, filler_words=[f for fs in fillers for f in fs],
