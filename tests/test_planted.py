@@ -344,9 +344,9 @@ def test_vsgns_model_b_grounds_the_map_not_the_vectors(planted, planted_files, p
     assert r["text"] > sg["text"] - 0.1, (r, sg)
 
 
-# IV-SGNS trained to convergence: the stage defaults (200 epochs, lr 1e-3) make 200 Adam steps on
-# a 40-word fitting set (1 batch per epoch) and leave R^2 ~ 0.1 (see the last test).
-IV_CONVERGED = {"linear": dict(epochs=1000, lr=1e-2), "nonlinear": dict(epochs=1000, lr=1e-3)}
+# IV-SGNS trained to convergence: the linear map is solved exactly (its epochs and lr are unused);
+# the nonlinear one needs ~1,000 epochs on a 40-word fitting set (1 batch per epoch; see the last test).
+IV_CONVERGED = {"linear": dict(), "nonlinear": dict(epochs=1000, lr=1e-3)}
 
 
 @pytest.mark.parametrize("mapping", ["linear", "nonlinear"])
@@ -384,20 +384,25 @@ def test_ivsgns_star_propagates_to_hidden_words(mapping, planted_cue, planted_cu
     assert r["hidden"] > sg["hidden"] + 0.2, (r, sg)
 
 
-def test_ivsgns_stage_defaults_underfit_small_fitting_sets(planted_cue, planted_cue_files, planted_cue_sgns, tmp_path):
-    """A finding (documented, asserted): with the stage's defaults (200 epochs, Adam lr 1e-3,
-    batch 64) and 40 fitting words, f gets 200 updates and explains ~10% of the features'
-    variance (R² 0.10 linear, seeds 0/1/2); IV-SGNS(∗) then barely propagates (hidden ρ 0.10 /
-    0.21 / 0.04 vs SGNS 0.08 / 0.01 / −0.05; visual 0.03 / 0.06 / 0.03). The issue saw R² 0.12-0.27 on the embedded default. Trained to convergence
-    (previous tests) the same method propagates. If the defaults change, update this test."""
-    info = pb.train_ivsgns(planted_cue_sgns, planted_cue_files["visual_none_hidden"], tmp_path / "iv",
-                           mapping="linear", threads=1)
-    conv = pb.train_ivsgns(planted_cue_sgns, planted_cue_files["visual_none_hidden"], tmp_path / "iv2",
-                           mapping="linear", threads=1, **IV_CONVERGED["linear"])
-    MEASURED["cue_ivsgns_linear_star_defaults"] = {**_rho(planted_cue, tmp_path / "iv"),
-                                                   "fit_r2": round(info["fit_r2_end"], 3)}
-    assert info["fit_r2_end"] < 0.25, info["fit_r2_end"]
-    assert conv["fit_r2_end"] > info["fit_r2_end"] + 0.2, (conv["fit_r2_end"], info["fit_r2_end"])
+def test_ivsgns_stage_defaults_fit_small_fitting_sets(planted_cue, planted_cue_files, planted_cue_sgns, tmp_path):
+    """A finding, fixed: with the stage's former defaults (Adam lr 1e-3, 200 epochs, batch 64) a map
+    fitted on 40 words got 200 updates and explained ~10% of the features' variance (R² 0.10 linear,
+    0.26 nonlinear here; the issue saw 0.12-0.27 on the embedded default), and IV-SGNS(∗) barely
+    propagated (hidden ρ 0.10 / 0.21 / 0.04 vs SGNS 0.08 / 0.01 / −0.05, seeds 0/1/2). Now the linear
+    map is solved exactly (least squares) and the nonlinear one runs 1,000 epochs by default:
+    measured R² 0.53 linear and 0.90 nonlinear (hidden ρ 0.71), seed 0."""
+    lin = pb.train_ivsgns(planted_cue_sgns, planted_cue_files["visual_none_hidden"], tmp_path / "lin",
+                          mapping="linear", threads=1)
+    old = pb.train_ivsgns(planted_cue_sgns, planted_cue_files["visual_none_hidden"], tmp_path / "old",
+                          mapping="nonlinear", epochs=200, threads=1)
+    new = pb.train_ivsgns(planted_cue_sgns, planted_cue_files["visual_none_hidden"], tmp_path / "new",
+                          mapping="nonlinear", threads=1)
+    MEASURED["cue_ivsgns_star_defaults_r2"] = {"linear": round(lin["fit_r2_end"], 3),
+                                               "nonlinear_200": round(old["fit_r2_end"], 3),
+                                               "nonlinear_default": round(new["fit_r2_end"], 3)}
+    assert old["fit_r2_end"] < 0.4, old["fit_r2_end"]
+    assert lin["fit_r2_end"] > 0.45 and new["fit_r2_end"] > 0.8, (lin["fit_r2_end"], new["fit_r2_end"])
+    assert _rho(planted_cue, tmp_path / "new")["hidden"] > _rho(planted_cue, planted_cue_sgns)["hidden"] + 0.3
 
 
 # ---------------------------------------------------------------------------------------------

@@ -170,7 +170,7 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window
 
 
 def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", hidden: int = 300,
-                 epochs: int = 200, lr: float = 1e-3, batch_size: int = 64, normalize: bool = True,
+                 epochs: int = 1000, lr: float = 1e-3, batch_size: int = 64, normalize: bool = True,
                  seed: int = 0, threads: int | None = 1, progress: bool = False) -> dict:
     _check((mapping in MAPPINGS, f"mapping must be one of {', '.join(MAPPINGS)} (got {mapping!r})"),
            (hidden >= 1, "hidden must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
@@ -198,7 +198,8 @@ def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", h
         "model": "ivsgns",
         "hyperparameters": {"mapping": mapping, "hidden": hidden if mapping == "nonlinear" else None,
                             "activation": "tanh" if mapping == "nonlinear" else None, "epochs": epochs,
-                            "lr": lr, "batch_size": batch_size, "optimizer": "adam", "normalize": normalize,
+                            "lr": lr, "batch_size": batch_size, "normalize": normalize,
+                            "optimizer": "adam" if mapping == "nonlinear" else "lstsq (exact; epochs, lr, batch unused)",
                             "seed": seed},
         "inputs": {"sgns": str(sgns_vectors), "visual": str(visual_h5)},
         "visual_scaling": vattrs.get("scaling"), "n_words": len(words), "n_fit_words": int(len(x)),
@@ -340,7 +341,7 @@ def main(argv=None) -> None:
     i.add_argument("--out-dir", required=True)
     i.add_argument("--mapping", required=True, help="linear or nonlinear (one tanh hidden layer)")
     i.add_argument("--hidden", type=int, default=300, help="hidden units of the nonlinear map")
-    i.add_argument("--epochs", type=int, default=200)
+    i.add_argument("--epochs", type=int, default=1000)
     i.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
     i.add_argument("--batch-size", type=int, default=64)
     i.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the two halves")

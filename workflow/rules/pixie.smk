@@ -260,6 +260,7 @@ rule pixie_ivsgns:
         hidden_units=P["ivsgns"]["hidden"],
         epochs=P["ivsgns"]["epochs"],
         batch_size=P["ivsgns"]["batch_size"],
+        lr=P["ivsgns"]["lr"],
         seed=P["seed"],
     log:
         "results/logs/pixie/ivsgns-{mapping}{hidden}.log",
@@ -269,7 +270,7 @@ rule pixie_ivsgns:
     shell:
         "python -m groundwords.pixie_baselines ivsgns --sgns {input.sgns} --visual {input.visual} "
         "--out-dir $(dirname {output.vectors}) --mapping {wildcards.mapping} --hidden {params.hidden_units} "
-        "--epochs {params.epochs} --batch-size {params.batch_size} --seed {params.seed} --threads {threads} "
+        "--epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed} --threads {threads} "
         "> {log} 2>&1"
 
 

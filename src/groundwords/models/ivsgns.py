@@ -14,9 +14,12 @@ and its multimodal vector is the concatenation::
     x_w = [e_w / ‖e_w‖, f(e_w) / ‖f(e_w)‖]
 
 (L2-normalising each half, so neither modality dominates the cosine; ``normalize=False``
-keeps both raw). Training: Adam over shuffled mini-batches for a fixed number of epochs (no
-early stopping) with :func:`groundwords.train.fit`. Defaults: hidden 300 tanh, Adam lr 1e-3,
-batch 64, 200 epochs. Collell et al. used a linear map and a one-hidden-layer network trained
+keeps both raw). Training: the linear map is the least-squares solution, computed exactly
+(``torch.linalg.lstsq``; the minimum-norm one if there are fewer words than text dimensions):
+Adam at lr 1e-3 for the former default of 200 epochs left R² at 0.1-0.3 on a few hundred words
+(``docs/planted.md``). The nonlinear map: Adam over shuffled mini-batches for a fixed number of
+epochs (no early stopping) with :func:`groundwords.train.fit`. Defaults: hidden 300 tanh, Adam
+lr 1e-3, batch 64, 1,000 epochs (R² ≈ 0.9 on the planted data). Collell et al. used a linear map and a one-hidden-layer network trained
 on the MSE; the hidden size / activation / optimiser here are our choices, not theirs verified.
 Initialisation comes from a private ``torch.Generator(seed)`` (torch's default Linear ranges),
 shuffling from :func:`~groundwords.train.fit`'s own seeded generator: same seed, same map.
@@ -66,14 +69,24 @@ class Imagination(nn.Module):
         return []
 
 
-def fit_imagination(x, y, *, mapping: str = "linear", hidden: int = 300, epochs: int = 200,
+def fit_imagination(x, y, *, mapping: str = "linear", hidden: int = 300, epochs: int = 1000,
                     batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
                     progress: bool = False) -> tuple[Imagination, list[dict]]:
-    """Fit f on (x: text vectors, y: visual features) with Adam; returns (f, per-epoch history)."""
+    """Fit f on (x: text vectors, y: visual features): exactly (linear) or with Adam (nonlinear);
+    returns (f, per-epoch history)."""
     from ..train import fit  # here: groundwords.train imports the models package
 
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     f = Imagination(x.shape[1], y.shape[1], mapping, hidden, seed=seed)
+    if mapping == "linear":  # least squares has a closed form: its exact minimiser, no epochs to tune
+        X = torch.cat([x, torch.ones(len(x), 1)], 1).double()
+        sol = torch.linalg.lstsq(X, y.double(), driver="gelsd").solution  # minimum norm if under-determined
+        with torch.no_grad():
+            f.net.weight.copy_(sol[:-1].T.float())
+            f.net.bias.copy_(sol[-1].float())
+        with torch.no_grad():
+            mse = float(F.mse_loss(f(x), y))
+        return f, [{"epoch": 1, "total": mse, "mse": mse, "solver": "lstsq"}]
     history = fit(f, {"x": x, "y": y}, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
                   seed=seed, progress=progress)
     return f, history
