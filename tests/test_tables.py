@@ -57,6 +57,12 @@ def test_table2_means_cis_and_paired_deltas(tmp_path):
     assert row["pairs_used_with_image"] == 150 and row["coverage_with_image"] == pytest.approx(0.75)
     # γ=10 (less noise) beats γ=0 of the same subset clearly; the baseline against itself: Δ=0, p=1
     assert row["delta_learned_vs_baseline"] > 0.1 and row["p_learned_vs_baseline"] < 0.01
+    # the Δ's interval excludes 0 and is about ±1.96 SE wide
+    assert 0 < row["delta_learned_ci95_lo"] < row["delta_learned_vs_baseline"] < row["delta_learned_ci95_hi"]
+    assert row["delta_learned_se"] == pytest.approx(
+        (row["delta_learned_ci95_hi"] - row["delta_learned_ci95_lo"]) / (2 * 1.96), rel=0.25)
+    # with_image repeats learned where the word has an image: Δ(image vs learned) is exactly 0
+    assert row["delta_image_vs_learned"] == 0 and row["p_image_vs_learned"] == 1
     base = t.iloc[1]
     assert base["delta_learned_vs_baseline"] == 0 and base["p_learned_vs_baseline"] == 1
     assert np.isnan(t.iloc[0]["rho_learned_sd"])

@@ -13,6 +13,11 @@ averaged image encoding):
 - ``delta_<rep>_vs_baseline`` and ``p_<rep>_vs_baseline``: ρ(run) − ρ(baseline) on the pairs
   both cover, with a paired-bootstrap two-sided p-value (:func:`groundwords.stats.paired_bootstrap`);
   the baseline is a grid point of the same subset (for Table 2: γ = 0, vanilla CBOW);
+  ``delta_<rep>_ci95_lo/hi`` its 95% percentile interval, ``delta_<rep>_se`` the standard
+  deviation of the bootstrap differences (the minimum detectable effect is ≈ 2.8 × se);
+- ``delta_image_vs_learned`` (``p_image_vs_learned``, ``delta_image_ci95_lo/hi``,
+  ``delta_image_se``): ρ(with_image) − ρ(learned) of the same runs on the pairs both cover
+  (does the averaged image encoding help?);
 - ``pairs_used_<rep>``, ``pairs_total``, ``coverage_<rep>`` (= used / total).
 
 ``python -m groundwords.tables summary`` writes such a table (Tables 1, 2, 4 and the §6.2
@@ -95,13 +100,16 @@ def summary(long: pd.DataFrame, baseline: str | None = None, n_boot: int = 2000,
         base = None
         if baseline:
             base = long[(long["subset"] == subset) & (long["point"] == baseline) & (long["benchmark"] == bench)]
+        own = {}
         for rep, col in REPRS.items():
             r = g[g["representation"] == rep].sort_values("seed")
             rhos = r["rho"].to_numpy(float)
             row[f"rho_{col}"] = float(np.nanmean(rhos)) if np.isfinite(rhos).any() else np.nan
             row[f"rho_{col}_sd"] = float(np.nanstd(rhos, ddof=1)) if np.isfinite(rhos).sum() > 1 else np.nan
             human, sims = _pair_sims(list(dict.fromkeys(r["path"])), bench, rep)
-            lo = hi = delta = p = np.nan
+            own[col] = (human, sims)
+            lo = hi = np.nan
+            cmp = dict.fromkeys(("delta", "lo", "hi", "se", "p_value"), np.nan)
             if sims is not None:
                 ci = stats.bootstrap_ci(human, sims, n_boot=n_boot, seed=seed)
                 lo, hi = ci["lo"], ci["hi"]
@@ -110,12 +118,21 @@ def summary(long: pd.DataFrame, baseline: str | None = None, n_boot: int = 2000,
                     bh, bsims = _pair_sims(list(dict.fromkeys(b["path"])), bench, rep)
                     if bsims is not None:
                         cmp = stats.paired_bootstrap(bh, bsims, sims, n_boot=n_boot, seed=seed)
-                        delta, p = cmp["delta"], cmp["p_value"]
             row[f"rho_{col}_ci95_lo"], row[f"rho_{col}_ci95_hi"] = lo, hi
             if baseline:
-                row[f"delta_{col}_vs_baseline"], row[f"p_{col}_vs_baseline"] = delta, p
+                row[f"delta_{col}_vs_baseline"], row[f"p_{col}_vs_baseline"] = cmp["delta"], cmp["p_value"]
+                row[f"delta_{col}_ci95_lo"], row[f"delta_{col}_ci95_hi"] = cmp["lo"], cmp["hi"]
+                row[f"delta_{col}_se"] = cmp["se"]
             row[f"pairs_used_{col}"] = int(r["pairs_used"].max()) if len(r) else 0
             row[f"coverage_{col}"] = float(r["coverage"].mean()) if len(r) else np.nan
+        # does the averaged image encoding help? with_image − learned of the same runs, common pairs
+        (h, learned), (_, with_image) = own["learned"], own["with_image"]
+        cmp = dict.fromkeys(("delta", "lo", "hi", "se", "p_value"), np.nan)
+        if learned is not None and with_image is not None:
+            cmp = stats.paired_bootstrap(h, learned, with_image, n_boot=n_boot, seed=seed)
+        row["delta_image_vs_learned"], row["p_image_vs_learned"] = cmp["delta"], cmp["p_value"]
+        row["delta_image_ci95_lo"], row["delta_image_ci95_hi"] = cmp["lo"], cmp["hi"]
+        row["delta_image_se"] = cmp["se"]
         row["pairs_total"] = int(g["pairs_total"].max())
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -156,7 +173,11 @@ def _delta_cell(r, col):
     d, p = r.get(f"delta_{col}_vs_baseline"), r.get(f"p_{col}_vs_baseline")
     if not (isinstance(d, float) and np.isfinite(d)):
         return ""
-    return f"{d:+.4f} (p={p:.3f})" if np.isfinite(p) else f"{d:+.4f}"
+    cell = f"{d:+.4f}"
+    lo, hi = r.get(f"delta_{col}_ci95_lo"), r.get(f"delta_{col}_ci95_hi")
+    if isinstance(lo, float) and np.isfinite(lo):
+        cell += f" [{lo:+.3f}, {hi:+.3f}]"
+    return cell + (f" (p={p:.3f})" if np.isfinite(p) else "")
 
 
 def summary_markdown(t: pd.DataFrame, title: str, note: str = "", baseline: str | None = None) -> str:
@@ -169,7 +190,7 @@ def summary_markdown(t: pd.DataFrame, title: str, note: str = "", baseline: str 
         "ρ: Spearman correlation of cosine similarities with human scores (mean over seeds "
         "± sd) [95% bootstrap CI over benchmark pairs]. *learned*: the embeddings; *with image*: "
         "⊕ the word's averaged raw image encoding. Coverage: pairs used / pairs in the benchmark."
-        + (f" Δ: ρ − ρ({baseline}) on common pairs, paired bootstrap p." if baseline else ""),
+        + (f" Δ: ρ − ρ({baseline}) on common pairs [95% CI], paired bootstrap p." if baseline else ""),
         "",
     ]
     multi_variant = t["variant"].nunique() > 1
