@@ -151,7 +151,7 @@ def iesg_targets():
     if not config["iesg"]["enabled"]:
         return []
     return [f"results/iesg_table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "md")] + [
-        "results/iesg_figure3.png"]
+        "results/iesg_figure3.png", "results/iesg_figure3.csv"]
 
 
 def largest_subset():
