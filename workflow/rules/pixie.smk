@@ -308,7 +308,8 @@ rule pixie_concat:
 
 
 rule pixie_wordsim:
-    """Spearman ρ of every representation on every benchmark: all pairs, visual-word pairs, hidden-word pairs."""
+    """Spearman ρ of every representation on every benchmark: all pairs, visual-word pairs, hidden-word pairs;
+    95% bootstrap CIs and the paired Δ vs SGNS."""
     input:
         unpack(lambda wc: benchmark_files(names=P["benchmarks"])),
         reps=list(pixie_reps().values()),
@@ -321,13 +322,14 @@ rule pixie_wordsim:
         visual_only=" ".join(shlex.quote(f"--visual-only={n}") for n in PIXIE_VISUAL_ONLY),
         benchmarks=benchmark_args(names=P["benchmarks"]),
         hidden=lambda wc, input: f"--hidden-words {input.hidden}" if input.hidden else "",
+        n_boot=config["stats"]["n_boot"],
     log:
         "results/logs/pixie/wordsim.log",
     conda:
         ENV
     shell:
         "python -m groundwords.pixie_tables wordsim {params.reps} {params.visual_only} {params.benchmarks} "
-        "--visual-words {input.visual} {params.hidden} --out {output} > {log} 2>&1"
+        "--visual-words {input.visual} {params.hidden} --n-boot {params.n_boot} --out {output} > {log} 2>&1"
 
 
 rule pixie_tables:
