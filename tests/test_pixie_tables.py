@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from groundwords.io import run_cli, write_features
-from groundwords.pixie_tables import main, pairs_within, table6, wordsim
+from groundwords.pixie_tables import main, pairs_within, table6, table6_markdown, wordsim
 from groundwords.train import write_word2vec_text
 
 WORDS = ["cat", "dog", "car", "bus", "tree", "idea", "truth", "joy"]
@@ -136,3 +136,39 @@ def test_wordsim_gives_cis_and_a_paired_delta_vs_sgns_that_follows_the_data(tmp_
     rev = wordsim({"SGNS": tmp_path / "good.txt", "PIXIE⊕": tmp_path / "sgns.txt"}, {"toy": tmp_path / "bench.txt"},
                   tmp_path / "visual.h5", n_boot=300)
     assert rev.set_index(["representation", "setting"]).loc[("PIXIE⊕", "all"), "delta_rho_ci95_hi"] < 0
+
+
+def _retrieval_run(d, ranks_i2s, ranks_s2i, drop_captions=0):
+    d.mkdir(parents=True)
+    qi = [f"img{i}" for i in range(len(ranks_i2s))]
+    qc = [f"caption-{i}" for i in range(len(ranks_s2i))][drop_captions:]
+    rs = list(ranks_s2i)[drop_captions:]
+    pd.DataFrame({"direction": ["i2s"] * len(qi) + ["s2i"] * len(qc), "query": qi + qc,
+                  "rank": list(ranks_i2s) + rs}).to_csv(d / "ranks.tsv", sep="\t", index=False)
+    rows = [(dr, k, float((np.asarray(r) <= k).mean()), len(r)) for dr, r in (("i2s", ranks_i2s), ("s2i", rs))
+            for k in (1, 5, 10)]
+    pd.DataFrame(rows, columns=["direction", "k", "recall", "n_queries"]).to_csv(d / "retrieval.tsv", sep="\t",
+                                                                                 index=False)
+    return d / "retrieval.tsv"
+
+
+def test_table6_cis_and_paired_delta_vs_sgns_over_common_queries(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    weak = rng.integers(1, 60, n)                       # R@10 ≈ 15%
+    strong = np.where(rng.random(n) < 0.5, 1, weak)     # the same queries, half of them now at rank 1
+    runs = {"SGNS": _retrieval_run(tmp_path / "sgns", weak, weak),
+            "PIXIE⊕": _retrieval_run(tmp_path / "px", strong, strong, drop_captions=20)}
+    t = table6(runs, n_boot=400).set_index("model")
+    sg, px = t.loc["SGNS"], t.loc["PIXIE⊕"]
+    assert sg["i2s_r1_ci95_lo"] <= sg["I→S R@1"] <= sg["i2s_r1_ci95_hi"]
+    assert np.isnan(sg["delta_i2s_r1_vs_baseline"]) and px["baseline"] == "SGNS"
+    assert px["delta_i2s_r1_vs_baseline"] == pytest.approx(px["I→S R@1"] - sg["I→S R@1"])
+    assert px["delta_i2s_r1_ci95_lo"] > 0 and px["delta_s2i_r10_ci95_lo"] > 0 and px["p_i2s_r5_vs_baseline"] < 0.01
+    # S→I: PIXIE⊕ answered 20 fewer captions; the paired test uses the 280 both answered
+    assert px["queries_common_s2i"] == n - 20 and px["queries_common_i2s"] == n
+    # the sign follows the data
+    rev = table6({"SGNS": runs["PIXIE⊕"], "PIXIE⊕": runs["SGNS"]}, n_boot=400).set_index("model")
+    assert rev.loc["PIXIE⊕", "delta_i2s_r1_ci95_hi"] < 0
+    md = table6_markdown(table6(runs, n_boot=200))
+    assert "<br>Δ +" in md and "*" in md

@@ -335,7 +335,32 @@ def write_tables(wordsim_tsv, vectors: dict[str, str], visual_h5, out_dir, *, hi
 # Table 6
 
 
-def table6(runs: dict[str, str]) -> pd.DataFrame:
+TABLE6_DIRECTIONS = (("i2s", "I→S"), ("s2i", "S→I"))
+
+
+def _read_ranks(path) -> pd.DataFrame | None:
+    """``ranks.tsv`` next to a run's ``retrieval.tsv`` (sentret's per-query ranks), or None."""
+    f = Path(path).with_name("ranks.tsv")
+    if not f.is_file():
+        return None
+    r = read_tsv(f, dtype={"direction": str, "query": str})
+    if not {"direction", "query", "rank"} <= set(r.columns):
+        raise UserError(f"{f}: expected columns direction, query, rank (from groundwords.sentret)")
+    r["rank"] = pd.to_numeric(r["rank"], errors="coerce")
+    return r
+
+
+def _hits(ranks: pd.DataFrame, direction: str, k: int) -> pd.Series:
+    r = ranks[ranks["direction"] == direction]
+    return pd.Series((r["rank"] <= k).astype(float).to_numpy(), index=r["query"].to_numpy())
+
+
+def table6(runs: dict[str, str], n_boot: int = 2000, seed: int = 0, baseline: str = BASELINE) -> pd.DataFrame:
+    """R@1/5/10 (%) per model and direction; with each run's ``ranks.tsv`` also the 95%
+    bootstrap CI over the test queries (``<d>_r<k>_ci95_lo/hi``) and the paired difference from
+    ``baseline`` on the queries both answer (``delta_<d>_r<k>_vs_baseline``, ``..._ci95_lo/hi``,
+    ``..._se``, ``p_<d>_r<k>_vs_baseline``; percentage points)."""
+    ranks = {}
     rows = []
     for name, path in runs.items():
         if not Path(path).is_file():
@@ -343,26 +368,64 @@ def table6(runs: dict[str, str]) -> pd.DataFrame:
         r = read_tsv(path, dtype={"direction": str})
         if not {"direction", "k", "recall"} <= set(r.columns):
             raise UserError(f"{path}: expected columns direction, k, recall (from groundwords.sentret)")
+        ranks[name] = _read_ranks(path)
         row = {"model": name}
-        for direction, label in (("i2s", "I→S"), ("s2i", "S→I")):
+        for direction, label in TABLE6_DIRECTIONS:
             for k in (1, 5, 10):
                 v = r[(r["direction"] == direction) & (r["k"] == k)]["recall"]
                 row[f"{label} R@{k}"] = 100 * float(v.iloc[0]) if len(v) else math.nan
         n = r.groupby("direction")["n_queries"].max() if "n_queries" in r else {}
         row["queries I→S / S→I"] = f"{int(n.get('i2s', 0))} / {int(n.get('s2i', 0))}" if len(n) else ""
         rows.append(row)
+    base = ranks.get(baseline)
+    for row in rows:
+        rk = ranks[row["model"]]
+        for direction, _ in TABLE6_DIRECTIONS:
+            for k in (1, 5, 10):
+                m = f"{direction}_r{k}"
+                ci = cmp = None
+                if rk is not None:
+                    hits = _hits(rk, direction, k)
+                    ci = stats.bootstrap_mean(hits.to_numpy(), n_boot=n_boot, seed=seed)
+                    if base is not None and row["model"] != baseline:
+                        b = _hits(base, direction, k)
+                        common = b.index.intersection(hits.index)
+                        cmp = stats.paired_bootstrap_mean(b.loc[common].to_numpy(), hits.loc[common].to_numpy(),
+                                                          n_boot=n_boot, seed=seed)
+                row[f"{m}_ci95_lo"] = 100 * ci["lo"] if ci else math.nan
+                row[f"{m}_ci95_hi"] = 100 * ci["hi"] if ci else math.nan
+                for key, col in (("delta", f"delta_{m}_vs_baseline"), ("lo", f"delta_{m}_ci95_lo"),
+                                 ("hi", f"delta_{m}_ci95_hi"), ("se", f"delta_{m}_se")):
+                    row[col] = 100 * cmp[key] if cmp else math.nan
+                row[f"p_{m}_vs_baseline"] = cmp["p_value"] if cmp else math.nan
+                row[f"queries_common_{direction}"] = cmp["n"] if cmp else math.nan
+        row["baseline"] = baseline if base is not None else ""
     return pd.DataFrame(rows)
 
 
 def table6_markdown(t: pd.DataFrame) -> str:
-    cols = [c for c in t.columns if c != "model"]
+    recall_cols = [f"{label} R@{k}" for _, label in TABLE6_DIRECTIONS for k in (1, 5, 10)]
+    slugs = [f"{d}_r{k}" for d, _ in TABLE6_DIRECTIONS for k in (1, 5, 10)]
     lines = ["# PIXIE Table 6 — image (I) ↔ sentence (S) retrieval, R@K (%)", "",
              "Frozen word vectors → one-layer GRU sentence encoder; image features linearly mapped to the "
-             "same space; triplet loss. Test split, each model on the same data.", "",
-             "| model | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+             "same space; triplet loss. Test split, each model on the same data. Each cell: R@K [95% bootstrap "
+             "CI over the test queries]; second line Δ = R@K − R@K(SGNS) on the queries both answer [95% CI], "
+             "'*' where the CI excludes 0.", "",
+             "| model | " + " | ".join(recall_cols) + " | queries I→S / S→I |", "|" + "---|" * (len(recall_cols) + 2)]
     for _, r in t.iterrows():
-        lines.append(f"| {r['model']} | " + " | ".join(_cell(r[c], 1) if isinstance(r[c], float) else str(r[c])
-                                                       for c in cols) + " |")
+        cells = []
+        for col, m in zip(recall_cols, slugs):
+            cell = _cell(r[col], 1)
+            lo, hi = r.get(f"{m}_ci95_lo", math.nan), r.get(f"{m}_ci95_hi", math.nan)
+            if cell != "–" and pd.notna(lo):
+                cell += f" [{lo:.1f}, {hi:.1f}]"
+            d = r.get(f"delta_{m}_vs_baseline", math.nan)
+            if pd.notna(d):
+                dlo, dhi = r[f"delta_{m}_ci95_lo"], r[f"delta_{m}_ci95_hi"]
+                star = "*" if pd.notna(dlo) and (dlo > 0 or dhi < 0) else ""
+                cell += f"<br>Δ {d:+.1f}{star} [{dlo:+.1f}, {dhi:+.1f}]"
+            cells.append(cell)
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['queries I→S / S→I']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -418,7 +481,10 @@ def main(argv=None) -> None:
     t.add_argument("--concreteness")
     t.add_argument("--out-dir", required=True)
     r = sub.add_parser("retrieval", help="Table 6")
-    r.add_argument("--run", action="append", required=True, metavar="NAME=RETRIEVAL_TSV")
+    r.add_argument("--run", action="append", required=True, metavar="NAME=RETRIEVAL_TSV",
+                   help="a model's retrieval.tsv (its ranks.tsv next to it gives the CIs and paired Δ)")
+    r.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the test queries")
+    r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     r.add_argument("--out-dir", required=True)
     a = p.parse_args(argv)
     setup_logging()
@@ -434,7 +500,7 @@ def main(argv=None) -> None:
                      hidden_txt=a.hidden_words, pairs=[_pair(s) for s in a.pair], queries=a.query, k=a.k,
                      concreteness=a.concreteness)
     else:
-        t6 = table6(_named(a.run, "--run"))
+        t6 = table6(_named(a.run, "--run"), n_boot=a.n_boot, seed=a.seed)
         write_csv(t6, Path(a.out_dir) / "pixie_table6.csv")
         _write_md(table6_markdown(t6), Path(a.out_dir) / "pixie_table6.md")
 

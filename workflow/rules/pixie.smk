@@ -393,6 +393,7 @@ rule pixie_retrieval:
         data=[] if R["precomp"] else [f"{DATA}/manifest.tsv", f"{DATA}/encodings.h5"],
     output:
         table=f"{PX}/retrieval/{{run}}/retrieval.tsv",
+        ranks=f"{PX}/retrieval/{{run}}/ranks.tsv",
         info=f"{PX}/retrieval/{{run}}/train.json",
     params:
         data=(f"--precomp {R['precomp']}" if R["precomp"] else
@@ -423,21 +424,24 @@ rule pixie_retrieval:
 
 
 rule pixie_table6:
-    """PIXIE Table 6: retrieval R@1/5/10 of each model."""
+    """PIXIE Table 6: retrieval R@1/5/10 of each model, 95% CIs and the paired Δ vs SGNS over the test queries."""
     input:
-        expand(f"{PX}/retrieval/{{run}}/retrieval.tsv", run=list(PIXIE_RETRIEVAL)),
+        tables=expand(f"{PX}/retrieval/{{run}}/retrieval.tsv", run=list(PIXIE_RETRIEVAL)),
+        ranks=expand(f"{PX}/retrieval/{{run}}/ranks.tsv", run=list(PIXIE_RETRIEVAL)),
     output:
         t6=report("results/pixie_table6.csv", caption="../report/pixie.rst", category="PIXIE"),
         t6md="results/pixie_table6.md",
     params:
         runs=" ".join(shlex.quote(f"--run={PIXIE_RETRIEVAL[r]}={PX}/retrieval/{r}/retrieval.tsv")
                       for r in PIXIE_RETRIEVAL),
+        n_boot=config["stats"]["n_boot"],
     log:
         "results/logs/pixie/table6.log",
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_tables retrieval {params.runs} --out-dir results > {log} 2>&1"
+        "python -m groundwords.pixie_tables retrieval {params.runs} --n-boot {params.n_boot} --out-dir results "
+        "> {log} 2>&1"
 
 
 rule pixie_all:
