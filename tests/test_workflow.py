@@ -105,6 +105,21 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     p6 = pd.read_csv(tmp_path / "results/pixie_table6.csv")
     assert list(p6["model"]) == ["SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "PIXIE+", "PIXIE⊕"]
     assert p6.filter(like="R@").stack().between(0, 100).all()
+    assert {"delta_p_at_1_vs_baseline", "p_at_10_ci95_lo"} <= set(it1.columns)
+    assert {"rho_ci95_lo", "delta_rho_ci95_lo", "delta_rho_se", "pairs_common"} <= set(p2.columns)
+    assert {"i2s_r1_ci95_lo", "delta_s2i_r10_vs_baseline"} <= set(p6.columns)
+    assert (p6.loc[p6["model"] != "SGNS", "delta_i2s_r1_vs_baseline"].notna()).all()
+    # the claims table: every claim of the three papers, one row per claim x size/γ/λ/benchmark/direction/K
+    from groundwords.claims import CLAIMS, VERDICTS
+    cl = pd.read_csv(tmp_path / "results/claims.csv")
+    assert set(cl["claim_id"]) == set(CLAIMS) and cl["verdict"].isin(VERDICTS).all()
+    per_claim = cl["claim_id"].value_counts().to_dict()
+    assert per_claim == {"W1": 2, "W2": 2, "W3": 2, "W4": 2, "I1": 3, "I2": 3, "I3": 1, "P1": 3, "P2": 2,
+                         "P3": 12}, per_claim
+    assert (cl.loc[cl["claim_id"] == "W2", "verdict"] == "inputs absent").all()  # no γ = 250 in the tiny grid
+    assert cl.loc[cl["verdict"].isin(["reproduced", "reversed", "no effect", "not detectable at this size"]),
+                  ["delta", "ci95_lo", "ci95_hi", "mde", "n"]].notna().all().all()
+    assert "# Claims" in (tmp_path / "results/claims.md").read_text()
     for fig in ("figure2_loss.png", "figure3_scatter.png", "iesg_figure3.png"):
         assert (tmp_path / "results" / fig).stat().st_size > 10_000
     fetched = pd.read_csv(tmp_path / "results/data/fetched.tsv", sep="\t")
@@ -119,7 +134,7 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = _job_counts(dry.stdout + dry.stderr)
     assert counts == {"train": 4, "evaluate": 4, "table2": 1, "controls": 1, "table3": 1,
-                      "figure2": 1, "figure3": 1, "all": 1}, counts
+                      "figure2": 1, "figure3": 1, "claims": 1, "all": 1}, counts
 
     rep = snakemake(tmp_path, "--report", "results/report.html", config=TINY)
     assert rep.returncode == 0, rep.stderr[-3000:]
