@@ -24,7 +24,7 @@ TINY = {
               "neighbours": {"queries": ["dog", "face", "zzz"], "k": 3}},
     "stats": {"n_boot": 200},
     "iesg": {"max_bytes": 300000, "min_count": 2, "sgns": {"epochs": 1, "dim": 16},
-             "model": {"max_examples": 2000}, "benchmarks": ["ws353"]},
+             "model": {"max_examples": 2000}, "benchmarks": ["ws353"], "freq_bins": [1, 10, 100, 1e9]},
     "pixie": {"max_bytes": 300000, "min_count": 2, "hide": 20, "text": {"epochs": 1, "dim": 16, "window": 3},
               "model": {"hidden": 32}, "vae": {"epochs": 3}, "ivsgns": {"hidden": 16, "epochs": 3},
               "benchmarks": ["ws353", "toy"], "pairs": [["dog", "face"]], "queries": ["dog", "zzz"],
@@ -106,6 +106,9 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     assert list(p6["model"]) == ["SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "PIXIE+", "PIXIE⊕"]
     assert p6.filter(like="R@").stack().between(0, 100).all()
     assert {"delta_p_at_1_vs_baseline", "p_at_10_ci95_lo"} <= set(it1.columns)
+    fb = pd.read_csv(tmp_path / "results/iesg_figure3.csv")  # iesg.freq_bins reaches Figure 3
+    assert sorted(set(zip(fb["freq_lo"], fb["freq_hi"]))) == [(1, 10), (10, 100), (100, 1e9)]
+    assert fb.groupby(["model", "direction"])["n"].sum().eq(it1["pairs_used"].iloc[0]).all()
     assert {"rho_ci95_lo", "delta_rho_ci95_lo", "delta_rho_se", "pairs_common"} <= set(p2.columns)
     assert {"i2s_r1_ci95_lo", "delta_s2i_r10_vs_baseline"} <= set(p6.columns)
     assert (p6.loc[p6["model"] != "SGNS", "delta_i2s_r1_vs_baseline"].notna()).all()
