@@ -211,3 +211,13 @@ def test_cli_writes_csv_and_markdown(tmp_path):
     assert "| P1 |" in md and "**reproduced**" in md and "Verdicts: reproduced" in md
     assert run_cli(cl.main, ["--wield-table2", str(tmp_path / "nope.csv"), "--out-csv", str(out),
                              "--out-md", str(tmp_path / "x.md")]) == 2
+
+
+def test_a_benchmark_without_covered_pairs_is_passed_over(tmp_path):
+    t2 = pd.read_csv(_wield_table2(tmp_path, benches=("ws353", "toy")))
+    cols = [c for c in t2.columns if c.startswith("delta_learned")]
+    t2.loc[t2["benchmark"] == "ws353", cols] = np.nan
+    t2.to_csv(tmp_path / "t2.csv", index=False)
+    w1 = cl.claims(tmp_path / "t2.csv").query("claim_id == 'W1'")
+    assert w1["benchmark"].str.startswith("toy").all() and (w1["verdict"] == "reproduced").all()
+    assert w1["note"].str.contains("ws353 has no covered pairs").all()

@@ -178,9 +178,16 @@ def _read(path) -> pd.DataFrame | None:
 
 
 def _main_benchmark(t: pd.DataFrame, wanted: str = "men") -> tuple[str, str]:
+    """MEN when configured, else the first benchmark (in table order) on which some Δ is defined
+    (else simply the first), with a note saying which."""
     benches = list(dict.fromkeys(t["benchmark"]))
     if wanted in benches:
         return wanted, ""
+    defined = t.loc[pd.to_numeric(t.get("delta_learned_ci95_lo"), errors="coerce").notna(), "benchmark"] \
+        if "delta_learned_ci95_lo" in t.columns else pd.Series(dtype=str)
+    if len(defined) and defined.iloc[0] != benches[0]:
+        b = defined.iloc[0]
+        return b, f"MEN not configured; {benches[0]} has no covered pairs: the first benchmark with a Δ ({b})"
     return benches[0], f"MEN not configured: the first benchmark ({benches[0]})"
 
 
