@@ -44,15 +44,20 @@ def test_verdict_flips_when_the_data_does():
     rng = np.random.default_rng(0)
     skill = rng.random(400)
     base = (skill < 0.3).astype(float)
+    flips = np.zeros(400, bool)
+    flips[rng.choice(400, 20, replace=False)] = True
+    same = np.where(flips, 1 - base, base)  # as good as the baseline up to a few disagreements
     got = {}
-    for name, model in (("better", skill < 0.45), ("same", skill < 0.3), ("worse", skill < 0.15)):
+    for name, model in (("better", skill < 0.45), ("same", same), ("worse", skill < 0.15), ("identical", base)):
         c = stats.paired_bootstrap_mean(base, model.astype(float), n_boot=500)
         got[name] = cl.row("I1", "x", "P@1", paper_delta=0.34, delta=c["delta"], lo=c["lo"], hi=c["hi"],
-                           se=c["se"], n=c["n"])["verdict"]
-    assert got["better"] == "reproduced" and got["worse"] == "reversed"
-    assert got["same"] in ("no effect", "not detectable at this size")
-    # identical models: CI [0, 0] includes 0; the SE is 0 so any paper effect was detectable -> no effect
-    assert got["same"] == "no effect"
+                           se=c["se"], n=c["n"])
+    assert got["better"]["verdict"] == "reproduced" and got["worse"]["verdict"] == "reversed"
+    # 400 queries would have shown the paper's +0.34: the CI around 0 means no effect
+    assert got["same"]["verdict"] == "no effect" and got["same"]["mde"] < 0.34
+    # identical hits: every resampled Δ is 0, SE 0 — no power estimate, never "no effect"
+    assert got["identical"]["verdict"] == "not detectable at this size" and math.isnan(got["identical"]["mde"])
+    assert "degenerate bootstrap" in got["identical"]["note"]
 
 
 def test_mde_is_the_80_percent_power_effect():

@@ -20,7 +20,9 @@ rows are read from the tables' CSVs (their paired-bootstrap columns: ``delta_*_v
 ``mde``
     the minimum detectable effect at this size, 80% power, two-sided α = 0.05:
     ``(1.96 + 0.84) · SE`` with SE the standard deviation of the paired bootstrap differences
-    (:func:`groundwords.stats.mde`);
+    (:func:`groundwords.stats.mde`); undefined (blank) when that SE is 0 — every resample gave
+    the same Δ, as when two models hit exactly the same few queries — so such a row is never
+    called ``no effect``;
 ``verdict``
     for a claim that the model is **better** (``kind`` = ``greater``): ``reproduced`` (the CI
     excludes 0 on the claimed side), ``reversed`` (it excludes 0 on the other side), ``no
@@ -154,6 +156,9 @@ def row(cid: str, benchmark: str, metric: str, *, paper: str = "", paper_delta: 
     study, text, kind = CLAIMS[cid]
     delta, lo, hi, se, n = map(_num, (delta, lo, hi, se, n))
     mde = stats.mde(se)
+    if se == 0:  # every resample gave the same Δ (e.g. both models hit the same few queries): no power estimate
+        mde = math.nan
+        note = "; ".join(x for x in (note, "degenerate bootstrap (SE 0): MDE undefined") if x)
     v = status or verdict(kind, lo, hi, mde, paper_delta, margin)
     return dict(claim_id=cid, study=study, claim=text, benchmark=benchmark, metric=metric, paper=paper,
                 paper_delta=paper_delta, delta=delta, ci95_lo=lo, ci95_hi=hi,
