@@ -121,8 +121,10 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     assert per_claim == {"W1": 2, "W2": 2, "W3": 2, "W4": 2, "I1": 3, "I2": 3, "I3": 1, "P1": 3, "P2": 2,
                          "P3": 12}, per_claim
     assert (cl.loc[cl["claim_id"] == "W2", "verdict"] == "inputs absent").all()  # no γ = 250 in the tiny grid
-    assert cl.loc[cl["verdict"].isin(["reproduced", "reversed", "no effect", "not detectable at this size"]),
-                  ["delta", "ci95_lo", "ci95_hi", "mde", "n"]].notna().all().all()
+    judged = cl[cl["verdict"].isin(["reproduced", "reversed", "no effect", "not detectable at this size"])]
+    assert judged[["delta", "ci95_lo", "ci95_hi", "n"]].notna().all().all()
+    assert cl.loc[cl["verdict"] == "no effect", "mde"].notna().all()
+    assert judged.loc[judged["mde"].isna(), "note"].str.contains("degenerate bootstrap").all()
     assert "# Claims" in (tmp_path / "results/claims.md").read_text()
     for fig in ("figure2_loss.png", "figure3_scatter.png", "iesg_figure3.png"):
         assert (tmp_path / "results" / fig).stat().st_size > 10_000
