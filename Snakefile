@@ -27,6 +27,7 @@ include: "workflow/rules/corpus.smk"
 include: "workflow/rules/wield.smk"
 include: "workflow/rules/iesg.smk"
 include: "workflow/rules/pixie.smk"
+include: "workflow/rules/claims.smk"
 
 
 rule all:
@@ -35,3 +36,5 @@ rule all:
         table_targets(),
         iesg_targets(),
         pixie_targets(),
+        "results/claims.csv",
+        "results/claims.md",

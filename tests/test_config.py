@@ -29,6 +29,7 @@ def test_defaults_are_filled():
     assert cfg["wield"]["epochs"] == 20 and cfg["wield"]["batch_size"] == 20
     assert cfg["vocab"]["min_count"] == 5 and cfg["fetch"]["retries"] == 3
     assert cfg["data"]["openmoji"]["size"] == 160
+    assert cfg["iesg"]["freq_bins"] == [] and cfg["stats"]["equivalence_margin"] == 0.05
 
 
 @pytest.mark.parametrize("patch, key", [
@@ -42,6 +43,10 @@ def test_defaults_are_filled():
     ({"data": {"source": "x", "subsets": [{"name": "a", "rows": -1}]}}, "data.subsets[0].rows"),
     ({"evaluate": {"benchmarks": ["nosuchbench"]}}, "evaluate.benchmarks[0]"),
     ({"wield": {"gammas": [10, 10.0]}}, "wield.gammas"),
+    ({"iesg": {"freq_bins": [10, 1, 100]}}, "iesg.freq_bins"),
+    ({"iesg": {"freq_bins": [10]}}, "iesg.freq_bins"),
+    ({"iesg": {"freq_bins": [-1, 10]}}, "iesg.freq_bins[0]"),
+    ({"stats": {"equivalence_margin": 0}}, "stats.equivalence_margin"),
 ])
 def test_errors_name_the_key(patch, key):
     cfg = {"data": {"source": "x.tsv", "subsets": [{"name": "all", "rows": 0}]}}

@@ -187,3 +187,20 @@ def test_cli_module_entry_point(tmp_path, monkeypatch):
             runpy.run_module("groundwords.figures", run_name="__main__")
     assert exc.value.code == 0
     _assert_png(out)
+
+
+def test_p1_by_frequency_plot_skips_empty_bins_as_read_from_a_tsv(tmp_path):
+    """A bin without a test word has an empty P@1 cell: it is not drawn (it used to crash)."""
+    from groundwords.figures import p1_by_frequency_plot
+    from groundwords.io import read_tsv, write_tsv
+
+    df = pd.DataFrame({"model": ["l2"] * 3 + ["iesg"] * 3, "direction": "image_to_word",
+                       "freq_lo": [1, 10, 100] * 2, "freq_hi": [10, 100, 1000] * 2, "n": [0, 5, 0] * 2,
+                       "p_at_1": [np.nan, 0.4, np.nan, np.nan, 0.6, np.nan]})
+    write_tsv(df, tmp_path / "fb.tsv")
+    back = read_tsv(tmp_path / "fb.tsv", dtype={"model": str, "direction": str})
+    assert (back["p_at_1"] == "").any()  # as Figure 3's input is read: empty strings
+    out = p1_by_frequency_plot(back, tmp_path / "fig.png")
+    assert out.stat().st_size > 5000
+    empty = df.assign(n=0, p_at_1=np.nan)
+    assert p1_by_frequency_plot(empty, tmp_path / "empty.png").stat().st_size > 5000

@@ -8,7 +8,7 @@ import pytest
 from scipy import stats
 
 from groundwords.io import run_cli, write_features
-from groundwords.pixie_tables import main, pairs_within, table6, wordsim
+from groundwords.pixie_tables import main, pairs_within, table6, table6_markdown, wordsim
 from groundwords.train import write_word2vec_text
 
 WORDS = ["cat", "dog", "car", "bus", "tree", "idea", "truth", "joy"]
@@ -76,7 +76,9 @@ def test_cli_writes_tables_2_to_5(files):
     t2 = pd.read_csv(res / "pixie_table2.csv")
     assert set(t2["setting"]) == {"all", "visual"} and "hidden" not in set(t2["setting"])
     md2 = (res / "pixie_table2.md").read_text()
-    assert "| share of pairs | 100% | 60% |" in md2 and "| CNN | – |" in md2
+    # the real coverage: 9 of the 10 pairs have both words (not "100%"), 6 are visual-word pairs
+    assert "| pairs used | 9/10 (90%) | 6/10 (60%) |" in md2 and "| CNN | – |" in md2
+    assert "| 100%" not in md2
     t3 = pd.read_csv(res / "pixie_table3.csv")
     assert list(t3["representation"].unique()) == ["SGNS", "PIXIE⊕(∗)"]  # CNN cannot propagate: not in Table 3
     assert t3.loc[t3["benchmark"] == "few", "rho"].isna().all()
@@ -107,3 +109,66 @@ def test_table6_reads_recall_in_percent(tmp_path):
     assert run_cli(main, ["retrieval", "--run", f"SGNS={tmp_path / 'r.tsv'}", "--out-dir", str(tmp_path)]) == 0
     assert "| SGNS | 25.0 | 50.0 | 75.0 | 10.0 | 30.0 | 60.0 |" in (tmp_path / "pixie_table6.md").read_text()
     assert run_cli(main, ["retrieval", "--run", f"SGNS={tmp_path / 'nope.tsv'}", "--out-dir", str(tmp_path)]) == 2
+
+
+def test_wordsim_gives_cis_and_a_paired_delta_vs_sgns_that_follows_the_data(tmp_path):
+    """A planted truth: human scores are cosines of true vectors; 'good' = truth + small noise,
+    SGNS = truth + large noise. Δ(good − SGNS) has a CI above 0; the reverse comparison below 0."""
+    rng = np.random.default_rng(0)
+    words = [f"w{i}" for i in range(60)]
+    truth = rng.normal(size=(60, 8))
+    unit = truth / np.linalg.norm(truth, axis=1, keepdims=True)
+    pairs = [(a, b) for a in range(60) for b in range(a + 1, 60)][::7]
+    (tmp_path / "bench.txt").write_text("".join(f"w{a}\tw{b}\t{unit[a] @ unit[b]:.6f}\n" for a, b in pairs))
+    write_word2vec_text(tmp_path / "good.txt", words, (truth + rng.normal(scale=0.3, size=truth.shape)).astype(np.float32))
+    write_word2vec_text(tmp_path / "sgns.txt", words, (truth + rng.normal(scale=1.5, size=truth.shape)).astype(np.float32))
+    write_features(tmp_path / "visual.h5", words[:30], rng.random((30, 4)).astype(np.float32))
+    long = wordsim({"SGNS": tmp_path / "sgns.txt", "PIXIE⊕": tmp_path / "good.txt"}, {"toy": tmp_path / "bench.txt"},
+                   tmp_path / "visual.h5", n_boot=300)
+    got = {(r.representation, r.setting): r for r in long.itertuples()}
+    px, sg = got["PIXIE⊕", "all"], got["SGNS", "all"]
+    assert px.rho_ci95_lo < px.rho < px.rho_ci95_hi and sg.rho_ci95_lo < sg.rho < sg.rho_ci95_hi
+    assert px.delta_rho_vs_baseline == pytest.approx(px.rho - sg.rho)
+    assert px.delta_rho_ci95_lo > 0 and px.p_rho_vs_baseline < 0.01 and px.delta_rho_se > 0
+    assert px.pairs_common == len(pairs) and px.baseline == "SGNS"
+    assert np.isnan(sg.delta_rho_vs_baseline)  # the baseline is not compared with itself
+    assert got["PIXIE⊕", "visual"].pairs_common == got["PIXIE⊕", "visual"].pairs_in_setting
+    rev = wordsim({"SGNS": tmp_path / "good.txt", "PIXIE⊕": tmp_path / "sgns.txt"}, {"toy": tmp_path / "bench.txt"},
+                  tmp_path / "visual.h5", n_boot=300)
+    assert rev.set_index(["representation", "setting"]).loc[("PIXIE⊕", "all"), "delta_rho_ci95_hi"] < 0
+
+
+def _retrieval_run(d, ranks_i2s, ranks_s2i, drop_captions=0):
+    d.mkdir(parents=True)
+    qi = [f"img{i}" for i in range(len(ranks_i2s))]
+    qc = [f"caption-{i}" for i in range(len(ranks_s2i))][drop_captions:]
+    rs = list(ranks_s2i)[drop_captions:]
+    pd.DataFrame({"direction": ["i2s"] * len(qi) + ["s2i"] * len(qc), "query": qi + qc,
+                  "rank": list(ranks_i2s) + rs}).to_csv(d / "ranks.tsv", sep="\t", index=False)
+    rows = [(dr, k, float((np.asarray(r) <= k).mean()), len(r)) for dr, r in (("i2s", ranks_i2s), ("s2i", rs))
+            for k in (1, 5, 10)]
+    pd.DataFrame(rows, columns=["direction", "k", "recall", "n_queries"]).to_csv(d / "retrieval.tsv", sep="\t",
+                                                                                 index=False)
+    return d / "retrieval.tsv"
+
+
+def test_table6_cis_and_paired_delta_vs_sgns_over_common_queries(tmp_path):
+    rng = np.random.default_rng(0)
+    n = 300
+    weak = rng.integers(1, 60, n)                       # R@10 ≈ 15%
+    strong = np.where(rng.random(n) < 0.5, 1, weak)     # the same queries, half of them now at rank 1
+    runs = {"SGNS": _retrieval_run(tmp_path / "sgns", weak, weak),
+            "PIXIE⊕": _retrieval_run(tmp_path / "px", strong, strong, drop_captions=20)}
+    t = table6(runs, n_boot=400).set_index("model")
+    sg, px = t.loc["SGNS"], t.loc["PIXIE⊕"]
+    assert sg["i2s_r1_ci95_lo"] <= sg["I→S R@1"] <= sg["i2s_r1_ci95_hi"]
+    assert np.isnan(sg["delta_i2s_r1_vs_baseline"]) and px["baseline"] == "SGNS"
+    assert px["delta_i2s_r1_vs_baseline"] == pytest.approx(px["I→S R@1"] - sg["I→S R@1"])
+    assert px["delta_i2s_r1_ci95_lo"] > 0 and px["delta_s2i_r10_ci95_lo"] > 0 and px["p_i2s_r5_vs_baseline"] < 0.01
+    # S→I: PIXIE⊕ answered 20 fewer captions; the paired test uses the 280 both answered
+    assert px["queries_common_s2i"] == n - 20 and px["queries_common_i2s"] == n
+    # the sign follows the data
+    rev = table6({"SGNS": runs["PIXIE⊕"], "PIXIE⊕": runs["SGNS"]}, n_boot=400).set_index("model")
+    assert rev.loc["PIXIE⊕", "delta_i2s_r1_ci95_hi"] < 0
+    md = table6_markdown(table6(runs, n_boot=200))
+    assert "<br>Δ +" in md and "*" in md

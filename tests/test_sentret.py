@@ -163,6 +163,13 @@ def test_split_is_by_image_seeded_and_independent_of_vectors(tmp_path):
     tsv = pd.read_csv(tmp_path / "out1" / "retrieval.tsv", sep="\t")
     assert infos[1]["rows"]["empty_after_oov"] > 0
     assert (tsv.loc[tsv["direction"] == "s2i", "n_queries"] == infos[1]["splits"]["test"]["captions"]).all()
+    # ranks.tsv: the query ids do not depend on the vectors, so the two runs' queries can be paired
+    r0, r1 = (pd.read_csv(tmp_path / f"out{j}" / "ranks.tsv", sep="\t", dtype={"query": str}) for j in (0, 1))
+    for d in ("i2s", "s2i"):
+        q0, q1 = set(r0.loc[r0["direction"] == d, "query"]), set(r1.loc[r1["direction"] == d, "query"])
+        assert q1 <= q0 and len(q1) == int(tsv.loc[tsv["direction"] == d, "n_queries"].iloc[0])
+        assert len(q0) == (r0["direction"] == d).sum()  # one rank per query
+    assert len(set(r1.loc[r1["direction"] == "s2i", "query"])) < len(set(r0.loc[r0["direction"] == "s2i", "query"]))
 
 
 def test_every_manifest_row_accounted_for(tmp_path):
@@ -204,6 +211,12 @@ def test_learns_synthetic_retrieval_and_is_deterministic(tmp_path):
     assert r["s2i", 1] >= 0.5 > 3 / n_test  # chance: 1 / 10
     assert r["i2s", 1] >= 0.5 > 3 * 2 / 20   # chance: ~2 / 20
     assert (tsv.groupby("direction")["recall"].apply(lambda x: x.is_monotonic_increasing)).all()
+    # the per-query ranks give exactly the recalls
+    ranks = pd.read_csv(tmp_path / "a" / "ranks.tsv", sep="\t")
+    assert list(ranks.columns) == ["direction", "query", "rank"] and (ranks["rank"] >= 1).all()
+    for (d, k), v in r.items():
+        assert (ranks.loc[ranks["direction"] == d, "rank"] <= k).mean() == pytest.approx(v)
+    assert (ranks["direction"] == "i2s").sum() == 10 and (ranks["direction"] == "s2i").sum() == 20
     # same seed -> byte-identical results; --select best-val reports the best validation epoch
     sentret.train(vec, tmp_path / "b", manifest=man, features=h5, val_frac=0.1, test_frac=0.2, **FAST)
     assert (tmp_path / "a" / "retrieval.tsv").read_bytes() == (tmp_path / "b" / "retrieval.tsv").read_bytes()

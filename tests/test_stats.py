@@ -257,3 +257,84 @@ def test_several_runs_use_the_mean_rho_over_runs():
     worse = np.stack([rng.normal(size=300) for _ in range(3)])
     cmp = paired_bootstrap(human, worse, runs, n_boot=500)
     assert cmp["delta"] > 0 and cmp["lo"] > 0 and cmp["p_value"] < 0.01
+
+
+# ---------------------------------------------------------------------------------------------
+# means of per-query hits (P@k, R@k): bootstrap over queries
+
+
+def test_bootstrap_mean_covers_the_true_rate_at_about_the_nominal_rate():
+    """Many synthetic evaluations of a model whose true hit rate is 0.3: the 95% interval
+    of P@k covers 0.3 in about 95% of them (percentile bootstrap, n = 150 queries)."""
+    rng = np.random.default_rng(1)
+    covered = 0
+    trials = 300
+    for t in range(trials):
+        hits = (rng.random(150) < 0.3).astype(float)
+        r = st.bootstrap_mean(hits, n_boot=400, seed=t)
+        assert r["lo"] <= r["mean"] <= r["hi"] and r["n"] == 150
+        covered += r["lo"] <= 0.3 <= r["hi"]
+    assert 0.90 <= covered / trials <= 0.985
+    # its SE is the binomial one, sqrt(p(1-p)/n)
+    r = st.bootstrap_mean((rng.random(400) < 0.3).astype(float), n_boot=3000)
+    assert r["se"] == pytest.approx(math.sqrt(0.3 * 0.7 / 400), rel=0.15)
+
+
+def test_bootstrap_mean_is_seeded_and_skips_unanswered_queries():
+    hits = np.array([1, 0, 1, 1, np.nan, 0, 1, 0, 1, 1], float)
+    a, b = st.bootstrap_mean(hits, n_boot=300, seed=5), st.bootstrap_mean(hits, n_boot=300, seed=5)
+    assert a == b and a["n"] == 9 and a["mean"] == pytest.approx(6 / 9)
+    assert st.bootstrap_mean(hits, n_boot=300, seed=6)["lo"] != a["lo"] or \
+        st.bootstrap_mean(hits, n_boot=300, seed=6)["hi"] != a["hi"]
+    empty = st.bootstrap_mean([np.nan, np.nan])
+    assert empty["n"] == 0 and math.isnan(empty["mean"]) and math.isnan(empty["lo"])
+
+
+def test_paired_bootstrap_mean_detects_a_real_gain_and_its_sign_flips():
+    rng = np.random.default_rng(2)
+    n = 300
+    skill = rng.random(n)                               # query difficulty, shared by both models
+    a = (skill < 0.30).astype(float)                    # baseline: 30% hits
+    b = (skill < 0.45).astype(float)                    # better model: 45%, a superset of a's hits
+    r = st.paired_bootstrap_mean(a, b, n_boot=1000)
+    assert r["delta"] == pytest.approx(b.mean() - a.mean()) and r["n"] == n
+    assert 0 < r["lo"] < r["delta"] < r["hi"] and r["p_value"] < 0.01
+    flipped = st.paired_bootstrap_mean(b, a, n_boot=1000)
+    assert flipped["delta"] == pytest.approx(-r["delta"]) and flipped["hi"] < 0
+    # pairing matters: the paired SE is much smaller than the unpaired sqrt(se_a² + se_b²)
+    unpaired = math.hypot(st.bootstrap_mean(a)["se"], st.bootstrap_mean(b)["se"])
+    assert r["se"] < 0.75 * unpaired
+    same = st.paired_bootstrap_mean(a, a, n_boot=200)
+    assert same["delta"] == 0 and same["p_value"] == 1.0
+
+
+def test_paired_bootstrap_mean_null_gives_uniformish_p_and_nominal_coverage():
+    """Two equally good but independent models: the 95% CI of Δ covers 0 about 95% of the time."""
+    rng = np.random.default_rng(3)
+    trials, covered = 200, 0
+    for t in range(trials):
+        a = (rng.random(120) < 0.4).astype(float)
+        b = (rng.random(120) < 0.4).astype(float)
+        r = st.paired_bootstrap_mean(a, b, n_boot=300, seed=t)
+        covered += r["lo"] <= 0 <= r["hi"]
+    assert 0.89 <= covered / trials <= 0.99
+
+
+def test_paired_bootstrap_mean_uses_common_queries_only():
+    a = np.array([1, 0, np.nan, 1, 0, 1], float)
+    b = np.array([1, 1, 1, np.nan, 0, 1], float)
+    r = st.paired_bootstrap_mean(a, b, n_boot=100)
+    assert r["n"] == 4 and r["mean_a"] == pytest.approx(0.5) and r["mean_b"] == pytest.approx(0.75)
+    with pytest.raises(ValueError):
+        st.paired_bootstrap_mean([1, 0], [1, 0, 1])
+
+
+def test_paired_bootstrap_reports_its_se_and_mde_is_2_8_se():
+    h, p = _correlated(300, seed=4)
+    _, q = _correlated(300, noise=1.5, seed=5)
+    r = st.paired_bootstrap(h, q, p, n_boot=500)
+    assert r["se"] > 0 and r["lo"] < r["delta"] < r["hi"]
+    # the percentile interval is about ±1.96 SE wide
+    assert (r["hi"] - r["lo"]) / (2 * 1.96 * r["se"]) == pytest.approx(1.0, abs=0.2)
+    assert st.mde(r["se"]) == pytest.approx((1.959964 + 0.841621) * r["se"], rel=1e-5)
+    assert math.isnan(st.mde(float("nan")))

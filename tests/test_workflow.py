@@ -24,7 +24,7 @@ TINY = {
               "neighbours": {"queries": ["dog", "face", "zzz"], "k": 3}},
     "stats": {"n_boot": 200},
     "iesg": {"max_bytes": 300000, "min_count": 2, "sgns": {"epochs": 1, "dim": 16},
-             "model": {"max_examples": 2000}, "benchmarks": ["ws353"]},
+             "model": {"max_examples": 2000}, "benchmarks": ["ws353"], "freq_bins": [1, 10, 100, 1e9]},
     "pixie": {"max_bytes": 300000, "min_count": 2, "hide": 20, "text": {"epochs": 1, "dim": 16, "window": 3},
               "model": {"hidden": 32}, "vae": {"epochs": 3}, "ivsgns": {"hidden": 16, "epochs": 3},
               "benchmarks": ["ws353", "toy"], "pairs": [["dog", "face"]], "queries": ["dog", "zzz"],
@@ -54,7 +54,8 @@ def snakemake(workdir, *args, config=None):
         cfg = workdir / "tiny.yaml"
         cfg.write_text(yaml.safe_dump(config))
         cmd += ["--configfile", str(cfg)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    # generous: the tiny DAG takes ~5 min on 2 idle cores, but CI machines are often shared
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
 
 
 def test_lint_is_clean(tmp_path):
@@ -105,6 +106,26 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     p6 = pd.read_csv(tmp_path / "results/pixie_table6.csv")
     assert list(p6["model"]) == ["SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "PIXIE+", "PIXIE⊕"]
     assert p6.filter(like="R@").stack().between(0, 100).all()
+    assert {"delta_p_at_1_vs_baseline", "p_at_10_ci95_lo"} <= set(it1.columns)
+    fb = pd.read_csv(tmp_path / "results/iesg_figure3.csv")  # iesg.freq_bins reaches Figure 3
+    assert sorted(set(zip(fb["freq_lo"], fb["freq_hi"]))) == [(1, 10), (10, 100), (100, 1e9)]
+    assert fb.groupby(["model", "direction"])["n"].sum().eq(it1["pairs_used"].iloc[0]).all()
+    assert {"rho_ci95_lo", "delta_rho_ci95_lo", "delta_rho_se", "pairs_common"} <= set(p2.columns)
+    assert {"i2s_r1_ci95_lo", "delta_s2i_r10_vs_baseline"} <= set(p6.columns)
+    assert (p6.loc[p6["model"] != "SGNS", "delta_i2s_r1_vs_baseline"].notna()).all()
+    # the claims table: every claim of the three papers, one row per claim x size/γ/λ/benchmark/direction/K
+    from groundwords.claims import CLAIMS, VERDICTS
+    cl = pd.read_csv(tmp_path / "results/claims.csv")
+    assert set(cl["claim_id"]) == set(CLAIMS) and cl["verdict"].isin(VERDICTS).all()
+    per_claim = cl["claim_id"].value_counts().to_dict()
+    assert per_claim == {"W1": 2, "W2": 2, "W3": 2, "W4": 2, "I1": 3, "I2": 3, "I3": 1, "P1": 3, "P2": 2,
+                         "P3": 12}, per_claim
+    assert (cl.loc[cl["claim_id"] == "W2", "verdict"] == "inputs absent").all()  # no γ = 250 in the tiny grid
+    judged = cl[cl["verdict"].isin(["reproduced", "reversed", "no effect", "not detectable at this size"])]
+    assert judged[["delta", "ci95_lo", "ci95_hi", "n"]].notna().all().all()
+    assert cl.loc[cl["verdict"] == "no effect", "mde"].notna().all()
+    assert judged.loc[judged["mde"].isna(), "note"].str.contains("degenerate bootstrap").all()
+    assert "# Claims" in (tmp_path / "results/claims.md").read_text()
     for fig in ("figure2_loss.png", "figure3_scatter.png", "iesg_figure3.png"):
         assert (tmp_path / "results" / fig).stat().st_size > 10_000
     fetched = pd.read_csv(tmp_path / "results/data/fetched.tsv", sep="\t")
@@ -119,7 +140,7 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = _job_counts(dry.stdout + dry.stderr)
     assert counts == {"train": 4, "evaluate": 4, "table2": 1, "controls": 1, "table3": 1,
-                      "figure2": 1, "figure3": 1, "all": 1}, counts
+                      "figure2": 1, "figure3": 1, "claims": 1, "all": 1}, counts
 
     rep = snakemake(tmp_path, "--report", "results/report.html", config=TINY)
     assert rep.returncode == 0, rep.stderr[-3000:]

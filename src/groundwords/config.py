@@ -90,6 +90,9 @@ def _check_semantics(config: dict) -> None:
     names = [s["name"] for s in config.get("data", {}).get("subsets", [])]
     if len(set(names)) != len(names):
         raise UserError(f"data.subsets: subset names must be unique, got {names}")
+    edges = config.get("iesg", {}).get("freq_bins", [])
+    if edges and (len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:]))):
+        raise UserError(f"iesg.freq_bins: give at least two increasing bin edges (or [] for powers of ten), got {edges}")
     gammas = config.get("wield", {}).get("gammas", [])
     if len({gamma_label(g) for g in gammas}) != len(gammas):
         raise UserError(f"wield.gammas: values collide once written as labels: {gammas}")

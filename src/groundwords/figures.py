@@ -207,22 +207,36 @@ def similarity_scatter(human, pred, out_png: str | os.PathLike,
 def p1_by_frequency_plot(df: pd.DataFrame, out_png, title: str = "IESG Figure 3 — P@1 by word frequency"):
     """IESG Figure 3: P@1 per term-frequency bin, one panel per direction, one line per model.
 
-    ``df`` has columns ``model, direction, freq_lo, freq_hi, n, p_at_1``.
+    ``df`` has columns ``model, direction, freq_lo, freq_hi, n, p_at_1`` (numbers or their text,
+    as read from a TSV). A bin without a test word (``n`` 0, ``p_at_1`` empty) is not drawn: the
+    line joins the bins that have words, and a panel with none says so.
     """
+    df = df.copy()
+    for c in ("freq_lo", "freq_hi", "n", "p_at_1"):
+        df[c] = pd.to_numeric(df[c], errors="coerce")
     directions = list(dict.fromkeys(df["direction"])) or ["image_to_word"]
     fig = Figure(figsize=(5 * len(directions), 4), dpi=150)
     FigureCanvasAgg(fig)
     for i, d in enumerate(directions, 1):
         ax = fig.add_subplot(1, len(directions), i)
+        drawn = 0
         for model, g in df[df["direction"] == d].groupby("model", sort=False):
-            x = np.sqrt(g["freq_lo"].to_numpy(float) * g["freq_hi"].to_numpy(float))
+            g = g[(g["n"] > 0) & g["p_at_1"].notna()]
+            if g.empty:
+                continue
+            lo, hi = g["freq_lo"].to_numpy(float), g["freq_hi"].to_numpy(float)
+            x = np.where(lo > 0, np.sqrt(np.maximum(lo, 1e-12) * hi), hi / 2)  # a bin from 0: its midpoint
             ax.plot(x, g["p_at_1"].to_numpy(float), marker="o", label=str(model))
-        ax.set_xscale("log")
+            drawn += 1
+        if drawn:
+            ax.set_xscale("log")
+            ax.legend()
+        else:
+            ax.text(0.5, 0.5, "no test word in any bin", transform=ax.transAxes, ha="center", va="center")
         ax.set_xlabel("word frequency in the corpus (bin centre)")
         ax.set_ylabel("P@1")
         ax.set_title(d.replace("_", " "))
         ax.grid(alpha=0.3)
-        ax.legend()
     fig.suptitle(title)
     fig.tight_layout()
     with atomic_path(out_png, suffix=".png") as tmp:

@@ -54,13 +54,16 @@ import numpy as np
 import pandas as pd
 
 from . import benchmarks as bm
+from . import stats
 from .evaluate import load_vectors, pair_similarities, similarity_spearman
 from .io import UserError, atomic_path, log, read_feature_matrix, read_tsv, run_cli, setup_logging, write_csv, write_tsv
 from .tables import nearest_neighbours
 
 SETTINGS = ("all", "visual", "hidden")
 LONG_COLUMNS = ["representation", "benchmark", "setting", "rho", "pvalue", "pairs_used", "pairs_in_setting",
-                "pairs_total", "share"]
+                "pairs_total", "share", "rho_ci95_lo", "rho_ci95_hi", "delta_rho_vs_baseline", "delta_rho_ci95_lo",
+                "delta_rho_ci95_hi", "delta_rho_se", "p_rho_vs_baseline", "pairs_common", "baseline"]
+BASELINE = "SGNS"  # Tables 2, 3 and 6: every representation is compared with it
 TABLE3_ORDER = ["SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "PIXIE⊕", "V-SGNS(∗)", "IV-SGNS(∗)", "PIXIE⊕(∗)"]
 
 
@@ -87,8 +90,11 @@ def pairs_within(pairs: pd.DataFrame, words: set[str]) -> np.ndarray:
 
 
 def wordsim(reps: dict[str, str], benchmarks: dict[str, str], visual_h5, hidden_txt=None,
-            visual_only: set[str] = frozenset()) -> pd.DataFrame:
-    """The long table of ρ per representation x benchmark x setting (see the module docstring)."""
+            visual_only: set[str] = frozenset(), n_boot: int = 2000, seed: int = 0,
+            baseline: str = BASELINE) -> pd.DataFrame:
+    """The long table of ρ per representation x benchmark x setting (see the module docstring),
+    with ρ's 95% bootstrap CI over the setting's pairs and the paired difference from
+    ``baseline`` (SGNS) on the pairs both cover (:func:`groundwords.stats.paired_bootstrap`)."""
     unknown = set(visual_only) - set(reps)
     if unknown:
         raise UserError(f"--visual-only names no --rep: {', '.join(sorted(unknown))}")
@@ -96,7 +102,7 @@ def wordsim(reps: dict[str, str], benchmarks: dict[str, str], visual_h5, hidden_
     if hidden_txt:
         subsets["hidden"] = read_word_list(hidden_txt)
     pairs = {name: bm.read_pairs(path) for name, path in benchmarks.items()}
-    rows = []
+    rows, sims = [], {}
     for rep, path in reps.items():
         words, vectors = load_vectors(path)
         for bname, df in pairs.items():
@@ -105,13 +111,34 @@ def wordsim(reps: dict[str, str], benchmarks: dict[str, str], visual_h5, hidden_
             for setting, mask in masks.items():
                 sub = df[mask].reset_index(drop=True)
                 r = similarity_spearman(words, vectors, sub, name=f"{rep}/{bname}/{setting}") if len(sub) else \
-                    dict(rho=math.nan, pvalue=math.nan, pairs_used=0)
+                    dict(rho=math.nan, pvalue=math.nan, pairs_used=0, sims=np.zeros(0))
+                sims[rep, bname, setting] = r["sims"]
                 rows.append(dict(representation=rep, benchmark=bname, setting=setting, rho=r["rho"],
                                  pvalue=r["pvalue"], pairs_used=r["pairs_used"], pairs_in_setting=int(mask.sum()),
                                  pairs_total=len(df), share=float(mask.mean()) if len(df) else math.nan))
             log.info("%-18s %-10s %s", rep, bname, "  ".join(
                 f"{r['setting']}={r['rho']:.3f} ({r['pairs_used']}/{r['pairs_in_setting']})"
                 for r in rows if r["representation"] == rep and r["benchmark"] == bname))
+    # confidence: each ρ over its setting's pairs; each representation vs the baseline on common pairs
+    for row in rows:
+        key = (row["representation"], row["benchmark"], row["setting"])
+        bname, setting = key[1], key[2]
+        df = pairs[bname]
+        mask = np.ones(len(df), bool) if setting == "all" else pairs_within(df, subsets[setting])
+        human = df["score"].to_numpy(np.float64)[mask]
+        ci = stats.bootstrap_ci(human, sims[key], n_boot=n_boot, seed=seed) if len(human) else {}
+        row["rho_ci95_lo"], row["rho_ci95_hi"] = ci.get("lo", math.nan), ci.get("hi", math.nan)
+        base = sims.get((baseline, bname, setting))
+        cmp = None
+        if base is not None and len(human) and key[0] != baseline:
+            cmp = stats.paired_bootstrap(human, base, sims[key], n_boot=n_boot, seed=seed)
+        row.update(delta_rho_vs_baseline=cmp["delta"] if cmp else math.nan,
+                   delta_rho_ci95_lo=cmp["lo"] if cmp else math.nan,
+                   delta_rho_ci95_hi=cmp["hi"] if cmp else math.nan,
+                   delta_rho_se=cmp["se"] if cmp else math.nan,
+                   p_rho_vs_baseline=cmp["p_value"] if cmp else math.nan,
+                   pairs_common=cmp["n_pairs"] if cmp else math.nan,
+                   baseline=baseline if base is not None else "")
     return pd.DataFrame(rows, columns=LONG_COLUMNS)
 
 
@@ -127,28 +154,62 @@ def table2(long: pd.DataFrame) -> pd.DataFrame:
     return long[long["setting"].isin(["all", "visual"])].reset_index(drop=True)
 
 
+def _rho_ci(r) -> str:
+    """'ρ [lo, hi]' of one long-table row ('–' when undefined)."""
+    cell = _cell(float(r["rho"]))
+    lo, hi = r.get("rho_ci95_lo", math.nan), r.get("rho_ci95_hi", math.nan)
+    if cell != "–" and pd.notna(lo):
+        cell += f" [{lo:.2f}, {hi:.2f}]"
+    return cell
+
+
+def _delta(r) -> str:
+    """'Δ [lo, hi]' vs the baseline, with a '*' when the CI excludes 0 ('' when not compared)."""
+    d = r.get("delta_rho_vs_baseline", math.nan)
+    if pd.isna(d):
+        return ""
+    lo, hi = r.get("delta_rho_ci95_lo", math.nan), r.get("delta_rho_ci95_hi", math.nan)
+    star = "*" if pd.notna(lo) and (lo > 0 or hi < 0) else ""
+    return f"{d:+.2f}{star}" + (f" [{lo:+.2f}, {hi:+.2f}]" if pd.notna(lo) else "")
+
+
+def _coverage(t: pd.DataFrame, bench: str, setting: str) -> str:
+    """'used/total' pairs of a column (a range when the representations cover different pairs)."""
+    r = t[(t["benchmark"] == bench) & (t["setting"] == setting)]
+    if r.empty:
+        return "–"
+    used = r["pairs_used"].astype(int)
+    total = int(r["pairs_total"].iloc[0])
+    share = f" ({100 * used.max() / total:.0f}%)" if total else ""
+    span = f"{used.min()}" if used.min() == used.max() else f"{used.min()}–{used.max()}"
+    return f"{span}/{total}{share}"
+
+
 def table2_markdown(t: pd.DataFrame) -> str:
     reps = list(dict.fromkeys(t["representation"]))
     benches = list(dict.fromkeys(t["benchmark"]))
-    head = ["model"] + [f"{b} {s}" for b in benches for s in ("100%", "visual")]
-    share = {b: t[(t["benchmark"] == b) & (t["setting"] == "visual")]["share"].max() for b in benches}
+    head = ["model"] + [f"{b} {s}" for b in benches for s in ("all pairs", "visual")]
     lines = ["# PIXIE Table 2 — word similarity (Spearman ρ)", "",
-             "Two settings per benchmark: all pairs (100%; pairs with a word without a vector are skipped) "
-             "and the pairs whose two words both have visual features (their share of the benchmark in "
-             "the first row). '–': not applicable (the representation exists for visual words only) or "
-             "fewer than 3 usable pairs.", "",
+             "Two settings per benchmark: all pairs (the paper's '100%'; pairs with a word without a vector "
+             "are skipped) and the pairs whose two words both have visual features. Each cell: ρ [95% "
+             "bootstrap CI over pairs]; second line Δ = ρ − ρ(SGNS) on the pairs both cover [95% CI], "
+             "'*' where the CI excludes 0. The 'pairs used' row gives the pairs actually evaluated / the "
+             "benchmark's pairs (the real coverage; a range when the models cover different pairs). "
+             "'–': not applicable (the representation exists for visual words only) or fewer than 3 "
+             "usable pairs.", "",
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
-             "| share of pairs | " + " | ".join(f"100% | {_cell(100 * share[b], 0)}%" for b in benches) + " |"]
+             "| pairs used | " + " | ".join(_coverage(t, b, s) for b in benches for s in ("all", "visual")) + " |"]
     for rep in reps:
         cells = []
         for b in benches:
             for s in ("all", "visual"):
                 r = t[(t["representation"] == rep) & (t["benchmark"] == b) & (t["setting"] == s)]
-                cells.append(_cell(float(r["rho"].iloc[0])) if len(r) else "–")
+                if not len(r):
+                    cells.append("–")
+                    continue
+                d = _delta(r.iloc[0])
+                cells.append(_rho_ci(r.iloc[0]) + (f"<br>Δ {d}" if d else ""))
         lines.append(f"| {rep} | " + " | ".join(cells) + " |")
-    used = t[t["setting"] == "visual"].groupby("benchmark", sort=False)["pairs_in_setting"].max()
-    lines += ["", "Visual-word pairs per benchmark: " + ", ".join(f"{b} {int(n)}/{int(t[t['benchmark'] == b]['pairs_total'].iloc[0])}"
-                                                          for b, n in used.items())]
     return "\n".join(lines) + "\n"
 
 
@@ -162,13 +223,20 @@ def table3_markdown(t: pd.DataFrame, n_hidden: int) -> str:
     benches = list(dict.fromkeys(t["benchmark"]))
     lines = ["# PIXIE Table 3 — visual propagation (Spearman ρ on pairs of hidden words)", "",
              f"Pairs whose two words are both among the {n_hidden} visual words whose features the (∗) runs "
-             "never saw. '–': fewer than 3 such pairs.", "",
+             "never saw. ρ [95% bootstrap CI over pairs]; Δ = ρ − ρ(SGNS) on common pairs [95% CI], '*' where "
+             "the CI excludes 0. '–': fewer than 3 such pairs.", "",
              "| model | " + " | ".join(benches) + " |", "|" + "---|" * (len(benches) + 1),
-             "| pairs | " + " | ".join(str(int(t[t["benchmark"] == b]["pairs_in_setting"].max()))
-                                      if (t["benchmark"] == b).any() else "0" for b in benches) + " |"]
+             "| pairs used | " + " | ".join(_coverage(t, b, "hidden") for b in benches) + " |"]
     for rep in dict.fromkeys(t["representation"]):
-        r = t[t["representation"] == rep].set_index("benchmark")["rho"]
-        lines.append(f"| {rep} | " + " | ".join(_cell(float(r.get(b, math.nan))) for b in benches) + " |")
+        cells = []
+        for b in benches:
+            r = t[(t["representation"] == rep) & (t["benchmark"] == b)]
+            if not len(r):
+                cells.append("–")
+                continue
+            d = _delta(r.iloc[0])
+            cells.append(_rho_ci(r.iloc[0]) + (f"<br>Δ {d}" if d else ""))
+        lines.append(f"| {rep} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
 
@@ -242,7 +310,7 @@ def write_tables(wordsim_tsv, vectors: dict[str, str], visual_h5, out_dir, *, hi
     missing = set(LONG_COLUMNS) - set(long.columns)
     if missing:
         raise UserError(f"{wordsim_tsv}: not a 'pixie_tables wordsim' table (missing {', '.join(sorted(missing))})")
-    for col in LONG_COLUMNS[3:]:  # an empty cell is a NaN (e.g. rho over fewer than 3 pairs)
+    for col in LONG_COLUMNS[3:-1]:  # an empty cell is a NaN (e.g. rho over fewer than 3 pairs)
         long[col] = pd.to_numeric(long[col], errors="coerce")
     visual = visual_words(visual_h5)
     hidden = read_word_list(hidden_txt) if hidden_txt else set()
@@ -267,7 +335,32 @@ def write_tables(wordsim_tsv, vectors: dict[str, str], visual_h5, out_dir, *, hi
 # Table 6
 
 
-def table6(runs: dict[str, str]) -> pd.DataFrame:
+TABLE6_DIRECTIONS = (("i2s", "I→S"), ("s2i", "S→I"))
+
+
+def _read_ranks(path) -> pd.DataFrame | None:
+    """``ranks.tsv`` next to a run's ``retrieval.tsv`` (sentret's per-query ranks), or None."""
+    f = Path(path).with_name("ranks.tsv")
+    if not f.is_file():
+        return None
+    r = read_tsv(f, dtype={"direction": str, "query": str})
+    if not {"direction", "query", "rank"} <= set(r.columns):
+        raise UserError(f"{f}: expected columns direction, query, rank (from groundwords.sentret)")
+    r["rank"] = pd.to_numeric(r["rank"], errors="coerce")
+    return r
+
+
+def _hits(ranks: pd.DataFrame, direction: str, k: int) -> pd.Series:
+    r = ranks[ranks["direction"] == direction]
+    return pd.Series((r["rank"] <= k).astype(float).to_numpy(), index=r["query"].to_numpy())
+
+
+def table6(runs: dict[str, str], n_boot: int = 2000, seed: int = 0, baseline: str = BASELINE) -> pd.DataFrame:
+    """R@1/5/10 (%) per model and direction; with each run's ``ranks.tsv`` also the 95%
+    bootstrap CI over the test queries (``<d>_r<k>_ci95_lo/hi``) and the paired difference from
+    ``baseline`` on the queries both answer (``delta_<d>_r<k>_vs_baseline``, ``..._ci95_lo/hi``,
+    ``..._se``, ``p_<d>_r<k>_vs_baseline``; percentage points)."""
+    ranks = {}
     rows = []
     for name, path in runs.items():
         if not Path(path).is_file():
@@ -275,26 +368,64 @@ def table6(runs: dict[str, str]) -> pd.DataFrame:
         r = read_tsv(path, dtype={"direction": str})
         if not {"direction", "k", "recall"} <= set(r.columns):
             raise UserError(f"{path}: expected columns direction, k, recall (from groundwords.sentret)")
+        ranks[name] = _read_ranks(path)
         row = {"model": name}
-        for direction, label in (("i2s", "I→S"), ("s2i", "S→I")):
+        for direction, label in TABLE6_DIRECTIONS:
             for k in (1, 5, 10):
                 v = r[(r["direction"] == direction) & (r["k"] == k)]["recall"]
                 row[f"{label} R@{k}"] = 100 * float(v.iloc[0]) if len(v) else math.nan
         n = r.groupby("direction")["n_queries"].max() if "n_queries" in r else {}
         row["queries I→S / S→I"] = f"{int(n.get('i2s', 0))} / {int(n.get('s2i', 0))}" if len(n) else ""
         rows.append(row)
+    base = ranks.get(baseline)
+    for row in rows:
+        rk = ranks[row["model"]]
+        for direction, _ in TABLE6_DIRECTIONS:
+            for k in (1, 5, 10):
+                m = f"{direction}_r{k}"
+                ci = cmp = None
+                if rk is not None:
+                    hits = _hits(rk, direction, k)
+                    ci = stats.bootstrap_mean(hits.to_numpy(), n_boot=n_boot, seed=seed)
+                    if base is not None and row["model"] != baseline:
+                        b = _hits(base, direction, k)
+                        common = b.index.intersection(hits.index)
+                        cmp = stats.paired_bootstrap_mean(b.loc[common].to_numpy(), hits.loc[common].to_numpy(),
+                                                          n_boot=n_boot, seed=seed)
+                row[f"{m}_ci95_lo"] = 100 * ci["lo"] if ci else math.nan
+                row[f"{m}_ci95_hi"] = 100 * ci["hi"] if ci else math.nan
+                for key, col in (("delta", f"delta_{m}_vs_baseline"), ("lo", f"delta_{m}_ci95_lo"),
+                                 ("hi", f"delta_{m}_ci95_hi"), ("se", f"delta_{m}_se")):
+                    row[col] = 100 * cmp[key] if cmp else math.nan
+                row[f"p_{m}_vs_baseline"] = cmp["p_value"] if cmp else math.nan
+                row[f"queries_common_{direction}"] = cmp["n"] if cmp else math.nan
+        row["baseline"] = baseline if base is not None else ""
     return pd.DataFrame(rows)
 
 
 def table6_markdown(t: pd.DataFrame) -> str:
-    cols = [c for c in t.columns if c != "model"]
+    recall_cols = [f"{label} R@{k}" for _, label in TABLE6_DIRECTIONS for k in (1, 5, 10)]
+    slugs = [f"{d}_r{k}" for d, _ in TABLE6_DIRECTIONS for k in (1, 5, 10)]
     lines = ["# PIXIE Table 6 — image (I) ↔ sentence (S) retrieval, R@K (%)", "",
              "Frozen word vectors → one-layer GRU sentence encoder; image features linearly mapped to the "
-             "same space; triplet loss. Test split, each model on the same data.", "",
-             "| model | " + " | ".join(cols) + " |", "|" + "---|" * (len(cols) + 1)]
+             "same space; triplet loss. Test split, each model on the same data. Each cell: R@K [95% bootstrap "
+             "CI over the test queries]; second line Δ = R@K − R@K(SGNS) on the queries both answer [95% CI], "
+             "'*' where the CI excludes 0.", "",
+             "| model | " + " | ".join(recall_cols) + " | queries I→S / S→I |", "|" + "---|" * (len(recall_cols) + 2)]
     for _, r in t.iterrows():
-        lines.append(f"| {r['model']} | " + " | ".join(_cell(r[c], 1) if isinstance(r[c], float) else str(r[c])
-                                                       for c in cols) + " |")
+        cells = []
+        for col, m in zip(recall_cols, slugs):
+            cell = _cell(r[col], 1)
+            lo, hi = r.get(f"{m}_ci95_lo", math.nan), r.get(f"{m}_ci95_hi", math.nan)
+            if cell != "–" and pd.notna(lo):
+                cell += f" [{lo:.1f}, {hi:.1f}]"
+            d = r.get(f"delta_{m}_vs_baseline", math.nan)
+            if pd.notna(d):
+                dlo, dhi = r[f"delta_{m}_ci95_lo"], r[f"delta_{m}_ci95_hi"]
+                star = "*" if pd.notna(dlo) and (dlo > 0 or dhi < 0) else ""
+                cell += f"<br>Δ {d:+.1f}{star} [{dlo:+.1f}, {dhi:+.1f}]"
+            cells.append(cell)
+        lines.append(f"| {r['model']} | " + " | ".join(cells) + f" | {r['queries I→S / S→I']} |")
     return "\n".join(lines) + "\n"
 
 
@@ -336,6 +467,8 @@ def main(argv=None) -> None:
     w.add_argument("--benchmark", action="append", required=True, metavar="NAME=PAIRS")
     w.add_argument("--visual-words", required=True, help="per-word visual features HDF5 (ids = visual words)")
     w.add_argument("--hidden-words", help="words withheld from the (∗) runs, one per line")
+    w.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples (CIs, paired Δ vs SGNS)")
+    w.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     w.add_argument("--out", required=True)
     t = sub.add_parser("tables", help="Tables 2-5")
     t.add_argument("--wordsim", required=True, help="the long TSV of 'wordsim'")
@@ -348,13 +481,17 @@ def main(argv=None) -> None:
     t.add_argument("--concreteness")
     t.add_argument("--out-dir", required=True)
     r = sub.add_parser("retrieval", help="Table 6")
-    r.add_argument("--run", action="append", required=True, metavar="NAME=RETRIEVAL_TSV")
+    r.add_argument("--run", action="append", required=True, metavar="NAME=RETRIEVAL_TSV",
+                   help="a model's retrieval.tsv (its ranks.tsv next to it gives the CIs and paired Δ)")
+    r.add_argument("--n-boot", type=int, default=2000, help="bootstrap resamples of the test queries")
+    r.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     r.add_argument("--out-dir", required=True)
     a = p.parse_args(argv)
     setup_logging()
     if a.cmd == "wordsim":
         benches = {n: bm.resolve(n, path=path) for n, path in _named(a.benchmark, "--benchmark").items()}
-        long = wordsim(_named(a.rep, "--rep"), benches, a.visual_words, a.hidden_words, set(a.visual_only))
+        long = wordsim(_named(a.rep, "--rep"), benches, a.visual_words, a.hidden_words, set(a.visual_only),
+                       n_boot=a.n_boot, seed=a.seed)
         write_tsv(long, a.out)
     elif a.cmd == "tables":
         if a.k < 1:
@@ -363,7 +500,7 @@ def main(argv=None) -> None:
                      hidden_txt=a.hidden_words, pairs=[_pair(s) for s in a.pair], queries=a.query, k=a.k,
                      concreteness=a.concreteness)
     else:
-        t6 = table6(_named(a.run, "--run"))
+        t6 = table6(_named(a.run, "--run"), n_boot=a.n_boot, seed=a.seed)
         write_csv(t6, Path(a.out_dir) / "pixie_table6.csv")
         _write_md(table6_markdown(t6), Path(a.out_dir) / "pixie_table6.md")
 

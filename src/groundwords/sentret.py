@@ -54,7 +54,10 @@ is in the top K. Ties count against the model: an item scoring exactly as high a
 item ranks before it.
 
 Outputs (atomic): ``D/retrieval.tsv`` with columns ``direction, k, recall, n_queries``
-(direction ``i2s`` / ``s2i``, recall a fraction in [0, 1]), then ``D/train.json`` (last: it marks
+(direction ``i2s`` / ``s2i``, recall a fraction in [0, 1]), ``D/ranks.tsv`` with every test
+query's rank (``direction, query, rank``; the query is the image id for ``i2s`` and
+``caption-<index among the source captions>`` for ``s2i``, ids that do not depend on the word
+vectors, so that two models' queries can be paired), then ``D/train.json`` (last: it marks
 a finished run) with the hyper-parameters, inputs, row accounting, per-split counts, per-epoch
 loss / learning rate / validation R@K and R-sum, timings, word-vector dimension, torch version.
 """
@@ -346,17 +349,29 @@ def embed_split(model: VSE, features: torch.Tensor, tokens: torch.Tensor, length
             torch.cat(caps).cpu().numpy() if caps else np.zeros((0, h), np.float32))
 
 
+def retrieval_ranks(img_emb: np.ndarray, cap_emb: np.ndarray, cap_image: np.ndarray) -> dict:
+    """Per-query ranks of both directions (see :func:`best_true_ranks`): ``{"i2s": (images,
+    ranks), "s2i": (captions, ranks)}``, where ``images`` are the rows of ``img_emb`` that query
+    (those with a caption) and ``captions`` the rows of ``cap_emb`` (all of them)."""
+    scores = img_emb.astype(np.float64) @ cap_emb.astype(np.float64).T  # (I, C)
+    queries = np.unique(cap_image)  # i2s: images with at least one caption
+    if len(queries) == 0:
+        empty = np.zeros(0, np.int64)
+        return {"i2s": (empty, empty), "s2i": (empty, empty)}
+    i2s_truth = cap_image[None, :] == queries[:, None]
+    return {"i2s": (queries, best_true_ranks(scores[queries], i2s_truth)),
+            "s2i": (np.arange(len(cap_image)), best_true_ranks(scores.T, np.asarray(cap_image, np.int64)))}
+
+
 def retrieval_recalls(img_emb: np.ndarray, cap_emb: np.ndarray, cap_image: np.ndarray,
                       ks: Iterable[int] = KS) -> tuple[dict, dict]:
     """R@K of both directions for images ``img_emb`` (I, h) and captions ``cap_emb`` (C, h) whose
     image is row ``cap_image[c]`` of ``img_emb``. Returns ``(recalls, n_queries)`` keyed by direction."""
     ks = tuple(ks)
-    scores = img_emb.astype(np.float64) @ cap_emb.astype(np.float64).T  # (I, C)
-    queries = np.unique(cap_image)  # i2s: images with at least one caption
-    i2s_truth = cap_image[None, :] == queries[:, None]
-    recalls = {"i2s": recall_at_k(scores[queries], i2s_truth, ks),
-               "s2i": recall_at_k(scores.T, np.asarray(cap_image, np.int64), ks)}
-    return recalls, {"i2s": len(queries), "s2i": len(cap_image)}
+    ranks = retrieval_ranks(img_emb, cap_emb, np.asarray(cap_image, np.int64))
+    recalls = {d: {int(k): float((r <= k).mean()) if len(r) else float("nan") for k in ks}
+               for d, (_, r) in ranks.items()}
+    return recalls, {d: len(r) for d, (_, r) in ranks.items()}
 
 
 class SplitTensors:
@@ -374,10 +389,23 @@ class SplitTensors:
         self.cap_image = local[enc.caption_image[sel]]
         self.n_captions = int(sel.sum())
         self.n_images_with_caption = len(np.unique(self.cap_image))
+        # query ids that do not depend on the word vectors: the image id, the caption's source index
+        self.image_ids = [data.image_ids[r] for r in img_rows]
+        self.caption_ids = np.flatnonzero(enc.kept)[sel]
 
     def recalls(self, model: VSE) -> tuple[dict, dict]:
         img, cap = embed_split(model, self.features, self.tokens, self.lengths)
         return retrieval_recalls(img, cap, self.cap_image)
+
+    def ranks(self, model: VSE) -> pd.DataFrame:
+        """Every test query's rank: ``direction, query, rank`` (query: the image id for ``i2s``,
+        ``caption-<index among the source captions>`` for ``s2i``), the input of paired tests."""
+        img, cap = embed_split(model, self.features, self.tokens, self.lengths)
+        r = retrieval_ranks(img, cap, self.cap_image)
+        (qi, ri), (qc, rc) = r["i2s"], r["s2i"]
+        return pd.DataFrame({"direction": ["i2s"] * len(ri) + ["s2i"] * len(rc),
+                             "query": [self.image_ids[i] for i in qi] + [f"caption-{self.caption_ids[c]}" for c in qc],
+                             "rank": np.concatenate([ri, rc]).astype(np.int64)}, columns=["direction", "query", "rank"])
 
 
 def fit_vse(model: VSE, tr: SplitTensors, *, epochs: int, batch_size: int, lr: float, lr_step: int,
@@ -516,7 +544,10 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
             model.load_state_dict(best["state"])
             selected = best["epoch"]
         t0 = time.perf_counter()
-        recalls, n_queries = sets["test"].recalls(model)
+        ranks = sets["test"].ranks(model)
+        recalls = {d: {k: float((ranks.loc[ranks["direction"] == d, "rank"] <= k).mean()) for k in KS}
+                   for d in DIRECTIONS}
+        n_queries = {d: int((ranks["direction"] == d).sum()) for d in DIRECTIONS}
         eval_seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
 
@@ -525,6 +556,7 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     write_tsv(table, out_dir / "retrieval.tsv")
+    write_tsv(ranks, out_dir / "ranks.tsv")
     info = {
         "task": "image-sentence retrieval (PIXIE section 4.3, Table 6)",
         "hyperparameters": {"hidden": hidden, "epochs": epochs, "lr": lr, "lr_step": lr_step, "margin": margin,

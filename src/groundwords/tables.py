@@ -13,6 +13,11 @@ averaged image encoding):
 - ``delta_<rep>_vs_baseline`` and ``p_<rep>_vs_baseline``: ρ(run) − ρ(baseline) on the pairs
   both cover, with a paired-bootstrap two-sided p-value (:func:`groundwords.stats.paired_bootstrap`);
   the baseline is a grid point of the same subset (for Table 2: γ = 0, vanilla CBOW);
+  ``delta_<rep>_ci95_lo/hi`` its 95% percentile interval, ``delta_<rep>_se`` the standard
+  deviation of the bootstrap differences (the minimum detectable effect is ≈ 2.8 × se);
+- ``delta_image_vs_learned`` (``p_image_vs_learned``, ``delta_image_ci95_lo/hi``,
+  ``delta_image_se``): ρ(with_image) − ρ(learned) of the same runs on the pairs both cover
+  (does the averaged image encoding help?);
 - ``pairs_used_<rep>``, ``pairs_total``, ``coverage_<rep>`` (= used / total).
 
 ``python -m groundwords.tables summary`` writes such a table (Tables 1, 2, 4 and the §6.2
@@ -95,13 +100,16 @@ def summary(long: pd.DataFrame, baseline: str | None = None, n_boot: int = 2000,
         base = None
         if baseline:
             base = long[(long["subset"] == subset) & (long["point"] == baseline) & (long["benchmark"] == bench)]
+        own = {}
         for rep, col in REPRS.items():
             r = g[g["representation"] == rep].sort_values("seed")
             rhos = r["rho"].to_numpy(float)
             row[f"rho_{col}"] = float(np.nanmean(rhos)) if np.isfinite(rhos).any() else np.nan
             row[f"rho_{col}_sd"] = float(np.nanstd(rhos, ddof=1)) if np.isfinite(rhos).sum() > 1 else np.nan
             human, sims = _pair_sims(list(dict.fromkeys(r["path"])), bench, rep)
-            lo = hi = delta = p = np.nan
+            own[col] = (human, sims)
+            lo = hi = np.nan
+            cmp = dict.fromkeys(("delta", "lo", "hi", "se", "p_value"), np.nan)
             if sims is not None:
                 ci = stats.bootstrap_ci(human, sims, n_boot=n_boot, seed=seed)
                 lo, hi = ci["lo"], ci["hi"]
@@ -110,12 +118,21 @@ def summary(long: pd.DataFrame, baseline: str | None = None, n_boot: int = 2000,
                     bh, bsims = _pair_sims(list(dict.fromkeys(b["path"])), bench, rep)
                     if bsims is not None:
                         cmp = stats.paired_bootstrap(bh, bsims, sims, n_boot=n_boot, seed=seed)
-                        delta, p = cmp["delta"], cmp["p_value"]
             row[f"rho_{col}_ci95_lo"], row[f"rho_{col}_ci95_hi"] = lo, hi
             if baseline:
-                row[f"delta_{col}_vs_baseline"], row[f"p_{col}_vs_baseline"] = delta, p
+                row[f"delta_{col}_vs_baseline"], row[f"p_{col}_vs_baseline"] = cmp["delta"], cmp["p_value"]
+                row[f"delta_{col}_ci95_lo"], row[f"delta_{col}_ci95_hi"] = cmp["lo"], cmp["hi"]
+                row[f"delta_{col}_se"] = cmp["se"]
             row[f"pairs_used_{col}"] = int(r["pairs_used"].max()) if len(r) else 0
             row[f"coverage_{col}"] = float(r["coverage"].mean()) if len(r) else np.nan
+        # does the averaged image encoding help? with_image − learned of the same runs, common pairs
+        (h, learned), (_, with_image) = own["learned"], own["with_image"]
+        cmp = dict.fromkeys(("delta", "lo", "hi", "se", "p_value"), np.nan)
+        if learned is not None and with_image is not None:
+            cmp = stats.paired_bootstrap(h, learned, with_image, n_boot=n_boot, seed=seed)
+        row["delta_image_vs_learned"], row["p_image_vs_learned"] = cmp["delta"], cmp["p_value"]
+        row["delta_image_ci95_lo"], row["delta_image_ci95_hi"] = cmp["lo"], cmp["hi"]
+        row["delta_image_se"] = cmp["se"]
         row["pairs_total"] = int(g["pairs_total"].max())
         rows.append(row)
     out = pd.DataFrame(rows)
@@ -156,7 +173,11 @@ def _delta_cell(r, col):
     d, p = r.get(f"delta_{col}_vs_baseline"), r.get(f"p_{col}_vs_baseline")
     if not (isinstance(d, float) and np.isfinite(d)):
         return ""
-    return f"{d:+.4f} (p={p:.3f})" if np.isfinite(p) else f"{d:+.4f}"
+    cell = f"{d:+.4f}"
+    lo, hi = r.get(f"delta_{col}_ci95_lo"), r.get(f"delta_{col}_ci95_hi")
+    if isinstance(lo, float) and np.isfinite(lo):
+        cell += f" [{lo:+.3f}, {hi:+.3f}]"
+    return cell + (f" (p={p:.3f})" if np.isfinite(p) else "")
 
 
 def summary_markdown(t: pd.DataFrame, title: str, note: str = "", baseline: str | None = None) -> str:
@@ -169,7 +190,7 @@ def summary_markdown(t: pd.DataFrame, title: str, note: str = "", baseline: str 
         "ρ: Spearman correlation of cosine similarities with human scores (mean over seeds "
         "± sd) [95% bootstrap CI over benchmark pairs]. *learned*: the embeddings; *with image*: "
         "⊕ the word's averaged raw image encoding. Coverage: pairs used / pairs in the benchmark."
-        + (f" Δ: ρ − ρ({baseline}) on common pairs, paired bootstrap p." if baseline else ""),
+        + (f" Δ: ρ − ρ({baseline}) on common pairs [95% CI], paired bootstrap p." if baseline else ""),
         "",
     ]
     multi_variant = t["variant"].nunique() > 1
@@ -277,23 +298,91 @@ def neighbours_markdown(t: pd.DataFrame) -> str:
 # IESG (paper 001) Tables 1-3
 
 IESG_MODELS = {"l2": "L2 baseline", "iesg": "IESG"}
+IESG_BASELINE = "l2"
+KS = (1, 5, 10)
 
 
-def iesg_matching_table(matching: pd.DataFrame, direction: str) -> pd.DataFrame:
-    t = matching[matching["direction"] == direction].copy()
-    t.insert(0, "method", t["model"].map(IESG_MODELS).fillna(t["model"]))
-    return t[["method", "direction", "split", "p_at_1", "p_at_5", "p_at_10", "pairs_used", "pairs_total",
-              "n_candidates", "scoring"]].reset_index(drop=True)
+def _cmp_columns(prefix: str, cmp: dict | None) -> dict:
+    """The paired-comparison columns of one metric: Δ, its CI, bootstrap SE and p-value."""
+    cmp = cmp or {}
+    return {f"delta_{prefix}_vs_baseline": cmp.get("delta", np.nan),
+            f"delta_{prefix}_ci95_lo": cmp.get("lo", np.nan), f"delta_{prefix}_ci95_hi": cmp.get("hi", np.nan),
+            f"delta_{prefix}_se": cmp.get("se", np.nan), f"p_{prefix}_vs_baseline": cmp.get("p_value", np.nan)}
 
 
-def iesg_wordsim_table(sgns_eval, iesg_eval) -> pd.DataFrame:
+def iesg_matching_table(matching: pd.DataFrame, direction: str, ranks: pd.DataFrame | None = None,
+                        n_boot: int = 2000, seed: int = 0) -> pd.DataFrame:
+    """IESG Table 1 or 2: P@1/5/10 per model, with 95% bootstrap CIs over the test pairs
+    (queries) and IESG's paired difference from the L2 baseline on the same queries.
+
+    ``ranks``: ``iesg evaluate --ranks-tsv`` (one row per test pair, a ``<model>_<direction>``
+    rank column per model); without it only the point estimates are given.
+    """
+    t = matching[matching["direction"] == direction].reset_index(drop=True)
     rows = []
+    for _, r in t.iterrows():
+        model = str(r["model"])
+        row = {"method": IESG_MODELS.get(model, model), "direction": direction, "split": r["split"]}
+        col = f"{model}_{direction}"
+        base_col = f"{IESG_BASELINE}_{direction}"
+        have = ranks is not None and col in ranks.columns
+        for k in KS:
+            m = f"p_at_{k}"
+            row[m] = float(r[m])
+            ci = cmp = None
+            if have:
+                hits = (pd.to_numeric(ranks[col], errors="coerce") <= k).astype(float).to_numpy()
+                ci = stats.bootstrap_mean(hits, n_boot=n_boot, seed=seed)
+                if model != IESG_BASELINE and base_col in ranks.columns:
+                    base = (pd.to_numeric(ranks[base_col], errors="coerce") <= k).astype(float).to_numpy()
+                    cmp = stats.paired_bootstrap_mean(base, hits, n_boot=n_boot, seed=seed)
+            row[f"{m}_ci95_lo"] = ci["lo"] if ci else np.nan
+            row[f"{m}_ci95_hi"] = ci["hi"] if ci else np.nan
+            row.update(_cmp_columns(m, cmp))
+        row.update(pairs_used=int(r["pairs_used"]), pairs_total=int(r["pairs_total"]),
+                   n_candidates=float(r["n_candidates"]), scoring=r["scoring"],
+                   baseline=IESG_MODELS[IESG_BASELINE])
+        rows.append(row)
+    return pd.DataFrame(rows)
+
+
+def _read_pairs_file(path) -> pd.DataFrame | None:
+    if path is None or not Path(path).is_file():
+        return None
+    return read_tsv(path, dtype={"benchmark": str, "word1": str, "word2": str})
+
+
+def iesg_wordsim_table(sgns_eval, iesg_eval, sgns_pairs=None, iesg_pairs=None, n_boot: int = 2000,
+                       seed: int = 0) -> pd.DataFrame:
+    """IESG Table 3: Spearman ρ of skip-gram and IESG per benchmark, with 95% bootstrap CIs
+    over pairs and IESG's paired difference from skip-gram on the pairs both cover
+    (``pairs.tsv`` of ``groundwords.evaluate --pairs-out``; without them only ρ is given)."""
+    rows = []
+    pairs = {"skip-gram": _read_pairs_file(sgns_pairs), "IESG": _read_pairs_file(iesg_pairs)}
     for method, path in (("skip-gram", sgns_eval), ("IESG", iesg_eval)):
         e = read_tsv(path, dtype={"benchmark": str, "representation": str})
         for _, r in e[e["representation"] == "learned"].iterrows():
-            rows.append({"method": method, "benchmark": r["benchmark"],
-                         "rho": pd.to_numeric(r["rho"], errors="coerce"),
-                         "pairs_used": r["pairs_used"], "pairs_total": r["pairs_total"]})
+            bench = r["benchmark"]
+            row = {"method": method, "benchmark": bench, "rho": pd.to_numeric(r["rho"], errors="coerce")}
+            ci = cmp = None
+            p, base = pairs[method], pairs["skip-gram"]
+            if p is not None:
+                pb = p[p["benchmark"] == bench]
+                human = pb["human"].to_numpy(float)
+                sims = pd.to_numeric(pb["learned"], errors="coerce").to_numpy(float)
+                ci = stats.bootstrap_ci(human, sims, n_boot=n_boot, seed=seed)
+                if method != "skip-gram" and base is not None:
+                    bb = base[base["benchmark"] == bench]
+                    if list(zip(bb["word1"], bb["word2"])) != list(zip(pb["word1"], pb["word2"])):
+                        raise UserError(f"{sgns_pairs} and {iesg_pairs}: different pairs for {bench}")
+                    cmp = stats.paired_bootstrap(human, pd.to_numeric(bb["learned"], errors="coerce").to_numpy(float),
+                                                 sims, n_boot=n_boot, seed=seed)
+            row["rho_ci95_lo"] = ci["lo"] if ci else np.nan
+            row["rho_ci95_hi"] = ci["hi"] if ci else np.nan
+            row.update(_cmp_columns("rho", cmp))
+            row["pairs_common"] = cmp["n_pairs"] if cmp else np.nan
+            row.update(pairs_used=r["pairs_used"], pairs_total=r["pairs_total"], baseline="skip-gram")
+            rows.append(row)
     return pd.DataFrame(rows)
 
 
@@ -306,25 +395,94 @@ def _simple_markdown(t: pd.DataFrame, title: str, note: str = "") -> str:
     return "\n".join(lines) + "\n"
 
 
-def iesg_tables(matching_tsv, by_frequency_tsv, sgns_eval, iesg_eval, out_dir) -> None:
+def _ci_cell(r, m, digits=3) -> str:
+    v = r.get(m)
+    if not (isinstance(v, (float, int)) and np.isfinite(v)):
+        return "–"
+    cell = f"{v:.{digits}f}"
+    lo, hi = r.get(f"{m}_ci95_lo"), r.get(f"{m}_ci95_hi")
+    if isinstance(lo, float) and np.isfinite(lo):
+        cell += f" [{lo:.{digits}f}, {hi:.{digits}f}]"
+    return cell
+
+
+def _cmp_cell(r, m, digits=3) -> str:
+    d = r.get(f"delta_{m}_vs_baseline")
+    if not (isinstance(d, float) and np.isfinite(d)):
+        return ""
+    lo, hi, p = r.get(f"delta_{m}_ci95_lo"), r.get(f"delta_{m}_ci95_hi"), r.get(f"p_{m}_vs_baseline")
+    cell = f"{d:+.{digits}f}"
+    if isinstance(lo, float) and np.isfinite(lo):
+        cell += f" [{lo:+.{digits}f}, {hi:+.{digits}f}]"
+    return cell + (f" (p={p:.3f})" if isinstance(p, float) and np.isfinite(p) else "")
+
+
+def iesg_matching_markdown(t: pd.DataFrame, title: str) -> str:
+    lines = [f"# {title}", "",
+             "Each true (image, word) pair of the test split ranked against random candidates that share "
+             "nothing with it; P@k = share of true items ranked in the top k [95% bootstrap CI over the "
+             "test pairs]. Δ: P@k − P@k(L2 baseline) on the same pairs [95% CI] (paired bootstrap p).", "",
+             "| method | " + " | ".join(f"P@{k}" for k in KS) + " | " + " | ".join(f"Δ P@{k} vs L2" for k in KS)
+             + " | pairs used / total | candidates |", "|" + "---|" * (2 + 2 * len(KS) + 1)]
+    for _, r in t.iterrows():
+        lines.append(f"| {r['method']} | " + " | ".join(_ci_cell(r, f"p_at_{k}") for k in KS) + " | "
+                     + " | ".join(_cmp_cell(r, f"p_at_{k}") for k in KS)
+                     + f" | {int(r['pairs_used'])}/{int(r['pairs_total'])} | {r['n_candidates']:g} |")
+    return "\n".join(lines) + "\n"
+
+
+def iesg_wordsim_markdown(t: pd.DataFrame) -> str:
+    lines = ["# IESG Table 3 — word similarity (Spearman ρ), skip-gram vs IESG", "",
+             "ρ [95% bootstrap CI over pairs]; Δ: ρ(IESG) − ρ(skip-gram) on the pairs both cover [95% CI] "
+             "(paired bootstrap p). Pairs with an out-of-vocabulary word are skipped and counted.", "",
+             "| benchmark | method | ρ | Δ vs skip-gram | pairs used / total |", "|---|---|---|---|---|"]
+    for _, r in t.iterrows():
+        lines.append(f"| {r['benchmark']} | {r['method']} | {_ci_cell(r, 'rho')} | {_cmp_cell(r, 'rho')} | "
+                     f"{int(r['pairs_used'])}/{int(r['pairs_total'])} |")
+    return "\n".join(lines) + "\n"
+
+
+def iesg_by_frequency(ranks: pd.DataFrame, vocab: pd.DataFrame, edges=None) -> pd.DataFrame:
+    """Figure 3's table: P@1 per term-frequency bin of the test pairs' words, per model and
+    direction (:func:`groundwords.retrieval.p1_by_frequency`; ``edges`` empty/None: powers of
+    ten spanning the counts). A bin without a test word has ``n = 0`` and an empty P@1."""
+    from .retrieval import p1_by_frequency
+
+    counts = dict(zip(vocab["word"].astype(str), pd.to_numeric(vocab["count"], errors="coerce")))
+    freqs = ranks["word"].astype(str).map(counts).to_numpy(float)
+    if np.isnan(freqs).any():
+        raise UserError(f"{int(np.isnan(freqs).sum())} test words are not in the skip-gram vocabulary")
+    edges = list(edges) if edges is not None and len(edges) else None
+    if edges is not None and (len(edges) < 2 or np.any(np.diff(edges) <= 0)):
+        raise UserError(f"frequency bin edges must be at least two increasing numbers (got {edges})")
+    frames = []
+    for col in ranks.columns:
+        for d in ("image_to_word", "word_to_image"):
+            if col.endswith("_" + d):
+                fb = p1_by_frequency(pd.to_numeric(ranks[col]).to_numpy(), freqs, edges)
+                frames.append(fb.assign(model=col[: -len(d) - 1], direction=d))
+    return pd.concat(frames, ignore_index=True)[["model", "direction", "freq_lo", "freq_hi", "n", "p_at_1"]]
+
+
+def iesg_tables(matching_tsv, ranks_tsv, vocab_tsv, sgns_eval, iesg_eval, out_dir, *, sgns_pairs=None,
+                iesg_pairs=None, freq_edges=None, n_boot: int = 2000, seed: int = 0) -> None:
     from .figures import p1_by_frequency_plot
 
     out_dir = Path(out_dir)
     matching = read_tsv(matching_tsv, dtype={"model": str, "direction": str})
-    note = ("Each true (image, word) pair of the test split ranked against random candidates that share "
-            "nothing with it; P@k = share of true items ranked in the top k.")
+    ranks = read_tsv(ranks_tsv, dtype={"image_id": str, "word": str})
     for i, (direction, title) in enumerate((("image_to_word", "IESG Table 1 — image → word matching"),
                                             ("word_to_image", "IESG Table 2 — word → image matching")), 1):
-        t = iesg_matching_table(matching, direction)
+        t = iesg_matching_table(matching, direction, ranks, n_boot=n_boot, seed=seed)
         write_csv(t, out_dir / f"iesg_table{i}.csv")
-        _write_md(_simple_markdown(t, title, note), out_dir / f"iesg_table{i}.md")
-    t3 = iesg_wordsim_table(sgns_eval, iesg_eval)
+        _write_md(iesg_matching_markdown(t, title), out_dir / f"iesg_table{i}.md")
+    t3 = iesg_wordsim_table(sgns_eval, iesg_eval, sgns_pairs, iesg_pairs, n_boot=n_boot, seed=seed)
     write_csv(t3, out_dir / "iesg_table3.csv")
-    _write_md(_simple_markdown(t3, "IESG Table 3 — word similarity (Spearman ρ), skip-gram vs IESG",
-                               "Pairs with an out-of-vocabulary word are skipped and counted."),
-              out_dir / "iesg_table3.md")
-    p1_by_frequency_plot(read_tsv(by_frequency_tsv, dtype={"model": str, "direction": str}),
-                         out_dir / "iesg_figure3.png")
+    _write_md(iesg_wordsim_markdown(t3), out_dir / "iesg_table3.md")
+    fb = iesg_by_frequency(ranks, read_tsv(vocab_tsv, dtype={"word": str}), freq_edges)
+    fb["model"] = fb["model"].map(IESG_MODELS).fillna(fb["model"])
+    write_csv(fb, out_dir / "iesg_figure3.csv")
+    p1_by_frequency_plot(fb, out_dir / "iesg_figure3.png")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -356,15 +514,23 @@ def main(argv=None) -> None:
     n.add_argument("--out-csv", required=True)
     n.add_argument("--out-md", required=True)
     ie = sub.add_parser("iesg", help="IESG Tables 1-3 and Figure 3")
-    ie.add_argument("--matching", required=True)
-    ie.add_argument("--by-frequency", required=True)
+    ie.add_argument("--matching", required=True, help="iesg evaluate's results TSV")
+    ie.add_argument("--ranks", required=True, help="iesg evaluate --ranks-tsv: every test pair's rank")
+    ie.add_argument("--vocab", required=True, help="the skip-gram vocab.tsv (word, count): Figure 3's frequencies")
     ie.add_argument("--sgns-eval", required=True)
     ie.add_argument("--iesg-eval", required=True)
+    ie.add_argument("--sgns-pairs", help="pairs.tsv of the skip-gram evaluation (CIs, paired Δ)")
+    ie.add_argument("--iesg-pairs", help="pairs.tsv of the IESG evaluation")
+    ie.add_argument("--freq-edges", type=float, nargs="*", default=None,
+                    help="Figure 3's term-frequency bin edges (none: powers of ten)")
+    ie.add_argument("--n-boot", type=int, default=2000)
+    ie.add_argument("--seed", type=int, default=0, help="bootstrap seed")
     ie.add_argument("--out-dir", required=True)
     a = p.parse_args(argv)
     setup_logging()
     if a.cmd == "iesg":
-        iesg_tables(a.matching, a.by_frequency, a.sgns_eval, a.iesg_eval, a.out_dir)
+        iesg_tables(a.matching, a.ranks, a.vocab, a.sgns_eval, a.iesg_eval, a.out_dir, sgns_pairs=a.sgns_pairs,
+                    iesg_pairs=a.iesg_pairs, freq_edges=a.freq_edges, n_boot=a.n_boot, seed=a.seed)
     elif a.cmd == "summary":
         t = summary(collect(a.evals), baseline=a.baseline, n_boot=a.n_boot)
         write_csv(t, a.out_csv)

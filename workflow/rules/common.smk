@@ -151,7 +151,7 @@ def iesg_targets():
     if not config["iesg"]["enabled"]:
         return []
     return [f"results/iesg_table{i}.{ext}" for i in (1, 2, 3) for ext in ("csv", "md")] + [
-        "results/iesg_figure3.png"]
+        "results/iesg_figure3.png", "results/iesg_figure3.csv"]
 
 
 def largest_subset():
@@ -245,3 +245,28 @@ def iesg_train_options(m):
     flags = (f"--image-norm {m['image_norm']} --context-table {m['context_table']} "
              f"--l2-fit {m['l2_fit']} --l2-ridge {m['l2_ridge']}")
     return flags + (" --image-updates-words" if m["image_updates_words"] else "")
+
+
+# The claims table (workflow/rules/claims.smk)
+
+
+def claims_inputs():
+    """name -> table CSV for every table of this config that a claim reads."""
+    out = {"wield_table2": "results/table2.csv"}
+    if W["image_input"]["enabled"]:
+        out["wield_table1"] = "results/table1.csv"
+    if config["iesg"]["enabled"]:
+        out.update({f"iesg_table{i}": f"results/iesg_table{i}.csv" for i in (1, 2, 3)})
+    if config["pixie"]["enabled"]:
+        out.update({f"pixie_table{i}": f"results/pixie_table{i}.csv" for i in (2, 3)})
+        if config["pixie"]["retrieval"]["enabled"]:
+            out["pixie_table6"] = "results/pixie_table6.csv"
+    return out
+
+
+def claims_args(wildcards, input):
+    args = [f"--{name.replace('_', '-')} {path}" for name, path in input.items()]
+    why = {"wield_table1": "wield.image_input.enabled is false", "iesg": "iesg.enabled is false",
+           "pixie": "pixie.enabled is false", "pixie_table6": "pixie.retrieval.enabled is false"}
+    args += [f"--why '{k}={v}'" for k, v in why.items()]
+    return " ".join(args)

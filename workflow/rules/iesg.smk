@@ -157,7 +157,7 @@ rule iesg_matching:
         features=IESG_FEATURES,
     output:
         table=f"{IESG}/matching.tsv",
-        by_freq=f"{IESG}/p1_by_frequency.tsv",
+        ranks=f"{IESG}/ranks.tsv",
     params:
         candidates=I["candidates"],
         seed=I["seed"],
@@ -169,7 +169,7 @@ rule iesg_matching:
         "python -m groundwords.iesg evaluate --model-dir $(dirname {input.model}) "
         "--word-images {input.pairs} --features {input.features} --out-tsv {output.table} "
         "--negatives {params.candidates} --image-pool all --seed {params.seed} "
-        "--by-frequency-tsv {output.by_freq} > {log} 2>&1"
+        "--ranks-tsv {output.ranks} > {log} 2>&1"
 
 
 rule iesg_wordsim:
@@ -178,7 +178,8 @@ rule iesg_wordsim:
         unpack(lambda wc: benchmark_files(names=I["benchmarks"])),
         vectors=f"{IESG}/{{model}}/vectors.txt",
     output:
-        f"{IESG}/{{model}}/eval.tsv",
+        table=f"{IESG}/{{model}}/eval.tsv",
+        pairs=f"{IESG}/{{model}}/pairs.tsv",
     params:
         benchmarks=benchmark_args(names=I["benchmarks"]),
     wildcard_constraints:
@@ -189,16 +190,20 @@ rule iesg_wordsim:
         ENV
     shell:
         "python -m groundwords.evaluate --vectors {input.vectors} {params.benchmarks} "
-        "--out {output} > {log} 2>&1"
+        "--out {output.table} --pairs-out {output.pairs} > {log} 2>&1"
 
 
 rule iesg_tables:
-    """IESG Tables 1-3 (image->word, word->image, word similarity) and Figure 3."""
+    """IESG Tables 1-3 (image->word, word->image, word similarity; 95% CIs, paired Δ vs the
+    baselines) and Figure 3 (P@1 per term-frequency bin)."""
     input:
         matching=f"{IESG}/matching.tsv",
-        by_freq=f"{IESG}/p1_by_frequency.tsv",
+        ranks=f"{IESG}/ranks.tsv",
+        vocab=f"{IESG}/vocab.tsv",
         sgns=f"{IESG}/sgns/eval.tsv",
         iesg=f"{IESG}/model/eval.tsv",
+        sgns_pairs=f"{IESG}/sgns/pairs.tsv",
+        iesg_pairs=f"{IESG}/model/pairs.tsv",
     output:
         t1=report("results/iesg_table1.csv", caption="../report/iesg.rst", category="IESG"),
         t1md="results/iesg_table1.md",
@@ -207,10 +212,16 @@ rule iesg_tables:
         t3=report("results/iesg_table3.csv", caption="../report/iesg.rst", category="IESG"),
         t3md="results/iesg_table3.md",
         fig=report("results/iesg_figure3.png", caption="../report/iesg.rst", category="IESG"),
+        figcsv="results/iesg_figure3.csv",
+    params:
+        freq_edges=" ".join(f"{e:g}" for e in I["freq_bins"]),
+        n_boot=config["stats"]["n_boot"],
     log:
         "results/logs/iesg/tables.log",
     conda:
         ENV
     shell:
-        "python -m groundwords.tables iesg --matching {input.matching} --by-frequency {input.by_freq} "
-        "--sgns-eval {input.sgns} --iesg-eval {input.iesg} --out-dir results > {log} 2>&1"
+        "python -m groundwords.tables iesg --matching {input.matching} --ranks {input.ranks} "
+        "--vocab {input.vocab} --sgns-eval {input.sgns} --iesg-eval {input.iesg} "
+        "--sgns-pairs {input.sgns_pairs} --iesg-pairs {input.iesg_pairs} --freq-edges {params.freq_edges} "
+        "--n-boot {params.n_boot} --out-dir results > {log} 2>&1"

@@ -333,7 +333,8 @@ rule pixie_concat:
 
 
 rule pixie_wordsim:
-    """Spearman ρ of every representation on every benchmark: all pairs, visual-word pairs, hidden-word pairs."""
+    """Spearman ρ of every representation on every benchmark: all pairs, visual-word pairs, hidden-word pairs;
+    95% bootstrap CIs and the paired Δ vs SGNS."""
     input:
         unpack(lambda wc: benchmark_files(names=P["benchmarks"])),
         reps=list(pixie_reps().values()),
@@ -346,13 +347,14 @@ rule pixie_wordsim:
         visual_only=" ".join(shlex.quote(f"--visual-only={n}") for n in PIXIE_VISUAL_ONLY),
         benchmarks=benchmark_args(names=P["benchmarks"]),
         hidden=lambda wc, input: f"--hidden-words {input.hidden}" if input.hidden else "",
+        n_boot=config["stats"]["n_boot"],
     log:
         "results/logs/pixie/wordsim.log",
     conda:
         ENV
     shell:
         "python -m groundwords.pixie_tables wordsim {params.reps} {params.visual_only} {params.benchmarks} "
-        "--visual-words {input.visual} {params.hidden} --out {output} > {log} 2>&1"
+        "--visual-words {input.visual} {params.hidden} --n-boot {params.n_boot} --out {output} > {log} 2>&1"
 
 
 rule pixie_tables:
@@ -416,6 +418,7 @@ rule pixie_retrieval:
         data=[] if R["precomp"] else [f"{DATA}/manifest.tsv", f"{DATA}/encodings.h5"],
     output:
         table=f"{PX}/retrieval/{{run}}/retrieval.tsv",
+        ranks=f"{PX}/retrieval/{{run}}/ranks.tsv",
         info=f"{PX}/retrieval/{{run}}/train.json",
     params:
         data=(f"--precomp {R['precomp']}" if R["precomp"] else
@@ -446,21 +449,24 @@ rule pixie_retrieval:
 
 
 rule pixie_table6:
-    """PIXIE Table 6: retrieval R@1/5/10 of each model."""
+    """PIXIE Table 6: retrieval R@1/5/10 of each model, 95% CIs and the paired Δ vs SGNS over the test queries."""
     input:
-        expand(f"{PX}/retrieval/{{run}}/retrieval.tsv", run=list(PIXIE_RETRIEVAL)),
+        tables=expand(f"{PX}/retrieval/{{run}}/retrieval.tsv", run=list(PIXIE_RETRIEVAL)),
+        ranks=expand(f"{PX}/retrieval/{{run}}/ranks.tsv", run=list(PIXIE_RETRIEVAL)),
     output:
         t6=report("results/pixie_table6.csv", caption="../report/pixie.rst", category="PIXIE"),
         t6md="results/pixie_table6.md",
     params:
         runs=" ".join(shlex.quote(f"--run={PIXIE_RETRIEVAL[r]}={PX}/retrieval/{r}/retrieval.tsv")
                       for r in PIXIE_RETRIEVAL),
+        n_boot=config["stats"]["n_boot"],
     log:
         "results/logs/pixie/table6.log",
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_tables retrieval {params.runs} --out-dir results > {log} 2>&1"
+        "python -m groundwords.pixie_tables retrieval {params.runs} --n-boot {params.n_boot} --out-dir results "
+        "> {log} 2>&1"
 
 
 rule pixie_all:
