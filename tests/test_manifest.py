@@ -101,3 +101,49 @@ def test_local_ids_do_not_depend_on_where_the_dataset_lies(tmp_path):
         pairs = pd.DataFrame({"word": ["dog"], "image_id": ["1F436"], "path": [str(d / "images" / "1F436.png")]})
         assert use_manifest_ids(pairs, d)["image_id"].tolist() == [df.loc[0, "id"]]
     assert ids[0] == ids[1] and ids[0][0] == image_id("images/1F436.png")
+
+
+CONTROL_CHARS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x00", "\x1f", "\x7f"]
+
+
+def test_control_characters_in_captions_keep_every_row(tmp_path):
+    """Every control character inside a caption survives manifest -> fetch -> merge -> subset:
+    rows counted in = rows counted out, and each caption comes back as written."""
+    from PIL import Image
+
+    from groundwords import fetch
+
+    (tmp_path / "a.png").write_bytes(b"")
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(tmp_path / "a.png")
+    captions = []
+    for i in range(112):
+        c = CONTROL_CHARS[i % len(CONTROL_CHARS)]
+        captions.append(f"dog {i}{c}in caption{c}" + ("\r" if i % 7 == 0 else "") + " end")
+    lines = [f"{c}\ta.png" if i % 3 else f"{c}\tb{i}.png" for i, c in enumerate(captions)]
+    lines.append("a real\rrow with a port\thttp://example.com:99999/x.jpg")
+    src = tmp_path / "src.tsv"
+    src.write_bytes(("\n".join(lines) + "\r\n").encode())  # a CRLF end on the last line
+    summary = build(src, tmp_path / "m.tsv", tmp_path / "s.json")
+    assert summary["rows"] == len(lines) == 113
+    assert summary["by_status"] == {"bad_url": 1, "ok": 112}
+    assert summary["captions_with_control_chars"] == 113
+    m = read_tsv(tmp_path / "m.tsv", dtype=str)
+    assert len(m) == 113 and list(m["caption"][:112]) == [c.strip() for c in captions]
+
+    out = tmp_path / "shard.tsv"
+    fetch.fetch_shard(tmp_path / "m.tsv", 0, 1, out, tmp_path / "images", progress=False, workers=2)
+    fetch.merge(tmp_path / "m.tsv", [out], tmp_path / "fetched.tsv", tmp_path / "fs.json")
+    fetched = read_tsv(tmp_path / "fetched.tsv", dtype=str)
+    assert len(fetched) == 113 and fetched["caption"].equals(m["caption"])
+    assert (fetched["status"] == "ok").sum() == 74  # a.png; the b*.png files do not exist
+    for size, want in ((50, 50), (0, 112)):  # a subset of rows: 50 works too
+        sub = subset(tmp_path / "fetched.tsv", size, tmp_path / f"c{size}.tsv")
+        back = read_tsv(tmp_path / f"c{size}.tsv", dtype=str)
+        assert len(sub) == len(back) == want
+        assert list(back["caption"]) == [c.strip() for c in captions[:want]]
+
+
+def test_subset_of_a_broken_table_is_a_user_error(tmp_path):
+    (tmp_path / "f.tsv").write_text("rank\tid\tcaption\tstatus\tpath\n0\ta\tx\tok\tp\nin caption\t\t\t\t\n")
+    with pytest.raises(UserError, match="row 3 has no integer rank"):
+        subset(tmp_path / "f.tsv", 50, tmp_path / "c.tsv")

@@ -12,7 +12,13 @@ so smaller subsets are prefixes of larger ones (``rank < n``).
 
 Nothing is dropped silently: malformed rows keep their place with a status instead of ``ok``:
 ``malformed_columns`` (not exactly two tab-separated fields), ``empty_caption``, ``bad_url``
-(no http/https/file scheme and not a path, or no host), ``bad_encoding`` (not UTF-8).
+(no http/https/file scheme and not a path, no host, a port outside 0-65535, or a control
+character inside), ``bad_encoding`` (not UTF-8).
+
+Rows end at ``\n`` (a trailing ``\r`` is dropped). Any other control character inside a caption
+(``\r``, ``\x0b``, ``\x0c``, ``\x1c``-``\x1e``, ``\x85``, U+2028, U+2029, ...) stays in the caption
+and round-trips through every TSV of the pipeline; the summary counts such captions
+(``captions_with_control_chars``).
 
 ``python -m groundwords.manifest build`` writes the manifest; ``... subset`` cuts a subset's
 captions table out of the fetched manifest (see docs/formats.md).
@@ -23,6 +29,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
@@ -34,6 +41,8 @@ from .io import UserError, log, read_tsv, run_cli, setup_logging, write_json, wr
 
 MALFORMED = ("malformed_columns", "empty_caption", "bad_url", "bad_encoding")
 COLUMNS = ["rank", "row", "id", "caption", "url", "status"]
+#: control characters (C0, DEL, C1) and the Unicode line/paragraph separators
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def image_id(url: str) -> str:
@@ -43,8 +52,11 @@ def image_id(url: str) -> str:
 
 def _classify_url(url: str, base: Path) -> tuple[str, str]:
     """Return (status, normalised url). Local paths become absolute file:// URLs."""
+    if CONTROL.search(url):
+        return "bad_url", url
     try:
         p = urlparse(url)
+        p.port  # noqa: B018 - raises ValueError for a port outside 0-65535 or not a number
     except ValueError:
         return "bad_url", url
     if p.scheme in ("http", "https"):
@@ -115,7 +127,8 @@ def summarise(df: pd.DataFrame) -> dict:
     counts = Counter(df["status"])
     return {"rows": int(len(df)), "ok": int(counts.get("ok", 0)),
             "by_status": dict(sorted((k, int(v)) for k, v in counts.items())),
-            "unique_images": int(df.loc[df["status"] == "ok", "id"].nunique())}
+            "unique_images": int(df.loc[df["status"] == "ok", "id"].nunique()),
+            "captions_with_control_chars": int(df["caption"].str.contains(CONTROL).sum())}
 
 
 def build(source, out_tsv, summary_json, limit=0, how="first", seed=0) -> dict:
@@ -133,6 +146,11 @@ def build(source, out_tsv, summary_json, limit=0, how="first", seed=0) -> dict:
 def subset(fetched_tsv, size: int, out_tsv) -> pd.DataFrame:
     """The captions table of one subset: well-formed rows with rank < size (0: all)."""
     df = read_tsv(fetched_tsv, dtype={"id": str, "caption": str, "path": str, "status": str})
+    rank = pd.to_numeric(df["rank"], errors="coerce") if "rank" in df else None
+    if rank is None or rank.isna().any():
+        bad = "no rank column" if rank is None else f"row {int(rank.isna().to_numpy().argmax()) + 2} has no integer rank"
+        raise UserError(f"{fetched_tsv}: not a fetched manifest ({bad})")
+    df["rank"] = rank.astype(int)
     if size:
         df = df[df["rank"] < size]
     df = df[~df["status"].isin(MALFORMED)]
