@@ -44,6 +44,11 @@ class Reply:
     #: if set: send the headers and this many body bytes, then stall for ``stall`` seconds
     stall_after: int | None = None
     stall: float = 0.0
+    #: if set: send the status line, headers and body one byte every ``drip`` seconds (a
+    #: slow-drip server: each byte arrives well within any per-receive timeout)
+    drip: float | None = None
+    #: with ``drip``: send the status line and headers at once, drip the body only
+    drip_body_only: bool = False
 
 
 Route = Union[Reply, Callable[[int], Reply]]
@@ -76,6 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply, stop: threading.Event) -> None:
         if reply.delay and stop.wait(reply.delay):
             return
+        if reply.drip is not None:
+            self._drip(reply, stop)
+            return
         self.send_response(reply.status)
         for k, v in reply.headers.items():
             self.send_header(k, v)
@@ -95,6 +103,22 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.chunked:
             self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _drip(self, reply: Reply, stop: threading.Event) -> None:
+        head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+        head += [f"{k}: {v}" for k, v in reply.headers.items()]
+        head += [f"Content-Length: {len(reply.body)}", "", ""]
+        head_bytes = "\r\n".join(head).encode("latin-1")
+        if reply.drip_body_only:
+            self.wfile.write(head_bytes)
+            data = reply.body
+        else:
+            data = head_bytes + reply.body
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            if stop.wait(reply.drip):
+                return
+        self.close_connection = True
 
     def _write(self, data: bytes, chunked: bool) -> None:
         if not chunked:

@@ -283,10 +283,10 @@ def test_interrupted_run_resumes(site, monkeypatch):
     stop_at = list(urls)[6]
     real = fetch.Fetcher.fetch_one
 
-    def interrupted(self, image_id_, url):
+    def interrupted(self, image_id_, url, prior=0):
         if image_id_ == stop_at:
             raise KeyboardInterrupt
-        return real(self, image_id_, url)
+        return real(self, image_id_, url, prior)
 
     monkeypatch.setattr(fetch.Fetcher, "fetch_one", interrupted)
     out = site.tmp / "fetch" / "shard-0-of-1.tsv"
@@ -456,3 +456,130 @@ def test_classify_url():
 def test_help_mentions_subcommands():
     text = fetch.build_parser().format_help()
     assert "shard" in text and "merge" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded time, interrupts, attempts across resumes
+
+
+def test_slow_servers_end_as_timeout_within_total_timeout(site):
+    """A server that drips its headers or body (each byte well within read_timeout), or
+    redirects slowly without end, cannot hold a worker past total_timeout."""
+    body = image_bytes("PNG", (64, 64), (5, 5, 5))[:40]
+
+    def hop(n):
+        return lambda hit: Reply(302, b"", {"Location": f"/hop{n + 1}"}, delay=0.3)
+
+    for n in range(40):
+        site.server.route(f"/hop{n}", hop(n))
+    urls = [site.server.route("/drip-body.png", Reply(body=body, headers=IMG, drip=0.25, drip_body_only=True)),
+            site.server.route("/drip-all.png", Reply(body=body, headers=IMG, drip=0.1)),
+            site.url("/hop0")]
+    manifest = site.tmp / "drip.tsv"
+    write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                            for i, u in enumerate(urls)]), manifest)
+    total = 1.5
+    t0 = time.monotonic()
+    df, _ = run_shard(site, manifest, total_timeout=total, read_timeout=2, retries=3, max_redirects=50)
+    wall = time.monotonic() - t0
+    assert dict(zip(df["url"], df["status"])) == dict.fromkeys(urls, "timeout")
+    assert all(total <= float(e) < total + 0.5 for e in df["elapsed_s"]), list(df["elapsed_s"])
+    assert all("total_timeout=1.5" in e for e in df["error"])
+    assert wall < total + 2
+    assert site.hits("/drip-body.png") == 1  # the deadline covers every retry: none started
+
+
+def test_a_retry_never_outlives_total_timeout(site):
+    url = site.server.route("/busy.png", Reply(503, b"busy", {"Retry-After": "5"}))
+    manifest = site.tmp / "busy.tsv"
+    write_tsv(pd.DataFrame([dict(rank=0, row=0, id=image_id(url), caption="c", url=url, status="ok")]), manifest)
+    t0 = time.monotonic()
+    df, _ = run_shard(site, manifest, total_timeout=2, retries=3, max_retry_wait=30)
+    assert time.monotonic() - t0 < 1.5  # gives up at once: the 5 s wait would pass the deadline
+    assert df.loc[0, "status"] == "http_503" and "no time left" in df.loc[0, "error"]
+    assert site.hits("/busy.png") == 1
+
+
+def test_attempts_add_up_across_resumes_and_stop_at_max_attempts(site):
+    url = site.url("/always500.png")
+    bad_port = "http://127.0.0.1:99999/x.jpg"
+    manifest = site.tmp / "m500.tsv"
+    write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                            for i, u in enumerate([url, bad_port])]), manifest)
+    opts = dict(retries=2, max_attempts=4)
+    seen = []
+    for _ in range(3):  # first run, two resumes
+        site.server.reset()
+        df, _ = run_shard(site, manifest, **opts)
+        rows = df.set_index("url")
+        seen.append((site.hits("/always500.png"), rows.loc[url, "attempts"], rows.loc[url, "status"]))
+        assert rows.loc[bad_port, ["status", "attempts"]].tolist() == ["bad_url", "0"]  # never requested
+    assert seen == [(3, "3", "http_500"), (1, "4", "http_500"), (0, "4", "http_500")]
+
+
+def test_ctrl_c_stops_a_stalled_fetch_quickly_and_keeps_the_journal(site):
+    import os
+    import signal
+    import subprocess
+
+    quick = [site.url(p) for p in ("/good.png", "/good.jpg", "/missing.jpg", "/page.html")]
+    stalled = site.server.route("/stalled.png", Reply(body=PNG, headers=IMG, stall_after=10, stall=60))
+    manifest = site.tmp / "stall.tsv"
+    write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                            for i, u in enumerate(quick + [stalled])]), manifest)
+    out = site.tmp / "fetch" / "shard-0-of-1.tsv"
+    cmd = [sys.executable, "-m", "groundwords.fetch", "shard", "--manifest", str(manifest), "--shard", "0",
+           "--num-shards", "1", "--out", str(out), "--images-dir", str(site.tmp / "images"), "--workers", "4",
+           "--read-timeout", "60", "--total-timeout", "100", "--no-progress"]
+    src = str(Path(fetch.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = fetch.partial_path(out)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # the quick ids done, one stalled
+        if journal.exists() and len(journal.read_text().splitlines()) == len(quick) and site.hits("/stalled.png"):
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    stopped_in = time.monotonic() - t0
+    print(f"SIGINT -> exit in {stopped_in:.2f}s")
+    assert stopped_in < 5, stopped_in
+    assert proc.returncode == 130 and "rerun to resume" in err and "Traceback" not in err
+    assert not out.exists()
+    records = [json.loads(line) for line in journal.read_text().splitlines()]  # every line whole
+    assert sorted(r["url"] for r in records) == sorted(quick)
+
+    site.server.reset()  # the resume fetches only the stalled id
+    df, _ = run_shard(site, manifest, total_timeout=0.5)
+    assert dict(site.server.hits) == {"/stalled.png": 1}
+    assert dict(zip(df["url"], df["status"]))[stalled] == "timeout"
+
+
+def test_every_fetch_key_reaches_the_cli_with_its_schema_default():
+    import shlex
+
+    from groundwords.config import cli_args, validate_config
+
+    cfg = validate_config({"data": {"source": "x.tsv", "subsets": [{"name": "all", "rows": 0}]},
+                           "fetch": {"total_timeout": 7.5, "max_pixels": 1000, "user_agent": "me (+https://x.org)"}})
+    keys = set(cfg["fetch"]) - {"shards"}
+    assert {"total_timeout", "max_pixels", "max_redirects", "backoff", "max_retry_wait", "user_agent",
+            "max_attempts"} <= keys
+    argv = ["shard", "--manifest", "m", "--shard", "0", "--num-shards", "1", "--out", "o", "--images-dir", "i"]
+    args = fetch.build_parser().parse_args(argv + shlex.split(cli_args(cfg["fetch"], exclude=("shards",))))
+    assert {k: getattr(args, k) for k in keys} == {k: cfg["fetch"][k] for k in keys}  # as the rule passes them
+    defaults = fetch.fetch_settings()
+    assert defaults["total_timeout"] == 120 and defaults["max_pixels"] == 89_478_485  # from the schema
+    assert "config key fetch.total_timeout; default 120" in " ".join(fetch.build_parser()._subparsers._group_actions[0]
+                                                                       .choices["shard"].format_help().split())
+    with pytest.raises(UserError, match="fetch.total_timeout"):
+        fetch.fetch_settings({"total_timeout": 0})
+    with pytest.raises(UserError, match="fetch"):
+        fetch.fetch_settings({"no_such_key": 1})

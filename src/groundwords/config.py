@@ -39,6 +39,58 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
+def section_settings(section: str, values: dict | None = None, exclude: tuple[str, ...] = ()) -> dict:
+    """The keys of one config ``section`` (e.g. ``fetch``): ``values`` over the schema's defaults,
+    validated against the schema (a :class:`UserError` names ``section.key``). The schema is the
+    one place where a default lives: stages' CLIs and functions take theirs from here."""
+    sub = copy.deepcopy(load_schema()["properties"][section])
+    for k in exclude:
+        sub["properties"].pop(k, None)
+    values = copy.deepcopy(dict(values or {}))
+    errors = list(_with_defaults(jsonschema.Draft202012Validator)(sub).iter_errors(values))
+    if errors:
+        lines = [f"{_key([section, *e.absolute_path])}: {e.message}" for e in errors]
+        raise UserError("invalid settings:\n  " + "\n  ".join(lines))
+    return values
+
+
+def add_section_arguments(parser: argparse.ArgumentParser, section: str, exclude: tuple[str, ...] = ()) -> list[str]:
+    """One ``--key-name`` option per key of a config section (default: the schema's, filled in by
+    :func:`section_settings`); returns the keys."""
+    props = load_schema()["properties"][section]["properties"]
+    keys = []
+    for key, sub in props.items():
+        if key in exclude:
+            continue
+        flag = "--" + key.replace("_", "-")
+        default = sub.get("default")
+        help_ = f"{sub.get('description', '')} (config key {section}.{key}; default {default!r})".strip()
+        if sub.get("type") == "boolean":
+            parser.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            kind = {"integer": int, "number": float}.get(sub.get("type"), str)
+            choices = sub.get("enum")
+            parser.add_argument(flag, dest=key, type=kind, default=None, choices=choices, help=help_)
+        keys.append(key)
+    return keys
+
+
+def cli_args(values: dict, exclude: tuple[str, ...] = ()) -> str:
+    """``values`` (one config section) as the command-line options of :func:`add_section_arguments`."""
+    import shlex
+
+    out = []
+    for key, v in values.items():
+        if key in exclude:
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + flag[2:])
+        else:
+            out.append(f"{flag} {shlex.quote(str(v))}")
+    return " ".join(out)
+
+
 def _key(path) -> str:
     out = ""
     for p in path:

@@ -28,7 +28,9 @@ Statuses (the ``status`` column)
     ``http_<code>``      final HTTP error status (e.g. ``http_404``; ``http_500`` or
                          ``http_429`` once the retries are exhausted)
     ``timeout``          connect/read timed out on every attempt, or the whole download
-                         took longer than ``total_timeout``
+                         (attempts, redirects, retry waits) took longer than ``total_timeout``:
+                         a watchdog thread then shuts its connection down, so a server that
+                         drips bytes (headers, body, TLS handshake) cannot hold a worker
     ``connection_error`` DNS failure, refused/reset connection, TLS error, ...
     ``too_large``        Content-Length or the streamed body exceeded ``max_bytes``
     ``not_image``        the body is not an image (HTML error page, empty body, ...)
@@ -38,6 +40,7 @@ Statuses (the ``status`` column)
     ``decompression_bomb`` width x height above ``max_pixels``
     ``redirect_loop``    too many redirects (a loop, or a chain longer than the limit)
     ``bad_scheme``       not http(s), ``file://`` or a local path (``ftp://``, ``data:``, ...)
+    ``bad_url``          an http(s) URL without a host or with a port outside 0-65535
     ``file_not_found``   a local path that does not exist / is not a regular file
     ``error``            an unexpected exception; its message is in the ``error`` column.
                          One bad image never stops the run.
@@ -45,15 +48,21 @@ Statuses (the ``status`` column)
 
     Retries: 5xx, 408, 429, connection errors and timeouts are retried up to ``retries``
     times with exponential backoff (``backoff * 2**n``, a little jitter), honouring a
-    ``Retry-After`` header on 429/503; every wait is capped at ``max_retry_wait``.
+    ``Retry-After`` header on 429/503; every wait is capped at ``max_retry_wait``, and no
+    retry starts that the ``total_timeout`` of the download leaves no time for.  ``attempts``
+    counts the attempts of *all* runs: after ``max_attempts`` of them a transient failure is
+    final (kept on resume).
 
 Resume
     Every finished id is appended as one JSON line to ``{out_tsv}.partial`` (flushed per
     line), so a killed run loses at most the downloads in flight.  On start, records found
     in ``.partial`` (and in an existing ``out_tsv``) are reused when they are ``ok`` and
     their image file still exists, or when their status is permanent
-    (:data:`PERMANENT_STATUSES`); transient failures (timeouts, connection errors, 5xx,
-    429, ``error``, ...) are fetched again.  ``.partial`` is removed once ``out_tsv`` has
+    (:data:`PERMANENT_STATUSES`), or when ``max_attempts`` attempts have been made; other
+    transient failures (timeouts, connection errors, 5xx, 429, ``error``, ...) are fetched
+    again.  Ctrl-C (SIGINT) or SIGTERM stops a run within a second or so: queued ids are
+    dropped, the watchdog cuts the connections in flight, the journal keeps every finished
+    id, and the command exits with status 130.  ``.partial`` is removed once ``out_tsv`` has
     been written (atomically).  The CLI exits immediately when ``out_tsv`` already
     covers exactly the shard's ids (``--force`` fetches everything again).
 
@@ -81,6 +90,8 @@ import mimetypes
 import os
 import random
 import re
+import signal
+import socket
 import stat
 import struct
 import sys
@@ -100,9 +111,12 @@ import requests
 from PIL import Image, UnidentifiedImageError
 from requests.adapters import HTTPAdapter
 from tqdm import tqdm
+from urllib3.connection import HTTPConnection, HTTPSConnection
+from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
 from urllib3.exceptions import ReadTimeoutError
 
 from groundwords import __version__ as _VERSION
+from groundwords.config import add_section_arguments, section_settings
 from groundwords.io import UserError, atomic_path, read_tsv, run_cli, setup_logging, write_json, write_tsv
 
 log = logging.getLogger("groundwords.fetch")
@@ -118,7 +132,7 @@ MERGED_COLUMNS = MANIFEST_COLUMNS + ["path", "sha256"]
 #: only while its image file exists; every other status is fetched again.
 PERMANENT_STATUSES = frozenset({
     "http_404", "http_403", "http_410", "not_image", "corrupt_image", "too_small",
-    "too_large", "bad_scheme", "decompression_bomb", "file_not_found",
+    "too_large", "bad_scheme", "bad_url", "decompression_bomb", "file_not_found",
 })
 
 DEFAULT_USER_AGENT = (
@@ -269,10 +283,153 @@ def _pillow_bomb_guard(max_pixels: int) -> Iterator[None]:
             Image.MAX_IMAGE_PIXELS = old
 
 
-def make_session(workers: int, user_agent: str, max_redirects: int = 10) -> requests.Session:
-    """One session for all threads: a connection pool per host sized to ``workers``."""
+# ---------------------------------------------------------------------------------------------
+# Deadlines: every socket a download uses is registered with it, and a watchdog thread shuts
+# them down when its deadline passes (or the run is stopped), whatever the server does: slow
+# headers, a body dripping one byte a second, a stalled TLS handshake, a chain of redirects.
+# Per-receive timeouts alone cannot bound that (each byte that arrives restarts them).
+
+_current = threading.local()  # .download: the _Download the calling worker thread is running
+
+
+def _dup(sock: socket.socket) -> socket.socket | None:
+    """A second descriptor of ``sock`` (shutting it down shuts the connection down for every
+    descriptor; closing it leaves the connection open); TLS sockets included."""
+    try:
+        return socket.socket(sock.family, sock.type, sock.proto, fileno=os.dup(sock.fileno()))
+    except (OSError, ValueError):
+        return None
+
+
+class _Download:
+    """The deadline of one download and the sockets it has used so far."""
+
+    def __init__(self, deadline: float):
+        self.deadline = deadline
+        self.killed = ""  # "timeout" or "cancelled" once the watchdog has cut the connections
+        self._socks: list[socket.socket] = []
+        self._lock = threading.Lock()
+
+    def add(self, sock: socket.socket | None) -> None:
+        dup = _dup(sock) if sock is not None else None
+        if dup is None:
+            return
+        with self._lock:
+            self._socks.append(dup)
+            killed = self.killed
+        if killed:
+            self._shutdown([dup])
+
+    def kill(self, why: str) -> None:
+        with self._lock:
+            if self.killed:
+                return
+            self.killed = why
+            socks = list(self._socks)
+        self._shutdown(socks)
+
+    def close(self) -> None:
+        with self._lock:
+            socks, self._socks = self._socks, []
+        for s in socks:
+            s.close()
+
+    @staticmethod
+    def _shutdown(socks) -> None:
+        for s in socks:
+            try:
+                s.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
+
+class _Watchdog:
+    """One thread that cuts the connections of downloads past their deadline, or of every
+    download once ``stop`` is set (Ctrl-C)."""
+
+    TICK = 0.05
+
+    def __init__(self, stop: threading.Event):
+        self.stop = stop
+        self._active: set[_Download] = set()
+        self._lock = threading.Lock()
+        self._closed = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="fetch-watchdog", daemon=True)
+        self._thread.start()
+
+    @contextlib.contextmanager
+    def track(self, deadline: float) -> Iterator[_Download]:
+        d = _Download(deadline)
+        with self._lock:
+            self._active.add(d)
+        _current.download = d
+        try:
+            yield d
+        finally:
+            _current.download = None
+            with self._lock:
+                self._active.discard(d)
+            d.close()
+
+    def _run(self) -> None:
+        while not self._closed.wait(self.TICK):
+            now, stopping = time.monotonic(), self.stop.is_set()
+            with self._lock:
+                late = [d for d in self._active if stopping or now >= d.deadline]
+            for d in late:
+                d.kill("cancelled" if stopping else "timeout")
+        with self._lock:  # closed: whatever still runs is abandoned (the run is being stopped)
+            left = list(self._active)
+        for d in left:
+            d.kill("cancelled")
+
+    def close(self) -> None:
+        self._closed.set()
+        self._thread.join(timeout=5)
+
+
+def _register(sock) -> None:
+    d = getattr(_current, "download", None)
+    if d is not None:
+        d.add(sock)
+
+
+class _WatchedHTTPConnection(HTTPConnection):
+    def _new_conn(self):
+        sock = super()._new_conn()
+        _register(sock)  # before the TLS handshake: a stalled handshake is cut too
+        return sock
+
+    def request(self, *args, **kwargs):
+        if self.sock is not None:  # a kept-alive connection, reused by this download
+            _register(self.sock)
+        return super().request(*args, **kwargs)
+
+
+class _WatchedHTTPSConnection(HTTPSConnection):
+    _new_conn = _WatchedHTTPConnection._new_conn
+    request = _WatchedHTTPConnection.request
+
+
+class _WatchedHTTPPool(HTTPConnectionPool):
+    ConnectionCls = _WatchedHTTPConnection
+
+
+class _WatchedHTTPSPool(HTTPSConnectionPool):
+    ConnectionCls = _WatchedHTTPSConnection
+
+
+class _WatchedAdapter(HTTPAdapter):
+    def init_poolmanager(self, *args, **kwargs):
+        super().init_poolmanager(*args, **kwargs)
+        self.poolmanager.pool_classes_by_scheme = {"http": _WatchedHTTPPool, "https": _WatchedHTTPSPool}
+
+
+def make_session(workers: int, user_agent: str, max_redirects: int) -> requests.Session:
+    """One session for all threads: a connection pool per host sized to ``workers``; its
+    connections are registered with the download of the thread using them (see _Watchdog)."""
     session = requests.Session()
-    adapter = HTTPAdapter(pool_connections=max(workers, 10), pool_maxsize=workers, max_retries=0)
+    adapter = _WatchedAdapter(pool_connections=max(workers, 10), pool_maxsize=workers, max_retries=0)
     session.mount("http://", adapter)
     session.mount("https://", adapter)
     session.headers.update({"User-Agent": user_agent, "Accept": "image/*,*/*;q=0.8"})
@@ -284,33 +441,41 @@ def make_session(workers: int, user_agent: str, max_redirects: int = 10) -> requ
 
 
 class Fetcher:
-    """Fetches and validates single images; thread-safe, one instance per run."""
+    """Fetches and validates single images; thread-safe, one instance per run.
 
-    def __init__(self, session: requests.Session, images_dir, *, connect_timeout: float = 5,
-                 read_timeout: float = 20, total_timeout: float = 120, retries: int = 3,
-                 backoff: float = 0.5, max_retry_wait: float = 30, max_bytes: int = 20_000_000,
-                 min_side: int = 16, max_pixels: int = 89_478_485,
-                 stop: threading.Event | None = None):
+    ``settings``: the ``fetch`` config section (:func:`fetch_settings`).
+    """
+
+    def __init__(self, session: requests.Session, images_dir, settings: dict, stop: threading.Event | None = None):
         self.session = session
         self.images_dir = Path(images_dir)
-        self.timeout = (connect_timeout, read_timeout)
-        self.total_timeout = total_timeout
-        self.retries, self.backoff, self.max_retry_wait = retries, backoff, max_retry_wait
-        self.max_bytes, self.min_side, self.max_pixels = max_bytes, min_side, max_pixels
+        self.timeout = (settings["connect_timeout"], settings["read_timeout"])
+        self.total_timeout = settings["total_timeout"]
+        self.retries, self.backoff = settings["retries"], settings["backoff"]
+        self.max_retry_wait = settings["max_retry_wait"]
+        self.max_bytes, self.min_side = settings["max_bytes"], settings["min_side"]
+        self.max_pixels = settings["max_pixels"]
+        self.max_attempts = settings["max_attempts"]
         self.stop = stop or threading.Event()
+        self.watchdog = _Watchdog(self.stop)
+
+    def close(self) -> None:
+        self.watchdog.close()
 
     # -- one id --------------------------------------------------------------------------
 
-    def fetch_one(self, image_id: str, url: str) -> dict | None:
+    def fetch_one(self, image_id: str, url: str, prior_attempts: int = 0) -> dict | None:
         """Fetch one id and return its record (:data:`SHARD_COLUMNS`); never raises.
 
+        ``prior_attempts``: attempts made by earlier runs (``attempts`` counts them all).
         Returns None only when the run is being cancelled.
         """
         t0 = time.monotonic()
         rec = dict.fromkeys(SHARD_COLUMNS, "")
-        rec.update(id=image_id, url=url, attempts=0, bytes=0)
+        rec.update(id=image_id, url=url, attempts=prior_attempts, bytes=0)
         try:
-            self._fetch(url, rec)
+            with self.watchdog.track(t0 + self.total_timeout):
+                self._fetch(url, rec, prior_attempts)
             rec["status"] = "ok"
         except _Cancelled:
             return None
@@ -323,12 +488,14 @@ class Fetcher:
         rec["elapsed_s"] = round(time.monotonic() - t0, 3)
         return rec
 
-    def _fetch(self, url: str, rec: dict) -> None:
+    def _fetch(self, url: str, rec: dict, prior: int) -> None:
         kind, target = classify_url(url)
         if kind == "http":
-            data, content_type = self._download(target, rec)
+            data, content_type = self._download(target, rec, prior)
         elif kind == "file":
-            data, content_type = self._read_local(target, rec)
+            data, content_type = self._read_local(target, rec, prior)
+        elif kind == "invalid":
+            raise _Fail("bad_url", target)
         else:
             raise _Fail("bad_scheme", target)
         fmt, width, height = decode_image(data, content_type, min_side=self.min_side, max_pixels=self.max_pixels)
@@ -339,8 +506,8 @@ class Fetcher:
 
     # -- local files ---------------------------------------------------------------------
 
-    def _read_local(self, path: str, rec: dict) -> tuple[bytes, str]:
-        rec["attempts"] = 1
+    def _read_local(self, path: str, rec: dict, prior: int) -> tuple[bytes, str]:
+        rec["attempts"] = prior + 1
         try:
             st = os.stat(path)
         except (FileNotFoundError, NotADirectoryError):
@@ -358,25 +525,49 @@ class Fetcher:
 
     # -- HTTP ----------------------------------------------------------------------------
 
-    def _download(self, url: str, rec: dict) -> tuple[bytes, str]:
-        """GET with bounded retries; returns ``(body, content_type)`` or raises :class:`_Fail`."""
+    def _download(self, url: str, rec: dict, prior: int) -> tuple[bytes, str]:
+        """GET with bounded retries; returns ``(body, content_type)`` or raises :class:`_Fail`.
+
+        At most ``retries + 1`` attempts in this run and ``max_attempts`` in all runs; the whole
+        download (attempts, redirects, waits) ends as ``timeout`` after ``total_timeout``.
+        """
+        download: _Download = _current.download
         for attempt in itertools.count(1):
             if self.stop.is_set():
                 raise _Cancelled
-            rec.update(attempts=attempt, http_status="", bytes=0)  # describe the last attempt
+            rec.update(attempts=prior + attempt, http_status="", bytes=0)  # describe the last attempt
             try:
-                return self._attempt(url, rec)
+                result = self._attempt(url, rec)
+                if download.killed:  # a cut connection can look like a short, complete reply
+                    self._raise_killed(download)
+                return result
             except _Retry as e:
-                if attempt > self.retries:
+                if download.killed:
+                    self._raise_killed(download)
+                if attempt > self.retries or prior + attempt >= self.max_attempts:
                     raise
                 wait = self.backoff * 2 ** (attempt - 1) * (1 + 0.25 * random.random())
                 if e.retry_after is not None:
                     wait = max(wait, e.retry_after)
                 wait = min(wait, self.max_retry_wait)
+                if time.monotonic() + wait >= download.deadline:
+                    e.error += f" (no time left for a retry within total_timeout={self.total_timeout}s)"
+                    raise
                 log.debug("%s: %s, retry %d in %.2fs", url, e.status, attempt, wait)
                 if self.stop.wait(wait):
                     raise _Cancelled from None
+            except _Cancelled:
+                raise
+            except Exception:
+                if download.killed:  # whatever the cut connection raised
+                    self._raise_killed(download)
+                raise
         raise AssertionError("unreachable")
+
+    def _raise_killed(self, download: _Download):
+        if download.killed == "cancelled":
+            raise _Cancelled from None
+        raise _Fail("timeout", f"download took longer than total_timeout={self.total_timeout}s") from None
 
     def _attempt(self, url: str, rec: dict) -> tuple[bytes, str]:
         try:
@@ -392,7 +583,7 @@ class Fetcher:
         except requests.exceptions.InvalidSchema as e:  # e.g. a redirect to ftp://
             raise _Fail("bad_scheme", _exc_message(e)) from None
         except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as e:
-            raise _Fail("error", f"invalid URL: {_exc_message(e)}") from None
+            raise _Fail("bad_url", f"invalid URL: {_exc_message(e)}") from None
 
         with resp:
             code = resp.status_code
@@ -412,7 +603,7 @@ class Fetcher:
                 raise _Fail("too_large", f"Content-Length {length} > max_bytes={self.max_bytes}")
 
             body = bytearray()
-            deadline = time.monotonic() + self.total_timeout
+            deadline = _current.download.deadline
             try:
                 for chunk in resp.iter_content(_CHUNK):
                     body += chunk
@@ -434,14 +625,19 @@ class Fetcher:
 
 
 def classify_url(url: str) -> tuple[str, str]:
-    """``("http", url)``, ``("file", local_path)`` or ``("bad", reason)``."""
+    """``("http", url)``, ``("file", local_path)``, ``("invalid", reason)`` (an http(s) URL
+    without a host or with a port outside 0-65535) or ``("bad", reason)`` (another scheme)."""
     url = url.strip()
     if not url:
         return "bad", "empty URL"
-    parts = urlsplit(url)
+    try:
+        parts = urlsplit(url)
+        parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535
+    except ValueError as e:
+        return "invalid", f"invalid URL: {e}"
     scheme = parts.scheme.lower()
     if scheme in ("http", "https"):
-        return "http", url
+        return ("http", url) if parts.hostname else ("invalid", "invalid URL: no host")
     if scheme == "file":
         if parts.netloc not in ("", "localhost"):
             return "bad", f"remote file URL: {url}"
@@ -490,15 +686,24 @@ def partial_path(out_tsv: str | os.PathLike) -> Path:
     return Path(f"{out_tsv}.partial")
 
 
-def _reusable(rec: dict) -> bool:
+def _attempts(rec: dict) -> int:
+    try:
+        return max(int(float(rec.get("attempts") or 0)), 0)
+    except (TypeError, ValueError):
+        return 0
+
+
+def _reusable(rec: dict, max_attempts: int) -> bool:
     status = rec.get("status")
     if status == "ok":
         return bool(rec.get("path")) and Path(rec["path"]).is_file()
-    return status in PERMANENT_STATUSES
+    return status in PERMANENT_STATUSES or (bool(status) and _attempts(rec) >= max_attempts)
 
 
-def load_previous(out_tsv: str | os.PathLike, ids: dict[str, str]) -> dict[str, dict]:
-    """Reusable records of this shard from an earlier ``out_tsv`` and/or ``.partial``.
+def load_previous(out_tsv: str | os.PathLike, ids: dict[str, str], max_attempts: int) -> tuple[dict[str, dict], dict[str, int]]:
+    """Records of this shard from an earlier ``out_tsv`` and/or ``.partial``: the reusable ones
+    (``ok`` with its file, a permanent status, or a transient one after ``max_attempts``
+    attempts), and the attempts made so far for the others (fetched again).
 
     Later records win (the ``.partial`` is newer than the TSV); lines that do not parse
     (a write cut short by a kill) are skipped.
@@ -522,14 +727,18 @@ def load_previous(out_tsv: str | os.PathLike, ids: dict[str, str]) -> dict[str, 
                     continue
                 if isinstance(rec, dict) and isinstance(rec.get("id"), str):
                     found[rec["id"]] = rec
-    return {
-        i: {c: rec.get(c, "") for c in SHARD_COLUMNS}
-        for i, rec in found.items()
-        if i in ids and rec.get("url") == ids[i] and _reusable(rec)
-    }
+    reusable, prior = {}, {}
+    for i, rec in found.items():
+        if i not in ids or rec.get("url") != ids[i]:
+            continue
+        if _reusable(rec, max_attempts):
+            reusable[i] = {c: rec.get(c, "") for c in SHARD_COLUMNS}
+        elif rec.get("status") != "ok":
+            prior[i] = _attempts(rec)
+    return reusable, prior
 
 
-def _run_pool(fn: Callable[[str, str], dict | None], items: Iterable[tuple[str, str]], workers: int,
+def _run_pool(fn: Callable[..., dict | None], items: Iterable[tuple], workers: int,
               stop: threading.Event) -> Iterator[dict]:
     """Run ``fn`` over ``items`` in a thread pool, yielding results as they finish.
 
@@ -541,36 +750,40 @@ def _run_pool(fn: Callable[[str, str], dict | None], items: Iterable[tuple[str, 
     order: dict[cf.Future, int] = {}  # submission order, to yield finished tasks in order
     counter = itertools.count()
     finished_normally = False
-    with cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch") as pool:
+    # no `with`: its exit would wait for every running download; on Ctrl-C the watchdog cuts
+    # their connections instead and the threads end on their own
+    pool = cf.ThreadPoolExecutor(max_workers=workers, thread_name_prefix="fetch")
 
-        def submit(n: int) -> None:
-            for item in itertools.islice(items, n):
-                fut = pool.submit(fn, *item)
-                order[fut] = next(counter)
-                pending.add(fut)
+    def submit(n: int) -> None:
+        for item in itertools.islice(items, n):
+            fut = pool.submit(fn, *item)
+            order[fut] = next(counter)
+            pending.add(fut)
 
-        try:
-            pending: set[cf.Future] = set()
-            submit(4 * workers)
-            while pending:
-                done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
-                submit(len(done))
-                failure = None
-                for fut in sorted(done, key=order.pop):
-                    try:
-                        result = fut.result()
-                    except BaseException as e:  # noqa: BLE001 - re-raised below, after the others
-                        failure = failure or e
-                        continue
-                    if result is not None:
-                        yield result
-                if failure is not None:
-                    raise failure
-            finished_normally = True
-        finally:
-            if not finished_normally:
-                stop.set()
-                pool.shutdown(wait=False, cancel_futures=True)
+    try:
+        pending: set[cf.Future] = set()
+        submit(4 * workers)
+        while pending:
+            done, pending = cf.wait(pending, return_when=cf.FIRST_COMPLETED)
+            submit(len(done))
+            failure = None
+            for fut in sorted(done, key=order.pop):
+                try:
+                    result = fut.result()
+                except BaseException as e:  # noqa: BLE001 - re-raised below, after the others
+                    failure = failure or e
+                    continue
+                if result is not None:
+                    yield result
+            if failure is not None:
+                raise failure
+        finished_normally = True
+    finally:
+        if not finished_normally:
+            stop.set()
+            pool.shutdown(wait=False, cancel_futures=True)
+        else:
+            pool.shutdown(wait=True)
 
 
 def _records_frame(records: dict[str, dict], ids: Iterable[str]) -> pd.DataFrame:
@@ -583,6 +796,11 @@ def _status_counts(statuses: Iterable[str]) -> dict[str, int]:
     return dict(sorted(counts.items(), key=lambda kv: (-kv[1], kv[0])))
 
 
+def fetch_settings(settings: dict | None = None) -> dict:
+    """The ``fetch`` config keys (but ``shards``): ``settings`` over the schema's defaults, validated."""
+    return section_settings("fetch", settings, exclude=("shards",))
+
+
 def fetch_shard(
     manifest_path: str | os.PathLike,
     shard: int,
@@ -590,56 +808,44 @@ def fetch_shard(
     out_tsv: str | os.PathLike,
     images_dir: str | os.PathLike,
     *,
-    workers: int = 16,
-    connect_timeout: float = 5,
-    read_timeout: float = 20,
-    total_timeout: float = 120,
-    retries: int = 3,
-    backoff: float = 0.5,
-    max_retry_wait: float = 30,
-    max_bytes: int = 20_000_000,
-    min_side: int = 16,
-    max_pixels: int = 89_478_485,
-    max_redirects: int = 10,
-    user_agent: str = DEFAULT_USER_AGENT,
     progress: bool = True,
     resume: bool = True,
+    **settings,
 ) -> pd.DataFrame:
     """Download one shard of the manifest's images; write ``out_tsv``; return its rows.
 
-    See the module docstring for statuses, retries and resume.  ``resume=False`` ignores
-    (and deletes) an existing ``.partial`` and ``out_tsv``'s records; stored images are
+    ``settings``: keys of the ``fetch`` config section (``workers``, ``total_timeout``, ...; see
+    the schema), the schema's defaults for the rest; a bad value is a :class:`UserError` naming
+    the key.  See the module docstring for statuses, retries and resume.  ``resume=False``
+    ignores (and deletes) an existing ``.partial`` and ``out_tsv``'s records; stored images are
     still never rewritten.
     """
-    if workers < 1 or retries < 0 or max_bytes < 1 or max_pixels < 1:
-        raise UserError("workers and max_bytes/max_pixels must be >= 1 and retries >= 0")
+    settings = fetch_settings(settings)
+    workers = settings["workers"]
     manifest = read_manifest(manifest_path)
     ids = select_shard(manifest, shard, num_shards)
     out_tsv, partial = Path(out_tsv), partial_path(out_tsv)
     out_tsv.parent.mkdir(parents=True, exist_ok=True)
 
-    records = load_previous(out_tsv, ids) if resume else {}
+    records, prior = load_previous(out_tsv, ids, settings["max_attempts"]) if resume else ({}, {})
     # start the journal afresh with just the reusable records (compacts repeated resumes)
     with atomic_path(partial) as tmp, open(tmp, "w", encoding="utf-8") as f:
         for rec in records.values():
             f.write(json.dumps(rec) + "\n")
-    todo = [(i, u) for i, u in ids.items() if i not in records]
+    todo = [(i, u, prior.get(i, 0)) for i, u in ids.items() if i not in records]
     log.info("shard %d/%d: %d ids, %d reused from an earlier run, %d to fetch",
              shard, num_shards, len(ids), len(records), len(todo))
 
     t0 = time.monotonic()
     stop = threading.Event()
-    session = make_session(workers, user_agent, max_redirects)
-    fetcher = Fetcher(session, images_dir, connect_timeout=connect_timeout, read_timeout=read_timeout,
-                      total_timeout=total_timeout, retries=retries, backoff=backoff,
-                      max_retry_wait=max_retry_wait, max_bytes=max_bytes, min_side=min_side,
-                      max_pixels=max_pixels, stop=stop)
+    session = make_session(workers, settings["user_agent"] or DEFAULT_USER_AGENT, settings["max_redirects"])
+    fetcher = Fetcher(session, images_dir, settings, stop=stop)
     bar = tqdm(total=len(ids), initial=len(records), unit="img", desc=f"fetch {shard}/{num_shards}",
                file=sys.stderr, disable=not progress, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)  # log files: a line every 30 s
     n_ok = sum(r["status"] == "ok" for r in records.values())
     try:
-        with session, _pillow_bomb_guard(max_pixels), open(partial, "a", encoding="utf-8") as journal, \
+        with session, contextlib.closing(fetcher), _pillow_bomb_guard(settings["max_pixels"]), open(partial, "a", encoding="utf-8") as journal, \
                 contextlib.closing(_run_pool(fetcher.fetch_one, todo, workers, stop)) as results:
             for rec in results:
                 records[rec["id"]] = rec
@@ -751,24 +957,7 @@ def build_parser() -> argparse.ArgumentParser:
     s.add_argument("--num-shards", type=int, required=True, help="number of shards K")
     s.add_argument("--out", required=True, help="output shard TSV")
     s.add_argument("--images-dir", required=True, help="content-addressed image store")
-    s.add_argument("--workers", type=int, default=16, help="download threads (default %(default)s)")
-    s.add_argument("--connect-timeout", type=float, default=5, help="seconds (default %(default)s)")
-    s.add_argument("--read-timeout", type=float, default=20,
-                   help="seconds without data before giving up an attempt (default %(default)s)")
-    s.add_argument("--total-timeout", type=float, default=120,
-                   help="max seconds for one download attempt (default %(default)s)")
-    s.add_argument("--retries", type=int, default=3,
-                   help="retries on timeouts, connection errors, 5xx and 429 (default %(default)s)")
-    s.add_argument("--backoff", type=float, default=0.5,
-                   help="first retry wait in seconds, doubled each retry (default %(default)s)")
-    s.add_argument("--max-retry-wait", type=float, default=30,
-                   help="cap on any retry wait, Retry-After included (default %(default)s)")
-    s.add_argument("--max-bytes", type=int, default=20_000_000, help="max body size (default %(default)s)")
-    s.add_argument("--min-side", type=int, default=16, help="min width and height (default %(default)s)")
-    s.add_argument("--max-pixels", type=int, default=89_478_485,
-                   help="decompression-bomb guard: max width*height (default %(default)s)")
-    s.add_argument("--max-redirects", type=int, default=10, help="(default %(default)s)")
-    s.add_argument("--user-agent", default=DEFAULT_USER_AGENT, help="User-Agent header")
+    add_section_arguments(s, "fetch", exclude=("shards",))
     s.add_argument("--no-progress", action="store_true", help="no progress bar")
     s.add_argument("--force", action="store_true",
                    help="fetch every id again, ignoring an existing --out and its .partial journal")
@@ -790,19 +979,20 @@ def main(argv: list[str] | None = None) -> None:
     if args.command == "merge":
         merge(args.manifest, args.shard_tsvs, args.out, args.summary)
         return
+    signal.signal(signal.SIGTERM, _interrupt)  # a cancelled cluster job stops like Ctrl-C
     if not args.force and Path(args.out).exists():
         ids = select_shard(read_manifest(args.manifest), args.shard, args.num_shards)
         if shard_is_complete(args.out, ids):
             log.info("%s is complete (%d ids); nothing to do", args.out, len(ids))
             return
-    fetch_shard(
-        args.manifest, args.shard, args.num_shards, args.out, args.images_dir,
-        workers=args.workers, connect_timeout=args.connect_timeout, read_timeout=args.read_timeout,
-        total_timeout=args.total_timeout, retries=args.retries, backoff=args.backoff,
-        max_retry_wait=args.max_retry_wait, max_bytes=args.max_bytes, min_side=args.min_side,
-        max_pixels=args.max_pixels, max_redirects=args.max_redirects, user_agent=args.user_agent,
-        progress=not args.no_progress, resume=not args.force,
-    )
+    keys = fetch_settings().keys()
+    settings = {k: getattr(args, k) for k in keys if getattr(args, k) is not None}
+    fetch_shard(args.manifest, args.shard, args.num_shards, args.out, args.images_dir,
+                progress=not args.no_progress, resume=not args.force, **settings)
+
+
+def _interrupt(signum, frame):
+    raise KeyboardInterrupt
 
 
 if __name__ == "__main__":
