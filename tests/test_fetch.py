@@ -65,6 +65,7 @@ FLAKY = image_bytes("PNG", color=(1, 2, 3))
 RATE = image_bytes("JPEG", color=(4, 5, 6))
 TARGET = image_bytes("PNG", color=(7, 8, 9))
 NOISE = bytes(RNG.getrandbits(8) for _ in range(200_000))
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64"/></svg>'
 IMG = {"Content-Type": "image/png"}
 JPEG = {"Content-Type": "image/jpeg"}
 
@@ -96,6 +97,9 @@ ROUTES = {
     "/redirect.png": (Reply(301, b"", {"Location": "/target.png"}), "ok"),
     "/target.png": (Reply(body=TARGET, headers=IMG), None),  # only reached through /redirect.png
     "/tiny.png": (Reply(body=image_bytes("PNG", (4, 4)), headers=IMG), "too_small"),
+    "/drawing.svg": (Reply(body=SVG, headers={"Content-Type": "image/svg+xml"}), "unsupported_format"),
+    "/drawing-xml.bin": (Reply(body=b'<?xml version="1.0"?>\n' + SVG, headers={"Content-Type": "application/octet-stream"}),
+                         "unsupported_format"),
     "/bomb.png": (Reply(body=png_header_only(20_000, 20_000), headers=IMG), "decompression_bomb"),
     # 1.1 Mpx: between max_pixels and 2 * max_pixels, where Pillow only warns
     "/bomb-warn.png": (Reply(body=image_bytes("PNG", (1100, 1000)), headers=IMG), "decompression_bomb"),

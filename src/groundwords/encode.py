@@ -48,6 +48,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from .images import to_rgb
 from .io import STR, UserError, atomic_path, read_tsv, run_cli, setup_logging
 
 log = logging.getLogger("groundwords.encode")
@@ -113,12 +114,12 @@ class HFPreprocess:
 
 
 def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
-    """Decode an image file to RGB. Large JPEGs are DCT-downscaled to >= ``draft_size`` on
+    """Decode an image file to RGB (transparent pixels composited onto white). Large JPEGs are DCT-downscaled to >= ``draft_size`` on
     each side while decoding (deterministic, and several times faster than a full decode)."""
     with Image.open(path) as im:
         if draft_size and im.format == "JPEG":
             im.draft("RGB", (draft_size, draft_size))
-        return im.convert("RGB")
+        return to_rgb(im)
 
 
 # ---------------------------------------------------------------------------------------------

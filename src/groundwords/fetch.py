@@ -36,6 +36,8 @@ Statuses (the ``status`` column)
     ``not_image``        the body is not an image (HTML error page, empty body, ...)
     ``corrupt_image``    recognised as an image but fails to decode (truncated, broken),
                          or unrecognisable bytes served with an ``image/*`` type
+    ``unsupported_format`` an image in a format that is not decoded: SVG (vector; not
+                         rendered), HEIC/AVIF where Pillow lacks the plugin
     ``too_small``        width or height below ``min_side``
     ``decompression_bomb`` width x height above ``max_pixels``
     ``redirect_loop``    too many redirects (a loop, or a chain longer than the limit)
@@ -117,6 +119,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from groundwords import __version__ as _VERSION
 from groundwords.config import add_section_arguments, section_settings
+from groundwords.images import to_rgb
 from groundwords.io import UserError, atomic_path, read_tsv, run_cli, setup_logging, write_json, write_tsv
 
 log = logging.getLogger("groundwords.fetch")
@@ -132,7 +135,7 @@ MERGED_COLUMNS = MANIFEST_COLUMNS + ["path", "sha256"]
 #: only while its image file exists; every other status is fetched again.
 PERMANENT_STATUSES = frozenset({
     "http_404", "http_403", "http_410", "not_image", "corrupt_image", "too_small",
-    "too_large", "bad_scheme", "bad_url", "decompression_bomb", "file_not_found",
+    "too_large", "bad_scheme", "bad_url", "decompression_bomb", "file_not_found", "unsupported_format",
 })
 
 DEFAULT_USER_AGENT = (
@@ -218,6 +221,18 @@ def _looks_like_image(data: bytes, content_type: str) -> bool:
     return data.startswith(_IMAGE_MAGIC) or (data[:4] == b"RIFF" and data[8:12] == b"WEBP")
 
 
+def _unsupported_format(data: bytes, content_type: str) -> str:
+    """The name of a known image format Pillow does not decode (SVG, HEIC/AVIF without a
+    plugin), or ``""``."""
+    ctype = content_type.split(";")[0].strip().lower()
+    head = data[:4096].lstrip(b"\xef\xbb\xbf \t\r\n").lower()
+    if ctype == "image/svg+xml" or head.startswith(b"<svg") or (head.startswith(b"<?xml") and b"<svg" in head):
+        return "SVG"
+    if data[4:8] == b"ftyp" and data[8:12] in (b"heic", b"heix", b"mif1", b"msf1", b"avif", b"avis"):
+        return "AVIF" if data[8:12] in (b"avif", b"avis") else "HEIC"
+    return ""
+
+
 def decode_image(data: bytes, content_type: str = "", *, min_side: int, max_pixels: int) -> tuple[str, int, int]:
     """Check that ``data`` is a complete, sane image; return ``(format, width, height)``.
 
@@ -236,12 +251,15 @@ def decode_image(data: bytes, content_type: str = "", *, min_side: int, max_pixe
             im.verify()  # structural check (e.g. PNG chunk CRCs); leaves im unusable
         with Image.open(io.BytesIO(data)) as im:
             im.load()  # full decode: catches truncated files
-            im.convert("RGB")  # what the encoder will do with it
+            to_rgb(im)  # what the encoder will do with it
     except _Fail:
         raise
     except (Image.DecompressionBombError, Image.DecompressionBombWarning) as e:
         raise _Fail("decompression_bomb", _exc_message(e)) from None
     except UnidentifiedImageError:
+        unsupported = _unsupported_format(data, content_type)
+        if unsupported:
+            raise _Fail("unsupported_format", f"{unsupported} images are not supported", format=unsupported) from None
         if _looks_like_image(data, content_type):
             raise _Fail("corrupt_image", f"unrecognised image data (Content-Type {content_type or '?'})") from None
         raise _Fail("not_image", f"not an image (Content-Type {content_type or '?'})") from None
