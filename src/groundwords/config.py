@@ -2,8 +2,9 @@
 
 The schema is ``src/groundwords/schemas/config.schema.yaml`` (also reachable as
 ``workflow/schemas/config.schema.yaml``). Validation fills in defaults, so the rules can rely on
-every documented key being present. ``python -m groundwords.config FILE`` checks a config file
-and prints the effective configuration.
+every documented key being present. ``python -m groundwords.config FILE...`` checks config
+files merged over the embedded default (``config.yaml`` at the repository root), as Snakemake
+merges ``--configfile`` over it, and prints the effective configuration.
 """
 
 from __future__ import annotations
@@ -12,6 +13,7 @@ import argparse
 import copy
 import sys
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -19,6 +21,8 @@ import yaml
 from .io import UserError, run_cli
 
 SCHEMA_NAME = "config.schema.yaml"
+#: the embedded default configuration (Snakefile's ``configfile:``), when run from a checkout
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 
 def load_schema() -> dict:
@@ -153,11 +157,18 @@ def gamma_label(g) -> str:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m groundwords.config", description="validate a config file")
+    p = argparse.ArgumentParser(prog="python -m groundwords.config",
+                                description="validate config files merged over the embedded default, as Snakemake does")
     p.add_argument("configs", nargs="+", help="config files, later ones override earlier ones")
+    p.add_argument("--default", default=str(DEFAULT_CONFIG),
+                   help="the configuration the files override (default: the embedded %(default)s); '' for none")
     a = p.parse_args(argv)
     cfg: dict = {}
-    for path in a.configs:
+    base = [a.default] if a.default else []
+    if a.default and not Path(a.default).is_file():
+        raise UserError(f"default configuration {a.default} not found: give --default PATH, or --default '' "
+                        "to validate the files on their own")
+    for path in base + a.configs:
         try:
             with open(path) as f:
                 _deep_update(cfg, yaml.safe_load(f) or {})
