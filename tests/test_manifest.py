@@ -147,3 +147,61 @@ def test_subset_of_a_broken_table_is_a_user_error(tmp_path):
     (tmp_path / "f.tsv").write_text("rank\tid\tcaption\tstatus\tpath\n0\ta\tx\tok\tp\nin caption\t\t\t\t\n")
     with pytest.raises(UserError, match="row 3 has no integer rank"):
         subset(tmp_path / "f.tsv", 50, tmp_path / "c.tsv")
+
+
+def test_source_layouts_header_column_names_csv(tmp_path):
+    """CC12M (url<TAB>caption with a header), LAION/SBU-style CSV with named columns and
+    quoted fields, and a headerless TSV with the columns swapped: config keys, not code."""
+    cc12m = tmp_path / "cc12m.tsv"
+    cc12m.write_text("url\tcaption\nhttp://x.org/1.jpg\ta dog\nhttp://x.org/2.jpg\nftp://x.org/3.jpg\tbad scheme\n")
+    df = parse_source(cc12m, {"header": True, "caption_col": "caption", "url_col": "url"})
+    assert list(df["status"]) == ["ok", "malformed_columns", "bad_url"] and list(df["row"]) == [1, 2, 3]
+    assert df.loc[0, "caption"] == "a dog" and df.loc[0, "id"] == image_id("http://x.org/1.jpg")
+    swapped = parse_source(cc12m, {"caption_col": 1, "url_col": 0})  # headerless: the header is a row
+    assert len(swapped) == 4 and swapped.loc[1, ["caption", "status"]].tolist() == ["a dog", "ok"]
+
+    laion = tmp_path / "laion.csv"
+    laion.write_bytes(b'SAMPLE_ID,URL,TEXT,WIDTH\n1,http://x.org/a.jpg,"a cat, on a mat",64\n'
+                      b'2,http://x.org/b.jpg,"two\nlines ""quoted""",64\n3,http://x.org/c.jpg,caf\xe9,64\n'
+                      b'4,http://x.org/d.jpg\n')
+    df = parse_source(laion, {"format": "csv", "header": True, "caption_col": "TEXT", "url_col": "URL"})
+    assert list(df["status"]) == ["ok", "ok", "bad_encoding", "malformed_columns"]
+    assert list(df["caption"][:2]) == ["a cat, on a mat", 'two\nlines "quoted"'] and list(df["row"]) == [1, 2, 3, 4]
+    summary = build(laion, tmp_path / "m.tsv", tmp_path / "s.json",
+                    layout={"format": "csv", "header": True, "caption_col": "TEXT", "url_col": "URL"})
+    assert summary["rows"] == 4 and len(read_tsv(tmp_path / "m.tsv")) == 4
+
+    for layout, key in (({"header": True, "caption_col": "nope"}, "data.caption_col"),
+                        ({"caption_col": "TEXT"}, "data.caption_col"),
+                        ({"url_col": 0}, "data.caption_col and data.url_col"),
+                        ({"format": "xml"}, "data.format")):
+        with pytest.raises(UserError, match=key):
+            parse_source(laion, layout)
+
+
+def test_layout_keys_are_checked_with_the_config_and_reach_the_cli(tmp_path):
+    import shlex
+
+    from groundwords.config import cli_args, validate_config
+    from groundwords.manifest import LAYOUT_KEYS, main
+
+    base = {"source": "x.csv", "subsets": [{"name": "all", "rows": 0}]}
+    with pytest.raises(UserError, match="data.url_col"):
+        validate_config({"data": {**base, "url_col": "URL"}})  # a name needs a header
+    cfg = validate_config({"data": {**base, "format": "csv", "header": True, "caption_col": "TEXT", "url_col": "URL"}})
+    src = tmp_path / "s.csv"
+    src.write_text("URL,TEXT\nhttp://x.org/a.jpg,a dog\n")
+    argv = ["build", "--source", str(src), "--out", str(tmp_path / "m.tsv"), "--summary", str(tmp_path / "s.json")]
+    main(argv + shlex.split(cli_args(cfg["data"], only=LAYOUT_KEYS)))  # as the rule passes them
+    assert read_tsv(tmp_path / "m.tsv", dtype=str).loc[0, ["caption", "url", "status"]].tolist() == \
+        ["a dog", "http://x.org/a.jpg", "ok"]
+
+
+def test_parquet_without_a_reader_is_a_clear_error(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet"):
+        pytest.skip("a Parquet reader is installed")
+    (tmp_path / "s.parquet").write_bytes(b"PAR1")
+    with pytest.raises(UserError, match="data.format: parquet needs pyarrow"):
+        parse_source(tmp_path / "s.parquet", {"format": "parquet", "caption_col": "caption", "url_col": "url"})

@@ -43,13 +43,20 @@ def _with_defaults(validator_class):
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
 
 
-def section_settings(section: str, values: dict | None = None, exclude: tuple[str, ...] = ()) -> dict:
+def _sub_schema(section: str, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> dict:
+    sub = copy.deepcopy(load_schema()["properties"][section])
+    keep = [k for k in sub["properties"] if k not in exclude and (only is None or k in only)]
+    sub["properties"] = {k: sub["properties"][k] for k in keep}
+    sub["required"] = [k for k in sub.get("required", []) if k in keep]
+    return sub
+
+
+def section_settings(section: str, values: dict | None = None, exclude: tuple[str, ...] = (),
+                     only: tuple[str, ...] | None = None) -> dict:
     """The keys of one config ``section`` (e.g. ``fetch``): ``values`` over the schema's defaults,
     validated against the schema (a :class:`UserError` names ``section.key``). The schema is the
     one place where a default lives: stages' CLIs and functions take theirs from here."""
-    sub = copy.deepcopy(load_schema()["properties"][section])
-    for k in exclude:
-        sub["properties"].pop(k, None)
+    sub = _sub_schema(section, exclude, only)
     values = copy.deepcopy(dict(values or {}))
     errors = list(_with_defaults(jsonschema.Draft202012Validator)(sub).iter_errors(values))
     if errors:
@@ -58,34 +65,35 @@ def section_settings(section: str, values: dict | None = None, exclude: tuple[st
     return values
 
 
-def add_section_arguments(parser: argparse.ArgumentParser, section: str, exclude: tuple[str, ...] = ()) -> list[str]:
+def add_section_arguments(parser: argparse.ArgumentParser, section: str, exclude: tuple[str, ...] = (),
+                          only: tuple[str, ...] | None = None) -> list[str]:
     """One ``--key-name`` option per key of a config section (default: the schema's, filled in by
     :func:`section_settings`); returns the keys."""
-    props = load_schema()["properties"][section]["properties"]
+    props = _sub_schema(section, exclude, only)["properties"]
     keys = []
     for key, sub in props.items():
-        if key in exclude:
-            continue
         flag = "--" + key.replace("_", "-")
         default = sub.get("default")
         help_ = f"{sub.get('description', '')} (config key {section}.{key}; default {default!r})".strip()
+        help_ = help_.replace("%", "%%")
         if sub.get("type") == "boolean":
             parser.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
-            kind = {"integer": int, "number": float}.get(sub.get("type"), str)
+            t = sub.get("type")
+            kind = {"integer": int, "number": float}.get(t, str) if isinstance(t, str) else str
             choices = sub.get("enum")
             parser.add_argument(flag, dest=key, type=kind, default=None, choices=choices, help=help_)
         keys.append(key)
     return keys
 
 
-def cli_args(values: dict, exclude: tuple[str, ...] = ()) -> str:
+def cli_args(values: dict, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> str:
     """``values`` (one config section) as the command-line options of :func:`add_section_arguments`."""
     import shlex
 
     out = []
     for key, v in values.items():
-        if key in exclude:
+        if key in exclude or (only is not None and key not in only):
             continue
         flag = "--" + key.replace("_", "-")
         if isinstance(v, bool):
@@ -143,6 +151,11 @@ def _check_semantics(config: dict) -> None:
         if downloads.setdefault(sec["corpus"], key) != key:
             raise UserError(f"{section}.corpus: {sec['corpus']} is downloaded by both iesg and pixie "
                             "with different corpus_url/corpus_checksum")
+    data = config.get("data", {})
+    if data.get("source", "openmoji") != "openmoji":
+        from .manifest import LAYOUT_KEYS, layout_settings
+
+        layout_settings({k: data[k] for k in LAYOUT_KEYS if k in data})
     names = [s["name"] for s in config.get("data", {}).get("subsets", [])]
     if len(set(names)) != len(names):
         raise UserError(f"data.subsets: subset names must be unique, got {names}")

@@ -13,6 +13,7 @@ sys.path.insert(0, SRC)
 
 from groundwords.config import cli_args, gamma_label, validate_config  # noqa: E402
 from groundwords.io import UserError  # noqa: E402
+from groundwords.manifest import LAYOUT_KEYS  # noqa: E402
 
 try:
     validate_config(config)

@@ -29,6 +29,8 @@ rule manifest:
         limit=manifest_limit(),
         select=config["data"]["select"],
         seed=config["data"]["seed"],
+        # the source's layout: data.format, header, caption_col, url_col (the embedded source: the default)
+        layout="" if config["data"]["source"] == "openmoji" else cli_args(config["data"], only=LAYOUT_KEYS),
     log:
         "results/logs/manifest.log",
     conda:
@@ -36,7 +38,7 @@ rule manifest:
     shell:
         "python -m groundwords.manifest build --source {input} --out {output.manifest} "
         "--summary {output.summary} --limit {params.limit} --select {params.select} "
-        "--seed {params.seed} > {log} 2>&1"
+        "--seed {params.seed} {params.layout} > {log} 2>&1"
 
 
 rule fetch_shard:
