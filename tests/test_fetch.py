@@ -587,3 +587,74 @@ def test_every_fetch_key_reaches_the_cli_with_its_schema_default():
         fetch.fetch_settings({"total_timeout": 0})
     with pytest.raises(UserError, match="fetch"):
         fetch.fetch_settings({"no_such_key": 1})
+
+
+# ---------------------------------------------------------------------------------------------
+# opt-outs, resize on download, per-host cap, per-shard stats
+
+
+def one_row_each(site, urls, name="m.tsv") -> Path:
+    path = site.tmp / name
+    write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                            for i, u in enumerate(urls)]), path)
+    return path
+
+
+def test_x_robots_tag_noai_is_honoured(site):
+    tags = {"/noai.png": ("noai", "opted_out"), "/noimageai.png": ("noindex, NoImageAI", "opted_out"),
+            "/ours.png": ("groundwords: noai", "opted_out"), "/other.png": ("otherbot: noai", "ok"),
+            "/dated.png": ("unavailable_after: 25 Jun 2010 15:00:00 PST", "ok")}
+    urls = {site.server.route(p, Reply(body=PNG, headers={**IMG, "X-Robots-Tag": tag})): st
+            for p, (tag, st) in tags.items()}
+    manifest = one_row_each(site, urls)
+    df, out = run_shard(site, manifest)
+    assert dict(zip(df["url"], df["status"])) == urls
+    assert "X-Robots-Tag" in df.set_index("url").loc[site.url("/noai.png"), "error"]
+    stats = json.loads(fetch.stats_path(out).read_text())
+    assert stats["by_status"] == {"ok": 2, "opted_out": 3} and stats["ids"] == 5 and stats["fetched"] == 5
+    assert stats["bytes_stored"] == len(PNG) and stats["elapsed_s"] > 0
+    df, _ = run_shard(site, manifest, honour_noai=False, resume=False)
+    assert set(df["status"]) == {"ok"}
+
+
+def test_max_side_resizes_keeping_the_aspect_ratio(site):
+    big = image_bytes("JPEG", size=(400, 200), color=(200, 100, 50))
+    rgba = Image.new("RGBA", (300, 300), (255, 0, 0, 0))
+    rgba.paste((0, 0, 255, 255), (0, 0, 150, 300))
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG")
+    urls = [site.server.route("/big.jpeg", Reply(body=big, headers=JPEG)),
+            site.server.route("/clear.png", Reply(body=buf.getvalue(), headers=IMG)), site.url("/good.png")]
+    df, out = run_shard(site, one_row_each(site, urls), max_side=100)
+    rows = df.set_index("url")
+    assert rows.loc[urls[0], ["width", "height", "format"]].tolist() == ["100", "50", "JPEG"]
+    assert rows.loc[urls[1], ["width", "height", "format"]].tolist() == ["100", "100", "PNG"]
+    assert Path(rows.loc[urls[2], "path"]).read_bytes() == PNG  # 64x48: kept as it came
+    with Image.open(rows.loc[urls[1], "path"]) as im:
+        assert im.mode == "RGBA" and im.size == (100, 100) and im.getpixel((90, 50))[3] == 0  # alpha kept
+    for u in urls:
+        assert sha256_file(rows.loc[u, "path"]) == rows.loc[u, "sha256"]
+    stats = json.loads(fetch.stats_path(out).read_text())
+    assert stats["bytes_stored"] < stats["bytes_downloaded"]
+
+
+def test_max_per_host_caps_concurrent_downloads(site):
+    import threading
+
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def slow(hit):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.15)
+        with lock:
+            state["now"] -= 1
+        return Reply(body=PNG, headers=IMG)
+
+    urls = [site.server.route(f"/host/{i}.png", slow) for i in range(8)]
+    df, _ = run_shard(site, one_row_each(site, urls), workers=8, max_per_host=2)
+    assert set(df["status"]) == {"ok"} and state["max"] == 2
+    state["max"] = 0
+    run_shard(site, one_row_each(site, urls), workers=8, resume=False)
+    assert state["max"] > 2  # without the cap the workers overlap

@@ -43,6 +43,9 @@ Statuses (the ``status`` column)
     ``redirect_loop``    too many redirects (a loop, or a chain longer than the limit)
     ``bad_scheme``       not http(s), ``file://`` or a local path (``ftp://``, ``data:``, ...)
     ``bad_url``          an http(s) URL without a host or with a port outside 0-65535
+    ``opted_out``        the reply's ``X-Robots-Tag`` says ``noai`` or ``noimageai`` (to every
+                         agent or to groundwords); not downloaded (``honour_noai: false``
+                         turns this off)
     ``file_not_found``   a local path that does not exist / is not a regular file
     ``error``            an unexpected exception; its message is in the ``error`` column.
                          One bad image never stops the run.
@@ -119,7 +122,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from groundwords import __version__ as _VERSION
 from groundwords.config import add_section_arguments, section_settings
-from groundwords.images import to_rgb
+from groundwords.images import has_alpha, to_rgb
 from groundwords.io import UserError, atomic_path, read_tsv, run_cli, setup_logging, write_json, write_tsv
 
 log = logging.getLogger("groundwords.fetch")
@@ -136,6 +139,7 @@ MERGED_COLUMNS = MANIFEST_COLUMNS + ["path", "sha256"]
 PERMANENT_STATUSES = frozenset({
     "http_404", "http_403", "http_410", "not_image", "corrupt_image", "too_small",
     "too_large", "bad_scheme", "bad_url", "decompression_bomb", "file_not_found", "unsupported_format",
+    "opted_out",
 })
 
 DEFAULT_USER_AGENT = (
@@ -268,6 +272,44 @@ def decode_image(data: bytes, content_type: str = "", *, min_side: int, max_pixe
     if min(width, height) < min_side:
         raise _Fail("too_small", f"{width}x{height} < min_side={min_side}", width=width, height=height, format=fmt)
     return fmt, width, height
+
+
+#: X-Robots-Tag directives that ask not to use the image for AI training (as img2dataset)
+AI_OPT_OUT = frozenset({"noai", "noimageai"})
+_AGENT = "groundwords"
+_VALUED_DIRECTIVES = frozenset({"unavailable_after", "max-snippet", "max-image-preview", "max-video-preview"})
+
+
+def opts_out_of_ai(x_robots_tag: str) -> bool:
+    """True when an ``X-Robots-Tag`` value says ``noai``/``noimageai`` to every agent or to
+    groundwords (``otherbot: noai`` addresses another crawler only)."""
+    agent = ""
+    for part in x_robots_tag.lower().split(","):
+        part = part.strip()
+        head, sep, rest = part.partition(":")
+        if sep and head.strip() not in _VALUED_DIRECTIVES:
+            agent, part = head.strip(), rest.strip()
+        if part in AI_OPT_OUT and agent in ("", "*", _AGENT):
+            return True
+    return False
+
+
+def shrink_image(data: bytes, max_side: int) -> tuple[bytes, str, int, int]:
+    """Resize so that the longer side is ``max_side``, keeping the aspect ratio; re-encode as
+    JPEG (quality 90), or PNG for an image with transparency. -> ``(bytes, format, w, h)``."""
+    with Image.open(io.BytesIO(data)) as im:
+        if im.format == "JPEG":
+            im.draft("RGB", (max_side, max_side))  # DCT-domain downscale while decoding
+        alpha = has_alpha(im)
+        im = im.convert("RGBA" if alpha else "RGB")
+    w, h = im.size
+    scale = max_side / max(w, h)
+    size = (max(1, round(w * scale)), max(1, round(h * scale)))
+    im = im.resize(size, Image.Resampling.LANCZOS, reducing_gap=3.0)
+    buf = io.BytesIO()
+    fmt = "PNG" if alpha else "JPEG"
+    im.save(buf, format=fmt, **({"optimize": True} if alpha else {"quality": 90}))
+    return buf.getvalue(), fmt, size[0], size[1]
 
 
 def image_path(images_dir: str | os.PathLike, sha256: str, fmt: str) -> Path:
@@ -474,6 +516,10 @@ class Fetcher:
         self.max_bytes, self.min_side = settings["max_bytes"], settings["min_side"]
         self.max_pixels = settings["max_pixels"]
         self.max_attempts = settings["max_attempts"]
+        self.max_side, self.honour_noai = settings["max_side"], settings["honour_noai"]
+        self.max_per_host = settings["max_per_host"]
+        self._hosts: dict[str, threading.BoundedSemaphore] = {}
+        self._hosts_lock = threading.Lock()
         self.stop = stop or threading.Event()
         self.watchdog = _Watchdog(self.stop)
 
@@ -492,8 +538,9 @@ class Fetcher:
         rec = dict.fromkeys(SHARD_COLUMNS, "")
         rec.update(id=image_id, url=url, attempts=prior_attempts, bytes=0)
         try:
-            with self.watchdog.track(t0 + self.total_timeout):
-                self._fetch(url, rec, prior_attempts)
+            with self._host_slot(url):  # the deadline starts once a connection to the host is allowed
+                with self.watchdog.track(time.monotonic() + self.total_timeout):
+                    self._fetch(url, rec, prior_attempts)
             rec["status"] = "ok"
         except _Cancelled:
             return None
@@ -506,6 +553,23 @@ class Fetcher:
         rec["elapsed_s"] = round(time.monotonic() - t0, 3)
         return rec
 
+    @contextlib.contextmanager
+    def _host_slot(self, url: str) -> Iterator[None]:
+        """At most ``max_per_host`` downloads from one host at a time (0: no cap)."""
+        host = urlsplit(url.strip()).hostname if self.max_per_host and url.strip().lower().startswith("http") else None
+        if not host:
+            yield
+            return
+        with self._hosts_lock:
+            slot = self._hosts.setdefault(host, threading.BoundedSemaphore(self.max_per_host))
+        while not slot.acquire(timeout=0.2):
+            if self.stop.is_set():
+                raise _Cancelled
+        try:
+            yield
+        finally:
+            slot.release()
+
     def _fetch(self, url: str, rec: dict, prior: int) -> None:
         kind, target = classify_url(url)
         if kind == "http":
@@ -517,6 +581,8 @@ class Fetcher:
         else:
             raise _Fail("bad_scheme", target)
         fmt, width, height = decode_image(data, content_type, min_side=self.min_side, max_pixels=self.max_pixels)
+        if self.max_side and max(width, height) > self.max_side:
+            data, fmt, width, height = shrink_image(data, self.max_side)
         sha = hashlib.sha256(data).hexdigest()
         path = image_path(self.images_dir, sha, fmt)
         _store(data, path)
@@ -615,6 +681,10 @@ class Fetcher:
             if not 200 <= code < 300:
                 raise _Fail(f"http_{code}", f"HTTP {code} {resp.reason or ''}".strip())
 
+            robots = resp.headers.get("X-Robots-Tag", "")
+            if self.honour_noai and robots and opts_out_of_ai(robots):
+                raise _Fail("opted_out", f"X-Robots-Tag: {robots}")
+
             length = resp.headers.get("Content-Length", "")
             if length.strip().isdigit() and int(length) > self.max_bytes:
                 rec["bytes"] = int(length)
@@ -702,6 +772,19 @@ def select_shard(manifest: pd.DataFrame, shard: int, num_shards: int) -> dict[st
 
 def partial_path(out_tsv: str | os.PathLike) -> Path:
     return Path(f"{out_tsv}.partial")
+
+
+def stats_path(out_tsv: str | os.PathLike) -> Path:
+    """The shard's stats JSON beside its TSV: ``shard-{i}-of-{K}.stats.json``."""
+    out_tsv = Path(out_tsv)
+    return out_tsv.with_name(out_tsv.name.removesuffix(".tsv") + ".stats.json")
+
+
+def _size(path: str) -> int:
+    try:
+        return os.path.getsize(path)
+    except OSError:
+        return 0
 
 
 def _attempts(rec: dict) -> int:
@@ -881,6 +964,16 @@ def fetch_shard(
 
     elapsed = time.monotonic() - t0
     counts = _status_counts(df["status"])
+    fetched_now = [records[i] for i, *_ in todo if i in records]
+    stored = {r["path"] for r in records.values() if r["status"] == "ok" and r["path"]}
+    write_json({
+        "shard": shard, "num_shards": num_shards, "ids": len(ids), "ok": n_ok,
+        "alive_fraction": round(n_ok / len(ids), 6) if ids else 0.0, "by_status": counts,
+        "fetched": len(fetched_now), "reused": len(ids) - len(fetched_now),
+        "bytes_downloaded": int(sum(int(r.get("bytes") or 0) for r in fetched_now)),
+        "bytes_stored": int(sum(_size(p) for p in stored)),
+        "elapsed_s": round(elapsed, 3), "images_per_s": round(len(fetched_now) / elapsed, 3) if elapsed > 0 else 0.0,
+    }, stats_path(out_tsv))
     log.info("shard %d/%d done: %d ids, alive %.1f%% (%d ok), fetched %d in %.1fs (%.1f/s); %s",
              shard, num_shards, len(ids), 100 * n_ok / max(len(ids), 1), n_ok, len(todo), elapsed,
              len(todo) / elapsed if elapsed > 0 else 0.0,
