@@ -361,3 +361,25 @@ def test_transparent_images_are_composited_onto_white(tmp_path):
         assert out.getpixel((2, 2)) != (255, 255, 255), name  # opaque pixels stay
     assert load_rgb(tmp_path / "rgba.png").getpixel((15, 5)) == (127, 127, 127)  # blended with white
     assert load_rgb(tmp_path / "rgba.png").getpixel((2, 2)) == (0, 0, 255)
+
+
+def test_images_in_a_tar_shard_encode_like_files(tiny_vit, images, tmp_path):
+    """fetch.store: tar -- paths "{shard}.tar::{member}", relative ones too, DataLoader workers."""
+    import tarfile
+
+    tsv, ids, d = images
+    df = pd.read_csv(tsv, sep="\t")
+    tar = tmp_path / "shard-0-of-1.tar"
+    with tarfile.open(tar, "w") as tf:
+        for p in df["path"].unique():
+            if (d / p.split("/")[-1]).exists():
+                tf.add(p, arcname=p.split("/")[-1])
+    df["path"] = [f"shard-0-of-1.tar::{p.split('/')[-1]}" for p in df["path"]]
+    tar_tsv = tmp_path / "fetched.tsv"
+    df.to_csv(tar_tsv, sep="\t", index=False)
+    kw = dict(model=tiny_vit, batch_size=4, device="cpu", progress=False)
+    encode_images(tsv, tmp_path / "files.h5", num_workers=0, **kw)
+    encode_images(tar_tsv, tmp_path / "tar.h5", num_workers=2, **kw)
+    a, b = read_features(tmp_path / "files.h5"), read_features(tmp_path / "tar.h5")
+    assert a[0] == b[0] == ids
+    np.testing.assert_array_equal(a[1], b[1])

@@ -487,9 +487,9 @@ def test_slow_servers_end_as_timeout_within_total_timeout(site):
     df, _ = run_shard(site, manifest, total_timeout=total, read_timeout=2, retries=3, max_redirects=50)
     wall = time.monotonic() - t0
     assert dict(zip(df["url"], df["status"])) == dict.fromkeys(urls, "timeout")
-    assert all(total <= float(e) < total + 0.5 for e in df["elapsed_s"]), list(df["elapsed_s"])
+    assert all(total <= float(e) < total + 1 for e in df["elapsed_s"]), list(df["elapsed_s"])
     assert all("total_timeout=1.5" in e for e in df["error"])
-    assert wall < total + 2
+    assert wall < total + 3
     assert site.hits("/drip-body.png") == 1  # the deadline covers every retry: none started
 
 
@@ -658,3 +658,46 @@ def test_max_per_host_caps_concurrent_downloads(site):
     state["max"] = 0
     run_shard(site, one_row_each(site, urls), workers=8, resume=False)
     assert state["max"] > 2  # without the cap the workers overlap
+
+
+def test_tar_store_writes_one_webdataset_shard_and_resumes(site, monkeypatch):
+    import tarfile
+
+    from groundwords.images import open_image
+
+    manifest = site.manifest(fast=True)
+    files, _ = run_shard(site, manifest)
+    site.server.reset()
+
+    def disk_full(*a, **k):  # the first tar run dies before its TSV: images wait in staging
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fetch, "write_tar_shard", disk_full)
+    with pytest.raises(OSError):
+        run_shard(site, manifest, store="tar", resume=False)
+    monkeypatch.undo()
+    out = site.tmp / "fetch" / "shard-0-of-1.tsv"
+    staged = [p for p in fetch.staging_dir(out).rglob("*") if p.is_file()]
+    assert len(staged) == len(set(files.loc[files["status"] == "ok", "sha256"]))
+    site.server.reset()
+    df, out = run_shard(site, manifest, store="tar")
+    assert set(site.server.hits) == {"/always500.png", "/loop"}  # the ok images were not fetched again
+    assert dict(zip(df["url"], df["status"])) == dict(zip(files["url"], files["status"]))
+    tar = fetch.tar_path(out)
+    assert tar.is_file() and not fetch.staging_dir(out).exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+    ok = df[df["status"] == "ok"]
+    with tarfile.open(tar) as tf:
+        names = tf.getnames()
+        assert names == [n for i, e in zip(ok["id"], ok["path"]) for n in (f"{i}.{e.rsplit('.', 1)[1]}", f"{i}.json")]
+        meta = json.loads(tf.extractfile(f"{ok['id'].iloc[0]}.json").read())
+    assert meta["url"] == ok["url"].iloc[0] and meta["sha256"] == ok["sha256"].iloc[0]
+    by_url = files.set_index("url")
+    for _, r in ok.iterrows():
+        assert r["path"].startswith(f"{tar}::")
+        with open_image(r["path"]) as im:  # what the encoder reads
+            assert im.size == (int(r["width"]), int(r["height"]))
+        assert by_url.loc[r["url"], "sha256"] == r["sha256"]
+    assert fetch.shard_is_complete(out, df["id"])
+    tar.unlink()
+    assert not fetch.shard_is_complete(out, df["id"])  # the TSV alone is not a finished tar shard

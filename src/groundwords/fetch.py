@@ -95,11 +95,13 @@ import mimetypes
 import os
 import random
 import re
+import shutil
 import signal
 import socket
 import stat
 import struct
 import sys
+import tarfile
 import threading
 import time
 import warnings
@@ -122,7 +124,7 @@ from urllib3.exceptions import ReadTimeoutError
 
 from groundwords import __version__ as _VERSION
 from groundwords.config import add_section_arguments, section_settings
-from groundwords.images import has_alpha, to_rgb
+from groundwords.images import forget_tar, has_alpha, read_tar_member, split_tar_path, tar_member_path, to_rgb
 from groundwords.io import UserError, atomic_path, read_tsv, run_cli, setup_logging, write_json, write_tsv
 
 log = logging.getLogger("groundwords.fetch")
@@ -774,6 +776,45 @@ def partial_path(out_tsv: str | os.PathLike) -> Path:
     return Path(f"{out_tsv}.partial")
 
 
+def tar_path(out_tsv: str | os.PathLike) -> Path:
+    """The shard's tar (``fetch.store: tar``) beside its TSV: ``shard-{i}-of-{K}.tar``."""
+    out_tsv = Path(out_tsv)
+    return out_tsv.with_name(out_tsv.name.removesuffix(".tsv") + ".tar")
+
+
+def staging_dir(out_tsv: str | os.PathLike) -> Path:
+    """Where a tar shard's images wait (one file each, resumable) until the tar is written."""
+    out_tsv = Path(out_tsv)
+    return out_tsv.with_name(out_tsv.name.removesuffix(".tsv") + ".staging")
+
+
+def write_tar_shard(tar: Path, records: dict[str, dict], ids: Iterable[str]) -> None:
+    """Write the ``ok`` images of ``records`` (in ``ids`` order) into ``tar`` atomically,
+    webdataset style: ``{id}.{ext}`` (the image) and ``{id}.json`` (url, sha256, size, format)
+    per id; point each record's ``path`` at its member (``"{tar}::{id}.{ext}"``).  Images come
+    from the staging folder or from the shard's previous tar."""
+    members: dict[str, str] = {}
+    with atomic_path(tar, suffix=".tar.part") as tmp:
+        with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tf:
+            for i in ids:
+                rec = records[i]
+                if rec["status"] != "ok":
+                    continue
+                src = str(rec["path"])
+                in_tar = split_tar_path(src)
+                data = read_tar_member(*in_tar) if in_tar else Path(src).read_bytes()
+                ext = (in_tar[1] if in_tar else src).rsplit(".", 1)[-1]
+                meta = {k: rec.get(k, "") for k in ("id", "url", "sha256", "width", "height", "format")}
+                for name, blob in ((f"{i}.{ext}", data), (f"{i}.json", json.dumps(meta, sort_keys=True).encode())):
+                    info = tarfile.TarInfo(name)
+                    info.size, info.mode, info.mtime = len(blob), 0o644, 0  # reproducible
+                    tf.addfile(info, io.BytesIO(blob))
+                members[i] = f"{i}.{ext}"
+        forget_tar(tar)  # the old tar (read above) is about to be replaced
+    for i, member in members.items():
+        records[i]["path"] = tar_member_path(tar, member)
+
+
 def stats_path(out_tsv: str | os.PathLike) -> Path:
     """The shard's stats JSON beside its TSV: ``shard-{i}-of-{K}.stats.json``."""
     out_tsv = Path(out_tsv)
@@ -794,10 +835,15 @@ def _attempts(rec: dict) -> int:
         return 0
 
 
+def _image_exists(path: str) -> bool:
+    in_tar = split_tar_path(path)
+    return Path(in_tar[0] if in_tar else path).is_file() if path else False
+
+
 def _reusable(rec: dict, max_attempts: int) -> bool:
     status = rec.get("status")
     if status == "ok":
-        return bool(rec.get("path")) and Path(rec["path"]).is_file()
+        return _image_exists(rec.get("path") or "")
     return status in PERMANENT_STATUSES or (bool(status) and _attempts(rec) >= max_attempts)
 
 
@@ -940,7 +986,8 @@ def fetch_shard(
     t0 = time.monotonic()
     stop = threading.Event()
     session = make_session(workers, settings["user_agent"] or DEFAULT_USER_AGENT, settings["max_redirects"])
-    fetcher = Fetcher(session, images_dir, settings, stop=stop)
+    to_tar = settings["store"] == "tar"
+    fetcher = Fetcher(session, staging_dir(out_tsv) if to_tar else images_dir, settings, stop=stop)
     bar = tqdm(total=len(ids), initial=len(records), unit="img", desc=f"fetch {shard}/{num_shards}",
                file=sys.stderr, disable=not progress, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)  # log files: a line every 30 s
@@ -958,14 +1005,20 @@ def fetch_shard(
     finally:
         bar.close()
 
+    if to_tar:
+        write_tar_shard(tar_path(out_tsv), records, ids)
     df = _records_frame(records, ids)
     write_tsv(df, out_tsv)
     partial.unlink(missing_ok=True)
+    if to_tar:
+        shutil.rmtree(staging_dir(out_tsv), ignore_errors=True)
 
     elapsed = time.monotonic() - t0
     counts = _status_counts(df["status"])
     fetched_now = [records[i] for i, *_ in todo if i in records]
     stored = {r["path"] for r in records.values() if r["status"] == "ok" and r["path"]}
+    if to_tar:
+        stored = {str(tar_path(out_tsv))}
     write_json({
         "shard": shard, "num_shards": num_shards, "ids": len(ids), "ok": n_ok,
         "alive_fraction": round(n_ok / len(ids), 6) if ids else 0.0, "by_status": counts,
@@ -987,7 +1040,10 @@ def shard_is_complete(out_tsv: str | os.PathLike, ids: Iterable[str]) -> bool:
         df = read_tsv(out_tsv, dtype=str)
     except (FileNotFoundError, pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError):
         return False
-    return list(df.columns) == SHARD_COLUMNS and sorted(df["id"]) == sorted(ids)
+    if list(df.columns) != SHARD_COLUMNS or sorted(df["id"]) != sorted(ids):
+        return False
+    tars = {t[0] for t in map(split_tar_path, df.loc[df["status"] == "ok", "path"]) if t}
+    return all(Path(t).is_file() for t in tars)  # a tar shard's images are there too
 
 
 # ---------------------------------------------------------------------------------------------
