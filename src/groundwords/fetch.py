@@ -6,8 +6,12 @@ Two sub-commands (see ``python -m groundwords.fetch -h``):
     :func:`fetch_shard` takes the unique image ids of one shard of the manifest (rows whose
     ``status`` is ``ok``; an id belongs to shard ``int(id, 16) % num_shards``), downloads
     each id once, checks that the bytes decode as an image and stores the *original* bytes
-    content-addressed at ``{images_dir}/{sha256[:2]}/{sha256}.{ext}``.  It writes one row
-    per id to ``data/fetch/shard-{i}-of-{K}.tsv`` (columns :data:`SHARD_COLUMNS`).
+    (or, with ``max_side``, a copy resized to fit ``max_side`` x ``max_side``) content-addressed
+    at ``{images_dir}/{sha256[:2]}/{sha256}.{ext}`` (``store: files``), or in one
+    webdataset-style tar per shard (``store: tar``, :func:`write_tar_shard`).  It writes one
+    row per id to ``data/fetch/shard-{i}-of-{K}.tsv`` (columns :data:`SHARD_COLUMNS`) and the
+    shard's stats to ``shard-{i}-of-{K}.stats.json``.  Every setting is a key of the ``fetch``
+    config section (:func:`fetch_settings`; defaults in the schema).
 
 ``merge``
     :func:`merge` joins the shard files back onto the manifest: one row per manifest row
