@@ -677,14 +677,14 @@ def test_tar_store_writes_one_webdataset_shard_and_resumes(site, monkeypatch):
         run_shard(site, manifest, store="tar", resume=False)
     monkeypatch.undo()
     out = site.tmp / "fetch" / "shard-0-of-1.tsv"
-    staged = [p for p in fetch.staging_dir(out).rglob("*") if p.is_file()]
-    assert len(staged) == len(set(files.loc[files["status"] == "ok", "sha256"]))
+    ok_files = files[files["status"] == "ok"]
+    assert fetch.staging_path(out).stat().st_size == sum(Path(p).stat().st_size for p in ok_files["path"])
     site.server.reset()
     df, out = run_shard(site, manifest, store="tar")
     assert set(site.server.hits) == {"/always500.png", "/loop"}  # the ok images were not fetched again
     assert dict(zip(df["url"], df["status"])) == dict(zip(files["url"], files["status"]))
     tar = fetch.tar_path(out)
-    assert tar.is_file() and not fetch.staging_dir(out).exists()
+    assert tar.is_file() and not fetch.staging_path(out).exists()
     assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary left
     ok = df[df["status"] == "ok"]
     with tarfile.open(tar) as tf:

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import sys
 from importlib import resources
 from pathlib import Path
@@ -26,6 +27,12 @@ DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 
 def load_schema() -> dict:
+    """The schema (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
     text = resources.files("groundwords").joinpath("schemas", SCHEMA_NAME).read_text()
     return yaml.safe_load(text)
 

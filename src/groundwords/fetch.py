@@ -99,7 +99,6 @@ import mimetypes
 import os
 import random
 import re
-import shutil
 import signal
 import socket
 import stat
@@ -324,6 +323,45 @@ def image_path(images_dir: str | os.PathLike, sha256: str, fmt: str) -> Path:
     return Path(images_dir) / sha256[:2] / f"{sha256}.{ext}"
 
 
+class Stager:
+    """Images of a tar shard while it runs: appended to one file (no file per image), each
+    named ``"{staging}::{offset}+{length}.{ext}"``; resumable like the journal (a record only
+    names bytes that were written before it)."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        self._f = open(self.path, "ab", buffering=0)  # noqa: SIM115 - closed by close()
+        self._lock = threading.Lock()
+
+    def add(self, data: bytes, ext: str) -> str:
+        with self._lock:
+            offset = self._f.tell()
+            self._f.write(data)
+        return f"{self.path}::{offset}+{len(data)}.{ext}"
+
+    def close(self) -> None:
+        self._f.close()
+
+
+_STAGED = re.compile(r"^(?P<file>.*)::(?P<offset>\d+)\+(?P<length>\d+)\.(?P<ext>\w+)$")
+
+
+def _staged(path: str) -> tuple[str, int, int, str] | None:
+    m = _STAGED.match(path)
+    return (m["file"], int(m["offset"]), int(m["length"]), m["ext"]) if m else None
+
+
+def _read_staged(path: str) -> bytes:
+    file, offset, length, _ = _staged(path)
+    with open(file, "rb") as f:
+        f.seek(offset)
+        data = f.read(length)
+    if len(data) != length:
+        raise OSError(f"{file}: {length} bytes expected at {offset}, the file is shorter")
+    return data
+
+
 def _store(data: bytes, path: Path) -> None:
     """Write ``data`` to ``path`` atomically, unless a file is already there (same hash)."""
     if path.exists():
@@ -512,9 +550,11 @@ class Fetcher:
     ``settings``: the ``fetch`` config section (:func:`fetch_settings`).
     """
 
-    def __init__(self, session: requests.Session, images_dir, settings: dict, stop: threading.Event | None = None):
+    def __init__(self, session: requests.Session, images_dir, settings: dict, stop: threading.Event | None = None,
+                 stager: Stager | None = None):
         self.session = session
         self.images_dir = Path(images_dir)
+        self.stager = stager  # store: tar
         self.timeout = (settings["connect_timeout"], settings["read_timeout"])
         self.total_timeout = settings["total_timeout"]
         self.retries, self.backoff = settings["retries"], settings["backoff"]
@@ -590,8 +630,11 @@ class Fetcher:
         if self.max_side and max(width, height) > self.max_side:
             data, fmt, width, height = shrink_image(data, self.max_side)
         sha = hashlib.sha256(data).hexdigest()
-        path = image_path(self.images_dir, sha, fmt)
-        _store(data, path)
+        if self.stager is not None:
+            path = self.stager.add(data, image_path("", sha, fmt).suffix[1:])
+        else:
+            path = image_path(self.images_dir, sha, fmt)
+            _store(data, path)
         rec.update(sha256=sha, path=str(path), width=width, height=height, format=fmt)
 
     # -- local files ---------------------------------------------------------------------
@@ -786,8 +829,8 @@ def tar_path(out_tsv: str | os.PathLike) -> Path:
     return out_tsv.with_name(out_tsv.name.removesuffix(".tsv") + ".tar")
 
 
-def staging_dir(out_tsv: str | os.PathLike) -> Path:
-    """Where a tar shard's images wait (one file each, resumable) until the tar is written."""
+def staging_path(out_tsv: str | os.PathLike) -> Path:
+    """Where a tar shard's images wait (:class:`Stager`) until the tar is written."""
     out_tsv = Path(out_tsv)
     return out_tsv.with_name(out_tsv.name.removesuffix(".tsv") + ".staging")
 
@@ -796,7 +839,7 @@ def write_tar_shard(tar: Path, records: dict[str, dict], ids: Iterable[str]) -> 
     """Write the ``ok`` images of ``records`` (in ``ids`` order) into ``tar`` atomically,
     webdataset style: ``{id}.{ext}`` (the image) and ``{id}.json`` (url, sha256, size, format)
     per id; point each record's ``path`` at its member (``"{tar}::{id}.{ext}"``).  Images come
-    from the staging folder or from the shard's previous tar."""
+    from the staging file or from the shard's previous tar."""
     members: dict[str, str] = {}
     with atomic_path(tar, suffix=".tar.part") as tmp:
         with tarfile.open(tmp, "w", format=tarfile.PAX_FORMAT) as tf:
@@ -806,8 +849,8 @@ def write_tar_shard(tar: Path, records: dict[str, dict], ids: Iterable[str]) -> 
                     continue
                 src = str(rec["path"])
                 in_tar = split_tar_path(src)
-                data = read_tar_member(*in_tar) if in_tar else Path(src).read_bytes()
-                ext = (in_tar[1] if in_tar else src).rsplit(".", 1)[-1]
+                data = read_tar_member(*in_tar) if in_tar else _read_staged(src)
+                ext = src.rsplit(".", 1)[-1]
                 meta = {k: rec.get(k, "") for k in ("id", "url", "sha256", "width", "height", "format")}
                 for name, blob in ((f"{i}.{ext}", data), (f"{i}.json", json.dumps(meta, sort_keys=True).encode())):
                     info = tarfile.TarInfo(name)
@@ -840,6 +883,9 @@ def _attempts(rec: dict) -> int:
 
 
 def _image_exists(path: str) -> bool:
+    staged = _staged(path)
+    if staged:
+        return _size(staged[0]) >= staged[1] + staged[2]
     in_tar = split_tar_path(path)
     return Path(in_tar[0] if in_tar else path).is_file() if path else False
 
@@ -991,7 +1037,8 @@ def fetch_shard(
     stop = threading.Event()
     session = make_session(workers, settings["user_agent"] or DEFAULT_USER_AGENT, settings["max_redirects"])
     to_tar = settings["store"] == "tar"
-    fetcher = Fetcher(session, staging_dir(out_tsv) if to_tar else images_dir, settings, stop=stop)
+    stager = Stager(staging_path(out_tsv)) if to_tar else None
+    fetcher = Fetcher(session, images_dir, settings, stop=stop, stager=stager)
     bar = tqdm(total=len(ids), initial=len(records), unit="img", desc=f"fetch {shard}/{num_shards}",
                file=sys.stderr, disable=not progress, dynamic_ncols=True,
                mininterval=0.5 if sys.stderr.isatty() else 30)  # log files: a line every 30 s
@@ -1008,6 +1055,8 @@ def fetch_shard(
                 bar.set_postfix(alive=f"{n_ok / len(records):.0%}", refresh=False)
     finally:
         bar.close()
+        if stager is not None:
+            stager.close()
 
     if to_tar:
         write_tar_shard(tar_path(out_tsv), records, ids)
@@ -1015,7 +1064,7 @@ def fetch_shard(
     write_tsv(df, out_tsv)
     partial.unlink(missing_ok=True)
     if to_tar:
-        shutil.rmtree(staging_dir(out_tsv), ignore_errors=True)
+        staging_path(out_tsv).unlink(missing_ok=True)
 
     elapsed = time.monotonic() - t0
     counts = _status_counts(df["status"])
