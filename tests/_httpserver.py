@@ -141,7 +141,8 @@ class _Server(ThreadingHTTPServer):
 class LocalServer:
     """A threaded HTTP server on an ephemeral port with per-path hit counters."""
 
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, tls: tuple[str, str] | None = None):
+        self.tls = tls  # (certfile, keyfile): serve HTTPS
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.latency = latency  # seconds added to every request
@@ -153,6 +154,12 @@ class LocalServer:
     def start(self) -> "LocalServer":
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
+        if self.tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="test-http-server", daemon=True)
         self._thread.start()
@@ -172,7 +179,7 @@ class LocalServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def route(self, path: str, reply: Route) -> str:
         """Register ``path``; returns its full URL."""

@@ -701,3 +701,64 @@ def test_tar_store_writes_one_webdataset_shard_and_resumes(site, monkeypatch):
     assert fetch.shard_is_complete(out, df["id"])
     tar.unlink()
     assert not fetch.shard_is_complete(out, df["id"])  # the TSV alone is not a finished tar shard
+
+
+def test_a_stalled_tls_handshake_ends_as_timeout(site):
+    """A host that accepts the connection and never answers the TLS ClientHello."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held, done = [], threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not done.is_set():
+            try:
+                held.append(listener.accept()[0])  # keep it open, say nothing
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/x.jpg"
+        t0 = time.monotonic()
+        df, _ = run_shard(site, one_row_each(site, [url], "tls.tsv"), total_timeout=1, read_timeout=30, retries=3)
+        assert df.loc[0, "status"] == "timeout" and time.monotonic() - t0 < 3, df.loc[0].to_dict()
+        assert "total_timeout=1" in df.loc[0, "error"]
+    finally:
+        done.set()
+        t.join()
+        for s in held + [listener]:
+            s.close()
+
+
+def test_https_downloads_go_through_the_watched_connections(tmp_path, monkeypatch):
+    """A real TLS server (self-signed, trusted through REQUESTS_CA_BUNDLE): ok, and a body
+    that drips over TLS still ends at total_timeout."""
+    import shutil
+    import subprocess
+
+    from _httpserver import LocalServer
+
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with LocalServer(tls=(str(cert), str(key))) as server:
+        good = server.route("/a.png", Reply(body=PNG, headers=IMG))
+        drip = server.route("/drip.png", Reply(body=PNG[:40], headers=IMG, drip=0.2, drip_body_only=True))
+        manifest = tmp_path / "m.tsv"
+        write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                                for i, u in enumerate([good, drip])]), manifest)
+        out = tmp_path / "shard.tsv"
+        fetch.fetch_shard(manifest, 0, 1, out, tmp_path / "images", **{**OPTS, "total_timeout": 1, "read_timeout": 5})
+        df = read_tsv(out, dtype=str).set_index("url")
+    assert good.startswith("https://") and df.loc[good, "status"] == "ok", df.loc[good].to_dict()
+    assert df.loc[drip, "status"] == "timeout" and float(df.loc[drip, "elapsed_s"]) < 2

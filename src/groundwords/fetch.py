@@ -498,7 +498,9 @@ def _register(sock) -> None:
         d.add(sock)
 
 
-class _WatchedHTTPConnection(HTTPConnection):
+class _Watched:
+    """Connection mixin: register each socket with the download of the calling thread."""
+
     def _new_conn(self):
         sock = super()._new_conn()
         _register(sock)  # before the TLS handshake: a stalled handshake is cut too
@@ -510,9 +512,12 @@ class _WatchedHTTPConnection(HTTPConnection):
         return super().request(*args, **kwargs)
 
 
-class _WatchedHTTPSConnection(HTTPSConnection):
-    _new_conn = _WatchedHTTPConnection._new_conn
-    request = _WatchedHTTPConnection.request
+class _WatchedHTTPConnection(_Watched, HTTPConnection):
+    pass
+
+
+class _WatchedHTTPSConnection(_Watched, HTTPSConnection):
+    pass
 
 
 class _WatchedHTTPPool(HTTPConnectionPool):
