@@ -699,6 +699,14 @@ def test_tar_store_writes_one_webdataset_shard_and_resumes(site, monkeypatch):
             assert im.size == (int(r["width"]), int(r["height"]))
         assert by_url.loc[r["url"], "sha256"] == r["sha256"]
     assert fetch.shard_is_complete(out, df["id"])
+    # switching stores on resume: a files-store shard becomes a tar shard without new downloads
+    out2 = site.tmp / "switch" / "shard-0-of-1.tsv"
+    fetch.fetch_shard(manifest, 0, 1, out2, site.tmp / "images2", **{**OPTS, "store": "files"})
+    site.server.reset()
+    fetch.fetch_shard(manifest, 0, 1, out2, site.tmp / "images2", **{**OPTS, "store": "tar"})
+    df2 = read_tsv(out2, dtype=str)
+    assert set(site.server.hits) <= {"/always500.png", "/loop"}
+    assert df2["path"].str.startswith(f"{fetch.tar_path(out2)}::").sum() == len(ok)
     tar.unlink()
     assert not fetch.shard_is_complete(out, df["id"])  # the TSV alone is not a finished tar shard
 

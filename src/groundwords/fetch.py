@@ -854,7 +854,12 @@ def write_tar_shard(tar: Path, records: dict[str, dict], ids: Iterable[str]) -> 
                     continue
                 src = str(rec["path"])
                 in_tar = split_tar_path(src)
-                data = read_tar_member(*in_tar) if in_tar else _read_staged(src)
+                if in_tar:  # the shard's previous tar
+                    data = read_tar_member(*in_tar)
+                elif _staged(src):
+                    data = _read_staged(src)
+                else:  # a file of an earlier run with store: files
+                    data = Path(src).read_bytes()
                 ext = src.rsplit(".", 1)[-1]
                 meta = {k: rec.get(k, "") for k in ("id", "url", "sha256", "width", "height", "format")}
                 for name, blob in ((f"{i}.{ext}", data), (f"{i}.json", json.dumps(meta, sort_keys=True).encode())):
@@ -1042,6 +1047,8 @@ def fetch_shard(
     stop = threading.Event()
     session = make_session(workers, settings["user_agent"] or DEFAULT_USER_AGENT, settings["max_redirects"])
     to_tar = settings["store"] == "tar"
+    if not resume:
+        staging_path(out_tsv).unlink(missing_ok=True)
     stager = Stager(staging_path(out_tsv)) if to_tar else None
     fetcher = Fetcher(session, images_dir, settings, stop=stop, stager=stager)
     bar = tqdm(total=len(ids), initial=len(records), unit="img", desc=f"fetch {shard}/{num_shards}",
@@ -1049,7 +1056,8 @@ def fetch_shard(
                mininterval=0.5 if sys.stderr.isatty() else 30)  # log files: a line every 30 s
     n_ok = sum(r["status"] == "ok" for r in records.values())
     try:
-        with session, contextlib.closing(fetcher), _pillow_bomb_guard(settings["max_pixels"]), open(partial, "a", encoding="utf-8") as journal, \
+        with session, contextlib.closing(fetcher), _pillow_bomb_guard(settings["max_pixels"]), \
+                open(partial, "a", encoding="utf-8") as journal, \
                 contextlib.closing(_run_pool(fetcher.fetch_one, todo, workers, stop)) as results:
             for rec in results:
                 records[rec["id"]] = rec
