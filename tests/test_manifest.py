@@ -205,3 +205,13 @@ def test_parquet_without_a_reader_is_a_clear_error(tmp_path):
     (tmp_path / "s.parquet").write_bytes(b"PAR1")
     with pytest.raises(UserError, match="data.format: parquet needs pyarrow"):
         parse_source(tmp_path / "s.parquet", {"format": "parquet", "caption_col": "caption", "url_col": "url"})
+
+
+def test_a_csv_row_the_reader_rejects_is_malformed_not_fatal(tmp_path):
+    import csv
+
+    src = tmp_path / "s.csv"
+    src.write_text("caption,url\nok,http://x.org/1.jpg\n" + "long" * (csv.field_size_limit() // 3) + ",http://x.org/2.jpg\n"
+                   "fine,http://x.org/3.jpg\n")
+    df = parse_source(src, {"format": "csv", "header": True, "caption_col": "caption", "url_col": "url"})
+    assert list(df["status"]) == ["ok", "malformed_columns", "ok"]

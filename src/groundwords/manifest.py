@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
 import re
 from collections import Counter
@@ -112,7 +113,18 @@ def _records(path: Path, fmt: str, header: bool):
 
         text = raw.decode("utf-8", errors="surrogateescape")
         reader = csv.reader(io.StringIO(text, newline=""))
-        recs = ((i, None if any(_SURROGATE.search(f) for f in r) else r) for i, r in enumerate(reader))
+
+        def rows():
+            for i in itertools.count():
+                try:
+                    r = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as e:  # e.g. a field over csv.field_size_limit(): malformed
+                    yield i, [f"<{e}>"]
+                    continue
+                yield i, None if any(_SURROGATE.search(f) for f in r) else r
+        recs = rows()
     else:
         lines = raw.split(b"\n")
         if lines and lines[-1] == b"":
