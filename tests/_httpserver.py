@@ -44,6 +44,11 @@ class Reply:
     #: if set: send the headers and this many body bytes, then stall for ``stall`` seconds
     stall_after: int | None = None
     stall: float = 0.0
+    #: if set: send the status line, headers and body one byte every ``drip`` seconds (a
+    #: slow-drip server: each byte arrives well within any per-receive timeout)
+    drip: float | None = None
+    #: with ``drip``: send the status line and headers at once, drip the body only
+    drip_body_only: bool = False
 
 
 Route = Union[Reply, Callable[[int], Reply]]
@@ -76,6 +81,9 @@ class _Handler(BaseHTTPRequestHandler):
     def _send(self, reply: Reply, stop: threading.Event) -> None:
         if reply.delay and stop.wait(reply.delay):
             return
+        if reply.drip is not None:
+            self._drip(reply, stop)
+            return
         self.send_response(reply.status)
         for k, v in reply.headers.items():
             self.send_header(k, v)
@@ -95,6 +103,22 @@ class _Handler(BaseHTTPRequestHandler):
         if reply.chunked:
             self.wfile.write(b"0\r\n\r\n")
         self.wfile.flush()
+
+    def _drip(self, reply: Reply, stop: threading.Event) -> None:
+        head = [f"HTTP/1.1 {reply.status} {self.responses.get(reply.status, ('',))[0]}"]
+        head += [f"{k}: {v}" for k, v in reply.headers.items()]
+        head += [f"Content-Length: {len(reply.body)}", "", ""]
+        head_bytes = "\r\n".join(head).encode("latin-1")
+        if reply.drip_body_only:
+            self.wfile.write(head_bytes)
+            data = reply.body
+        else:
+            data = head_bytes + reply.body
+        for i in range(len(data)):
+            self.wfile.write(data[i:i + 1])
+            if stop.wait(reply.drip):
+                return
+        self.close_connection = True
 
     def _write(self, data: bytes, chunked: bool) -> None:
         if not chunked:
@@ -117,7 +141,8 @@ class _Server(ThreadingHTTPServer):
 class LocalServer:
     """A threaded HTTP server on an ephemeral port with per-path hit counters."""
 
-    def __init__(self, latency: float = 0.0):
+    def __init__(self, latency: float = 0.0, tls: tuple[str, str] | None = None):
+        self.tls = tls  # (certfile, keyfile): serve HTTPS
         self.routes: dict[str, Route] = {}
         self.hits: Counter[str] = Counter()
         self.latency = latency  # seconds added to every request
@@ -129,6 +154,12 @@ class LocalServer:
     def start(self) -> "LocalServer":
         self._httpd = _Server(("127.0.0.1", 0), _Handler)
         self._httpd.owner = self
+        if self.tls:
+            import ssl
+
+            ctx = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
+            ctx.load_cert_chain(*self.tls)
+            self._httpd.socket = ctx.wrap_socket(self._httpd.socket, server_side=True)
         self._thread = threading.Thread(target=self._httpd.serve_forever, kwargs={"poll_interval": 0.05},
                                         name="test-http-server", daemon=True)
         self._thread.start()
@@ -148,7 +179,7 @@ class LocalServer:
         return self._httpd.server_address[1]
 
     def url(self, path: str) -> str:
-        return f"http://127.0.0.1:{self.port}{path}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}{path}"
 
     def route(self, path: str, reply: Route) -> str:
         """Register ``path``; returns its full URL."""

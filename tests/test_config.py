@@ -81,3 +81,19 @@ def test_corpus_url_needs_a_checksum():
     for good in ("a" * 64, "sha256:" + "a" * 64, "sha1:6c70299b93b7e1f927b42cd8f6ac1a31547c7a2e", "md5:" + "b" * 32):
         cfg["iesg"]["corpus_checksum"] = good
         validate_config(cfg)
+
+
+def test_cli_validates_an_override_merged_over_the_default(tmp_path, capsys):
+    """As Snakemake does with --configfile: a partial override is valid on top of config.yaml."""
+    override = tmp_path / "override.yaml"
+    override.write_text("fetch: {workers: 8, total_timeout: 30}\n")
+    assert run_cli(config_main, [str(override)]) == 0
+    out = yaml.safe_load(capsys.readouterr().out)
+    assert out["fetch"]["workers"] == 8 and out["fetch"]["total_timeout"] == 30
+    assert out["data"]["source"] == load("config.yaml")["data"]["source"]  # from the default
+    assert out["fetch"]["shards"] == load("config.yaml")["fetch"]["shards"]
+    # on its own (no default), the override lacks data: the error names the key
+    assert run_cli(config_main, ["--default", "", str(override)]) == 2
+    assert "'data' is a required property" in capsys.readouterr().err
+    assert run_cli(config_main, ["--default", str(tmp_path / "nope.yaml"), str(override)]) == 2
+    assert "nope.yaml not found" in capsys.readouterr().err

@@ -333,3 +333,53 @@ def test_resume_after_table_changed_keeps_table_order(tiny_vit, images, tmp_path
     a, b = read_features(clean), read_features(out)
     assert b[0] == a[0] == ids[1:][::-1]
     np.testing.assert_allclose(b[1], a[1], atol=1e-6)
+
+
+def test_transparent_images_are_composited_onto_white(tmp_path):
+    """RGBA, LA, palette and colour-key transparency: transparent pixels become white, not
+    the arbitrary colour they hold (red here), opaque ones keep theirs."""
+    from PIL import Image
+
+    from groundwords.encode import load_rgb
+
+    rgba = Image.new("RGBA", (20, 10), (255, 0, 0, 0))  # transparent red
+    rgba.paste((0, 0, 255, 255), (0, 0, 10, 10))  # opaque blue left half
+    rgba.putpixel((15, 5), (0, 0, 0, 128))  # half-transparent black
+    files = {"rgba.png": rgba, "la.png": rgba.convert("LA")}
+    pal = rgba.convert("RGB").convert("P", palette=Image.ADAPTIVE, colors=4)
+    red_index = pal.getpixel((19, 9))
+    files["p.gif"], files["p.png"] = pal, pal
+    key = rgba.convert("RGB")  # colour-key transparency (PNG tRNS)
+    for name, im in files.items():
+        kw = {"transparency": red_index} if name.startswith("p.") else {}
+        im.save(tmp_path / name, **kw)
+    key.save(tmp_path / "key.png", transparency=(255, 0, 0))
+    for name in [*files, "key.png"]:
+        out = load_rgb(tmp_path / name)
+        assert out.mode == "RGB"
+        assert out.getpixel((19, 9)) == (255, 255, 255), name
+        assert out.getpixel((2, 2)) != (255, 255, 255), name  # opaque pixels stay
+    assert load_rgb(tmp_path / "rgba.png").getpixel((15, 5)) == (127, 127, 127)  # blended with white
+    assert load_rgb(tmp_path / "rgba.png").getpixel((2, 2)) == (0, 0, 255)
+
+
+def test_images_in_a_tar_shard_encode_like_files(tiny_vit, images, tmp_path):
+    """fetch.store: tar -- paths "{shard}.tar::{member}", relative ones too, DataLoader workers."""
+    import tarfile
+
+    tsv, ids, d = images
+    df = pd.read_csv(tsv, sep="\t")
+    tar = tmp_path / "shard-0-of-1.tar"
+    with tarfile.open(tar, "w") as tf:
+        for p in df["path"].unique():
+            if (d / p.split("/")[-1]).exists():
+                tf.add(p, arcname=p.split("/")[-1])
+    df["path"] = [f"shard-0-of-1.tar::{p.split('/')[-1]}" for p in df["path"]]
+    tar_tsv = tmp_path / "fetched.tsv"
+    df.to_csv(tar_tsv, sep="\t", index=False)
+    kw = dict(model=tiny_vit, batch_size=4, device="cpu", progress=False)
+    encode_images(tsv, tmp_path / "files.h5", num_workers=0, **kw)
+    encode_images(tar_tsv, tmp_path / "tar.h5", num_workers=2, **kw)
+    a, b = read_features(tmp_path / "files.h5"), read_features(tmp_path / "tar.h5")
+    assert a[0] == b[0] == ids
+    np.testing.assert_array_equal(a[1], b[1])

@@ -65,6 +65,7 @@ FLAKY = image_bytes("PNG", color=(1, 2, 3))
 RATE = image_bytes("JPEG", color=(4, 5, 6))
 TARGET = image_bytes("PNG", color=(7, 8, 9))
 NOISE = bytes(RNG.getrandbits(8) for _ in range(200_000))
+SVG = b'<svg xmlns="http://www.w3.org/2000/svg" width="64" height="64"><rect width="64" height="64"/></svg>'
 IMG = {"Content-Type": "image/png"}
 JPEG = {"Content-Type": "image/jpeg"}
 
@@ -96,6 +97,9 @@ ROUTES = {
     "/redirect.png": (Reply(301, b"", {"Location": "/target.png"}), "ok"),
     "/target.png": (Reply(body=TARGET, headers=IMG), None),  # only reached through /redirect.png
     "/tiny.png": (Reply(body=image_bytes("PNG", (4, 4)), headers=IMG), "too_small"),
+    "/drawing.svg": (Reply(body=SVG, headers={"Content-Type": "image/svg+xml"}), "unsupported_format"),
+    "/drawing-xml.bin": (Reply(body=b'<?xml version="1.0"?>\n' + SVG, headers={"Content-Type": "application/octet-stream"}),
+                         "unsupported_format"),
     "/bomb.png": (Reply(body=png_header_only(20_000, 20_000), headers=IMG), "decompression_bomb"),
     # 1.1 Mpx: between max_pixels and 2 * max_pixels, where Pillow only warns
     "/bomb-warn.png": (Reply(body=image_bytes("PNG", (1100, 1000)), headers=IMG), "decompression_bomb"),
@@ -283,10 +287,10 @@ def test_interrupted_run_resumes(site, monkeypatch):
     stop_at = list(urls)[6]
     real = fetch.Fetcher.fetch_one
 
-    def interrupted(self, image_id_, url):
+    def interrupted(self, image_id_, url, prior=0):
         if image_id_ == stop_at:
             raise KeyboardInterrupt
-        return real(self, image_id_, url)
+        return real(self, image_id_, url, prior)
 
     monkeypatch.setattr(fetch.Fetcher, "fetch_one", interrupted)
     out = site.tmp / "fetch" / "shard-0-of-1.tsv"
@@ -456,3 +460,313 @@ def test_classify_url():
 def test_help_mentions_subcommands():
     text = fetch.build_parser().format_help()
     assert "shard" in text and "merge" in text
+
+
+# ---------------------------------------------------------------------------------------------
+# bounded time, interrupts, attempts across resumes
+
+
+def test_slow_servers_end_as_timeout_within_total_timeout(site):
+    """A server that drips its headers or body (each byte well within read_timeout), or
+    redirects slowly without end, cannot hold a worker past total_timeout."""
+    body = image_bytes("PNG", (64, 64), (5, 5, 5))[:40]
+
+    def hop(n):
+        return lambda hit: Reply(302, b"", {"Location": f"/hop{n + 1}"}, delay=0.3)
+
+    for n in range(40):
+        site.server.route(f"/hop{n}", hop(n))
+    urls = [site.server.route("/drip-body.png", Reply(body=body, headers=IMG, drip=0.25, drip_body_only=True)),
+            site.server.route("/drip-all.png", Reply(body=body, headers=IMG, drip=0.1)),
+            site.url("/hop0")]
+    manifest = site.tmp / "drip.tsv"
+    write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                            for i, u in enumerate(urls)]), manifest)
+    total = 1.5
+    t0 = time.monotonic()
+    df, _ = run_shard(site, manifest, total_timeout=total, read_timeout=2, retries=3, max_redirects=50)
+    wall = time.monotonic() - t0
+    assert dict(zip(df["url"], df["status"])) == dict.fromkeys(urls, "timeout")
+    assert all(total <= float(e) < total + 1 for e in df["elapsed_s"]), list(df["elapsed_s"])
+    assert all("total_timeout=1.5" in e for e in df["error"])
+    assert wall < total + 3
+    assert site.hits("/drip-body.png") == 1  # the deadline covers every retry: none started
+
+
+def test_a_retry_never_outlives_total_timeout(site):
+    url = site.server.route("/busy.png", Reply(503, b"busy", {"Retry-After": "5"}))
+    manifest = site.tmp / "busy.tsv"
+    write_tsv(pd.DataFrame([dict(rank=0, row=0, id=image_id(url), caption="c", url=url, status="ok")]), manifest)
+    t0 = time.monotonic()
+    df, _ = run_shard(site, manifest, total_timeout=2, retries=3, max_retry_wait=30)
+    assert time.monotonic() - t0 < 1.5  # gives up at once: the 5 s wait would pass the deadline
+    assert df.loc[0, "status"] == "http_503" and "no time left" in df.loc[0, "error"]
+    assert site.hits("/busy.png") == 1
+
+
+def test_attempts_add_up_across_resumes_and_stop_at_max_attempts(site):
+    url = site.url("/always500.png")
+    bad_port = "http://127.0.0.1:99999/x.jpg"
+    manifest = site.tmp / "m500.tsv"
+    write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                            for i, u in enumerate([url, bad_port])]), manifest)
+    opts = dict(retries=2, max_attempts=4)
+    seen = []
+    for _ in range(3):  # first run, two resumes
+        site.server.reset()
+        df, _ = run_shard(site, manifest, **opts)
+        rows = df.set_index("url")
+        seen.append((site.hits("/always500.png"), rows.loc[url, "attempts"], rows.loc[url, "status"]))
+        assert rows.loc[bad_port, ["status", "attempts"]].tolist() == ["bad_url", "0"]  # never requested
+    assert seen == [(3, "3", "http_500"), (1, "4", "http_500"), (0, "4", "http_500")]
+
+
+def test_ctrl_c_stops_a_stalled_fetch_quickly_and_keeps_the_journal(site):
+    import os
+    import signal
+    import subprocess
+
+    quick = [site.url(p) for p in ("/good.png", "/good.jpg", "/missing.jpg", "/page.html")]
+    stalled = site.server.route("/stalled.png", Reply(body=PNG, headers=IMG, stall_after=10, stall=60))
+    manifest = site.tmp / "stall.tsv"
+    write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                            for i, u in enumerate(quick + [stalled])]), manifest)
+    out = site.tmp / "fetch" / "shard-0-of-1.tsv"
+    cmd = [sys.executable, "-m", "groundwords.fetch", "shard", "--manifest", str(manifest), "--shard", "0",
+           "--num-shards", "1", "--out", str(out), "--images-dir", str(site.tmp / "images"), "--workers", "4",
+           "--read-timeout", "60", "--total-timeout", "100", "--no-progress"]
+    src = str(Path(fetch.__file__).resolve().parents[1])
+    env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    journal = fetch.partial_path(out)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline and proc.poll() is None:  # the quick ids done, one stalled
+        if journal.exists() and len(journal.read_text().splitlines()) == len(quick) and site.hits("/stalled.png"):
+            break
+        time.sleep(0.05)
+    time.sleep(0.3)
+    assert proc.poll() is None, proc.communicate()
+    t0 = time.monotonic()
+    proc.send_signal(signal.SIGINT)
+    try:
+        _, err = proc.communicate(timeout=10)
+    finally:
+        proc.kill()
+    stopped_in = time.monotonic() - t0
+    print(f"SIGINT -> exit in {stopped_in:.2f}s")
+    assert stopped_in < 5, stopped_in
+    assert proc.returncode == 130 and "rerun to resume" in err and "Traceback" not in err
+    assert not out.exists()
+    records = [json.loads(line) for line in journal.read_text().splitlines()]  # every line whole
+    assert sorted(r["url"] for r in records) == sorted(quick)
+
+    site.server.reset()  # the resume fetches only the stalled id
+    df, _ = run_shard(site, manifest, total_timeout=0.5)
+    assert dict(site.server.hits) == {"/stalled.png": 1}
+    assert dict(zip(df["url"], df["status"]))[stalled] == "timeout"
+
+
+def test_every_fetch_key_reaches_the_cli_with_its_schema_default():
+    import shlex
+
+    from groundwords.config import cli_args, validate_config
+
+    cfg = validate_config({"data": {"source": "x.tsv", "subsets": [{"name": "all", "rows": 0}]},
+                           "fetch": {"total_timeout": 7.5, "max_pixels": 1000, "user_agent": "me (+https://x.org)"}})
+    keys = set(cfg["fetch"]) - {"shards"}
+    assert {"total_timeout", "max_pixels", "max_redirects", "backoff", "max_retry_wait", "user_agent",
+            "max_attempts"} <= keys
+    argv = ["shard", "--manifest", "m", "--shard", "0", "--num-shards", "1", "--out", "o", "--images-dir", "i"]
+    args = fetch.build_parser().parse_args(argv + shlex.split(cli_args(cfg["fetch"], exclude=("shards",))))
+    assert {k: getattr(args, k) for k in keys} == {k: cfg["fetch"][k] for k in keys}  # as the rule passes them
+    defaults = fetch.fetch_settings()
+    assert defaults["total_timeout"] == 120 and defaults["max_pixels"] == 89_478_485  # from the schema
+    assert "config key fetch.total_timeout; default 120" in " ".join(fetch.build_parser()._subparsers._group_actions[0]
+                                                                       .choices["shard"].format_help().split())
+    with pytest.raises(UserError, match="fetch.total_timeout"):
+        fetch.fetch_settings({"total_timeout": 0})
+    with pytest.raises(UserError, match="fetch"):
+        fetch.fetch_settings({"no_such_key": 1})
+
+
+# ---------------------------------------------------------------------------------------------
+# opt-outs, resize on download, per-host cap, per-shard stats
+
+
+def one_row_each(site, urls, name="m.tsv") -> Path:
+    path = site.tmp / name
+    write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                            for i, u in enumerate(urls)]), path)
+    return path
+
+
+def test_x_robots_tag_noai_is_honoured(site):
+    tags = {"/noai.png": ("noai", "opted_out"), "/noimageai.png": ("noindex, NoImageAI", "opted_out"),
+            "/ours.png": ("groundwords: noai", "opted_out"), "/other.png": ("otherbot: noai", "ok"),
+            "/dated.png": ("unavailable_after: 25 Jun 2010 15:00:00 PST", "ok")}
+    urls = {site.server.route(p, Reply(body=PNG, headers={**IMG, "X-Robots-Tag": tag})): st
+            for p, (tag, st) in tags.items()}
+    manifest = one_row_each(site, urls)
+    df, out = run_shard(site, manifest)
+    assert dict(zip(df["url"], df["status"])) == urls
+    assert "X-Robots-Tag" in df.set_index("url").loc[site.url("/noai.png"), "error"]
+    stats = json.loads(fetch.stats_path(out).read_text())
+    assert stats["by_status"] == {"ok": 2, "opted_out": 3} and stats["ids"] == 5 and stats["fetched"] == 5
+    assert stats["bytes_stored"] == len(PNG) and stats["elapsed_s"] > 0
+    df, _ = run_shard(site, manifest, honour_noai=False, resume=False)
+    assert set(df["status"]) == {"ok"}
+
+
+def test_max_side_resizes_keeping_the_aspect_ratio(site):
+    big = image_bytes("JPEG", size=(400, 200), color=(200, 100, 50))
+    rgba = Image.new("RGBA", (300, 300), (255, 0, 0, 0))
+    rgba.paste((0, 0, 255, 255), (0, 0, 150, 300))
+    buf = io.BytesIO()
+    rgba.save(buf, format="PNG")
+    urls = [site.server.route("/big.jpeg", Reply(body=big, headers=JPEG)),
+            site.server.route("/clear.png", Reply(body=buf.getvalue(), headers=IMG)), site.url("/good.png")]
+    df, out = run_shard(site, one_row_each(site, urls), max_side=100)
+    rows = df.set_index("url")
+    assert rows.loc[urls[0], ["width", "height", "format"]].tolist() == ["100", "50", "JPEG"]
+    assert rows.loc[urls[1], ["width", "height", "format"]].tolist() == ["100", "100", "PNG"]
+    assert Path(rows.loc[urls[2], "path"]).read_bytes() == PNG  # 64x48: kept as it came
+    with Image.open(rows.loc[urls[1], "path"]) as im:
+        assert im.mode == "RGBA" and im.size == (100, 100) and im.getpixel((90, 50))[3] == 0  # alpha kept
+    for u in urls:
+        assert sha256_file(rows.loc[u, "path"]) == rows.loc[u, "sha256"]
+    stats = json.loads(fetch.stats_path(out).read_text())
+    assert stats["bytes_stored"] < stats["bytes_downloaded"]
+
+
+def test_max_per_host_caps_concurrent_downloads(site):
+    import threading
+
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+
+    def slow(hit):
+        with lock:
+            state["now"] += 1
+            state["max"] = max(state["max"], state["now"])
+        time.sleep(0.15)
+        with lock:
+            state["now"] -= 1
+        return Reply(body=PNG, headers=IMG)
+
+    urls = [site.server.route(f"/host/{i}.png", slow) for i in range(8)]
+    df, _ = run_shard(site, one_row_each(site, urls), workers=8, max_per_host=2)
+    assert set(df["status"]) == {"ok"} and state["max"] == 2
+    state["max"] = 0
+    run_shard(site, one_row_each(site, urls), workers=8, resume=False)
+    assert state["max"] > 2  # without the cap the workers overlap
+
+
+def test_tar_store_writes_one_webdataset_shard_and_resumes(site, monkeypatch):
+    import tarfile
+
+    from groundwords.images import open_image
+
+    manifest = site.manifest(fast=True)
+    files, _ = run_shard(site, manifest)
+    site.server.reset()
+
+    def disk_full(*a, **k):  # the first tar run dies before its TSV: images wait in staging
+        raise OSError("disk full")
+
+    monkeypatch.setattr(fetch, "write_tar_shard", disk_full)
+    with pytest.raises(OSError):
+        run_shard(site, manifest, store="tar", resume=False)
+    monkeypatch.undo()
+    out = site.tmp / "fetch" / "shard-0-of-1.tsv"
+    ok_files = files[files["status"] == "ok"]
+    assert fetch.staging_path(out).stat().st_size == sum(Path(p).stat().st_size for p in ok_files["path"])
+    site.server.reset()
+    df, out = run_shard(site, manifest, store="tar")
+    assert set(site.server.hits) == {"/always500.png", "/loop"}  # the ok images were not fetched again
+    assert dict(zip(df["url"], df["status"])) == dict(zip(files["url"], files["status"]))
+    tar = fetch.tar_path(out)
+    assert tar.is_file() and not fetch.staging_path(out).exists()
+    assert not [p for p in out.parent.iterdir() if p.name.startswith(".")]  # no temporary left
+    ok = df[df["status"] == "ok"]
+    with tarfile.open(tar) as tf:
+        names = tf.getnames()
+        assert names == [n for i, e in zip(ok["id"], ok["path"]) for n in (f"{i}.{e.rsplit('.', 1)[1]}", f"{i}.json")]
+        meta = json.loads(tf.extractfile(f"{ok['id'].iloc[0]}.json").read())
+    assert meta["url"] == ok["url"].iloc[0] and meta["sha256"] == ok["sha256"].iloc[0]
+    by_url = files.set_index("url")
+    for _, r in ok.iterrows():
+        assert r["path"].startswith(f"{tar}::")
+        with open_image(r["path"]) as im:  # what the encoder reads
+            assert im.size == (int(r["width"]), int(r["height"]))
+        assert by_url.loc[r["url"], "sha256"] == r["sha256"]
+    assert fetch.shard_is_complete(out, df["id"])
+    # switching stores on resume: a files-store shard becomes a tar shard without new downloads
+    out2 = site.tmp / "switch" / "shard-0-of-1.tsv"
+    fetch.fetch_shard(manifest, 0, 1, out2, site.tmp / "images2", **{**OPTS, "store": "files"})
+    site.server.reset()
+    fetch.fetch_shard(manifest, 0, 1, out2, site.tmp / "images2", **{**OPTS, "store": "tar"})
+    df2 = read_tsv(out2, dtype=str)
+    assert set(site.server.hits) <= {"/always500.png", "/loop"}
+    assert df2["path"].str.startswith(f"{fetch.tar_path(out2)}::").sum() == len(ok)
+    tar.unlink()
+    assert not fetch.shard_is_complete(out, df["id"])  # the TSV alone is not a finished tar shard
+
+
+def test_a_stalled_tls_handshake_ends_as_timeout(site):
+    """A host that accepts the connection and never answers the TLS ClientHello."""
+    import socket
+    import threading
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    held, done = [], threading.Event()
+
+    def accept():
+        listener.settimeout(0.1)
+        while not done.is_set():
+            try:
+                held.append(listener.accept()[0])  # keep it open, say nothing
+            except OSError:
+                pass
+
+    t = threading.Thread(target=accept, daemon=True)
+    t.start()
+    try:
+        url = f"https://127.0.0.1:{listener.getsockname()[1]}/x.jpg"
+        t0 = time.monotonic()
+        df, _ = run_shard(site, one_row_each(site, [url], "tls.tsv"), total_timeout=1, read_timeout=30, retries=3)
+        assert df.loc[0, "status"] == "timeout" and time.monotonic() - t0 < 3, df.loc[0].to_dict()
+        assert "total_timeout=1" in df.loc[0, "error"]
+    finally:
+        done.set()
+        t.join()
+        for s in held + [listener]:
+            s.close()
+
+
+def test_https_downloads_go_through_the_watched_connections(tmp_path, monkeypatch):
+    """A real TLS server (self-signed, trusted through REQUESTS_CA_BUNDLE): ok, and a body
+    that drips over TLS still ends at total_timeout."""
+    import shutil
+    import subprocess
+
+    from _httpserver import LocalServer
+
+    if not shutil.which("openssl"):
+        pytest.skip("no openssl to make a certificate")
+    cert, key = tmp_path / "cert.pem", tmp_path / "key.pem"
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", str(key), "-out", str(cert),
+                    "-days", "1", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"],
+                   check=True, capture_output=True)
+    monkeypatch.setenv("REQUESTS_CA_BUNDLE", str(cert))
+    with LocalServer(tls=(str(cert), str(key))) as server:
+        good = server.route("/a.png", Reply(body=PNG, headers=IMG))
+        drip = server.route("/drip.png", Reply(body=PNG[:40], headers=IMG, drip=0.2, drip_body_only=True))
+        manifest = tmp_path / "m.tsv"
+        write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
+                                for i, u in enumerate([good, drip])]), manifest)
+        out = tmp_path / "shard.tsv"
+        fetch.fetch_shard(manifest, 0, 1, out, tmp_path / "images", **{**OPTS, "total_timeout": 1, "read_timeout": 5})
+        df = read_tsv(out, dtype=str).set_index("url")
+    assert good.startswith("https://") and df.loc[good, "status"] == "ok", df.loc[good].to_dict()
+    assert df.loc[drip, "status"] == "timeout" and float(df.loc[drip, "elapsed_s"]) < 2

@@ -101,3 +101,117 @@ def test_local_ids_do_not_depend_on_where_the_dataset_lies(tmp_path):
         pairs = pd.DataFrame({"word": ["dog"], "image_id": ["1F436"], "path": [str(d / "images" / "1F436.png")]})
         assert use_manifest_ids(pairs, d)["image_id"].tolist() == [df.loc[0, "id"]]
     assert ids[0] == ids[1] and ids[0][0] == image_id("images/1F436.png")
+
+
+CONTROL_CHARS = ["\r", "\x0b", "\x0c", "\x1c", "\x1d", "\x1e", "\x85", "\u2028", "\u2029", "\x00", "\x1f", "\x7f"]
+
+
+def test_control_characters_in_captions_keep_every_row(tmp_path):
+    """Every control character inside a caption survives manifest -> fetch -> merge -> subset:
+    rows counted in = rows counted out, and each caption comes back as written."""
+    from PIL import Image
+
+    from groundwords import fetch
+
+    (tmp_path / "a.png").write_bytes(b"")
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(tmp_path / "a.png")
+    captions = []
+    for i in range(112):
+        c = CONTROL_CHARS[i % len(CONTROL_CHARS)]
+        captions.append(f"dog {i}{c}in caption{c}" + ("\r" if i % 7 == 0 else "") + " end")
+    lines = [f"{c}\ta.png" if i % 3 else f"{c}\tb{i}.png" for i, c in enumerate(captions)]
+    lines.append("a real\rrow with a port\thttp://example.com:99999/x.jpg")
+    src = tmp_path / "src.tsv"
+    src.write_bytes(("\n".join(lines) + "\r\n").encode())  # a CRLF end on the last line
+    summary = build(src, tmp_path / "m.tsv", tmp_path / "s.json")
+    assert summary["rows"] == len(lines) == 113
+    assert summary["by_status"] == {"bad_url": 1, "ok": 112}
+    assert summary["captions_with_control_chars"] == 113
+    m = read_tsv(tmp_path / "m.tsv", dtype=str)
+    assert len(m) == 113 and list(m["caption"][:112]) == [c.strip() for c in captions]
+
+    out = tmp_path / "shard.tsv"
+    fetch.fetch_shard(tmp_path / "m.tsv", 0, 1, out, tmp_path / "images", progress=False, workers=2)
+    fetch.merge(tmp_path / "m.tsv", [out], tmp_path / "fetched.tsv", tmp_path / "fs.json")
+    fetched = read_tsv(tmp_path / "fetched.tsv", dtype=str)
+    assert len(fetched) == 113 and fetched["caption"].equals(m["caption"])
+    assert (fetched["status"] == "ok").sum() == 74  # a.png; the b*.png files do not exist
+    for size, want in ((50, 50), (0, 112)):  # a subset of rows: 50 works too
+        sub = subset(tmp_path / "fetched.tsv", size, tmp_path / f"c{size}.tsv")
+        back = read_tsv(tmp_path / f"c{size}.tsv", dtype=str)
+        assert len(sub) == len(back) == want
+        assert list(back["caption"]) == [c.strip() for c in captions[:want]]
+
+
+def test_subset_of_a_broken_table_is_a_user_error(tmp_path):
+    (tmp_path / "f.tsv").write_text("rank\tid\tcaption\tstatus\tpath\n0\ta\tx\tok\tp\nin caption\t\t\t\t\n")
+    with pytest.raises(UserError, match="row 3 has no integer rank"):
+        subset(tmp_path / "f.tsv", 50, tmp_path / "c.tsv")
+
+
+def test_source_layouts_header_column_names_csv(tmp_path):
+    """CC12M (url<TAB>caption with a header), LAION/SBU-style CSV with named columns and
+    quoted fields, and a headerless TSV with the columns swapped: config keys, not code."""
+    cc12m = tmp_path / "cc12m.tsv"
+    cc12m.write_text("url\tcaption\nhttp://x.org/1.jpg\ta dog\nhttp://x.org/2.jpg\nftp://x.org/3.jpg\tbad scheme\n")
+    df = parse_source(cc12m, {"header": True, "caption_col": "caption", "url_col": "url"})
+    assert list(df["status"]) == ["ok", "malformed_columns", "bad_url"] and list(df["row"]) == [1, 2, 3]
+    assert df.loc[0, "caption"] == "a dog" and df.loc[0, "id"] == image_id("http://x.org/1.jpg")
+    swapped = parse_source(cc12m, {"caption_col": 1, "url_col": 0})  # headerless: the header is a row
+    assert len(swapped) == 4 and swapped.loc[1, ["caption", "status"]].tolist() == ["a dog", "ok"]
+
+    laion = tmp_path / "laion.csv"
+    laion.write_bytes(b'SAMPLE_ID,URL,TEXT,WIDTH\n1,http://x.org/a.jpg,"a cat, on a mat",64\n'
+                      b'2,http://x.org/b.jpg,"two\nlines ""quoted""",64\n3,http://x.org/c.jpg,caf\xe9,64\n'
+                      b'4,http://x.org/d.jpg\n')
+    df = parse_source(laion, {"format": "csv", "header": True, "caption_col": "TEXT", "url_col": "URL"})
+    assert list(df["status"]) == ["ok", "ok", "bad_encoding", "malformed_columns"]
+    assert list(df["caption"][:2]) == ["a cat, on a mat", 'two\nlines "quoted"'] and list(df["row"]) == [1, 2, 3, 4]
+    summary = build(laion, tmp_path / "m.tsv", tmp_path / "s.json",
+                    layout={"format": "csv", "header": True, "caption_col": "TEXT", "url_col": "URL"})
+    assert summary["rows"] == 4 and len(read_tsv(tmp_path / "m.tsv")) == 4
+
+    for layout, key in (({"header": True, "caption_col": "nope"}, "data.caption_col"),
+                        ({"caption_col": "TEXT"}, "data.caption_col"),
+                        ({"url_col": 0}, "data.caption_col and data.url_col"),
+                        ({"format": "xml"}, "data.format")):
+        with pytest.raises(UserError, match=key):
+            parse_source(laion, layout)
+
+
+def test_layout_keys_are_checked_with_the_config_and_reach_the_cli(tmp_path):
+    import shlex
+
+    from groundwords.config import cli_args, validate_config
+    from groundwords.manifest import LAYOUT_KEYS, main
+
+    base = {"source": "x.csv", "subsets": [{"name": "all", "rows": 0}]}
+    with pytest.raises(UserError, match="data.url_col"):
+        validate_config({"data": {**base, "url_col": "URL"}})  # a name needs a header
+    cfg = validate_config({"data": {**base, "format": "csv", "header": True, "caption_col": "TEXT", "url_col": "URL"}})
+    src = tmp_path / "s.csv"
+    src.write_text("URL,TEXT\nhttp://x.org/a.jpg,a dog\n")
+    argv = ["build", "--source", str(src), "--out", str(tmp_path / "m.tsv"), "--summary", str(tmp_path / "s.json")]
+    main(argv + shlex.split(cli_args(cfg["data"], only=LAYOUT_KEYS)))  # as the rule passes them
+    assert read_tsv(tmp_path / "m.tsv", dtype=str).loc[0, ["caption", "url", "status"]].tolist() == \
+        ["a dog", "http://x.org/a.jpg", "ok"]
+
+
+def test_parquet_without_a_reader_is_a_clear_error(tmp_path):
+    import importlib.util
+
+    if importlib.util.find_spec("pyarrow") or importlib.util.find_spec("fastparquet"):
+        pytest.skip("a Parquet reader is installed")
+    (tmp_path / "s.parquet").write_bytes(b"PAR1")
+    with pytest.raises(UserError, match="data.format: parquet needs pyarrow"):
+        parse_source(tmp_path / "s.parquet", {"format": "parquet", "caption_col": "caption", "url_col": "url"})
+
+
+def test_a_csv_row_the_reader_rejects_is_malformed_not_fatal(tmp_path):
+    import csv
+
+    src = tmp_path / "s.csv"
+    src.write_text("caption,url\nok,http://x.org/1.jpg\n" + "long" * (csv.field_size_limit() // 3) + ",http://x.org/2.jpg\n"
+                   "fine,http://x.org/3.jpg\n")
+    df = parse_source(src, {"format": "csv", "header": True, "caption_col": "caption", "url_col": "url"})
+    assert list(df["status"]) == ["ok", "malformed_columns", "ok"]

@@ -87,6 +87,14 @@ def test_hide_withholds_seeded_words(data):
                 "--hide", 5, "--hidden-out", d / "x.txt"]) == 2
 
 
+def test_too_large_hide_names_the_config_key(data, capsys):
+    d, _ = data
+    assert run(["features", "--word-images", d / "wi.tsv", "--features", d / "img.h5", "--out", d / "x.h5",
+                "--hide", 5, "--hidden-out", d / "x.txt"]) == 2
+    err = capsys.readouterr().err
+    assert "pixie.hide" in err and "Traceback" not in err
+
+
 def test_train_writes_vectors(data):
     d, _ = data
     assert run(["features", "--word-images", d / "wi.tsv", "--features", d / "img.h5", "--out", d / "w.h5",

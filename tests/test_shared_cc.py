@@ -20,7 +20,7 @@ if not CC.is_file():
 pytestmark = pytest.mark.shared
 
 STATUS_RE = re.compile(r"^(ok|http_\d{3}|timeout|connection_error|too_large|not_image|corrupt_image|too_small|"
-                       r"decompression_bomb|redirect_loop|bad_scheme|file_not_found|error)$")
+                       r"decompression_bomb|redirect_loop|bad_scheme|bad_url|file_not_found|unsupported_format|opted_out|error)$")
 
 
 def test_real_cc_tsv_parses_completely():

@@ -82,3 +82,15 @@ def test_wordnet_without_nltk_is_a_clear_user_error(tmp_path, monkeypatch, capsy
 def test_negative_depth_rejected(tmp_path, depth):
     args = ["folder", "--root", str(make_tree(tmp_path / "tree")), "--out", str(tmp_path / "wi.tsv")]
     assert run_cli(main, args + ["--wordnet", "--wordnet-depth", str(depth)]) == 2
+
+
+def test_too_large_pixie_hide_fails_before_encoding(tmp_path, capsys):
+    """The word-image table is the first place that knows how many words have images: a
+    pixie.hide that cannot leave one visible fails there, naming the config key."""
+    root = make_tree(tmp_path / "tree")  # 4 folders -> 4 words
+    argv = ["folder", "--root", str(root), "--out", str(tmp_path / "wi.tsv")]
+    assert run_cli(main, argv + ["--hide", "4"]) == 2
+    err = capsys.readouterr().err
+    assert "pixie.hide = 4" in err and "only 4 words" in err and "Traceback" not in err
+    assert not (tmp_path / "wi.tsv").exists()
+    assert run_cli(main, argv + ["--hide", "3"]) == 0

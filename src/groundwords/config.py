@@ -2,16 +2,19 @@
 
 The schema is ``src/groundwords/schemas/config.schema.yaml`` (also reachable as
 ``workflow/schemas/config.schema.yaml``). Validation fills in defaults, so the rules can rely on
-every documented key being present. ``python -m groundwords.config FILE`` checks a config file
-and prints the effective configuration.
+every documented key being present. ``python -m groundwords.config FILE...`` checks config
+files merged over the embedded default (``config.yaml`` at the repository root), as Snakemake
+merges ``--configfile`` over it, and prints the effective configuration.
 """
 
 from __future__ import annotations
 
 import argparse
 import copy
+import functools
 import sys
 from importlib import resources
+from pathlib import Path
 
 import jsonschema
 import yaml
@@ -19,9 +22,17 @@ import yaml
 from .io import UserError, run_cli
 
 SCHEMA_NAME = "config.schema.yaml"
+#: the embedded default configuration (Snakefile's ``configfile:``), when run from a checkout
+DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "config.yaml"
 
 
 def load_schema() -> dict:
+    """The schema (a fresh copy: callers may change it)."""
+    return copy.deepcopy(_schema())
+
+
+@functools.lru_cache(maxsize=1)
+def _schema() -> dict:
     text = resources.files("groundwords").joinpath("schemas", SCHEMA_NAME).read_text()
     return yaml.safe_load(text)
 
@@ -37,6 +48,66 @@ def _with_defaults(validator_class):
         yield from validate_props(validator, properties, instance, schema)
 
     return jsonschema.validators.extend(validator_class, {"properties": set_defaults})
+
+
+def _sub_schema(section: str, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> dict:
+    sub = copy.deepcopy(load_schema()["properties"][section])
+    keep = [k for k in sub["properties"] if k not in exclude and (only is None or k in only)]
+    sub["properties"] = {k: sub["properties"][k] for k in keep}
+    sub["required"] = [k for k in sub.get("required", []) if k in keep]
+    return sub
+
+
+def section_settings(section: str, values: dict | None = None, exclude: tuple[str, ...] = (),
+                     only: tuple[str, ...] | None = None) -> dict:
+    """The keys of one config ``section`` (e.g. ``fetch``): ``values`` over the schema's defaults,
+    validated against the schema (a :class:`UserError` names ``section.key``). The schema is the
+    one place where a default lives: stages' CLIs and functions take theirs from here."""
+    sub = _sub_schema(section, exclude, only)
+    values = copy.deepcopy(dict(values or {}))
+    errors = list(_with_defaults(jsonschema.Draft202012Validator)(sub).iter_errors(values))
+    if errors:
+        lines = [f"{_key([section, *e.absolute_path])}: {e.message}" for e in errors]
+        raise UserError("invalid settings:\n  " + "\n  ".join(lines))
+    return values
+
+
+def add_section_arguments(parser: argparse.ArgumentParser, section: str, exclude: tuple[str, ...] = (),
+                          only: tuple[str, ...] | None = None) -> list[str]:
+    """One ``--key-name`` option per key of a config section (default: the schema's, filled in by
+    :func:`section_settings`); returns the keys."""
+    props = _sub_schema(section, exclude, only)["properties"]
+    keys = []
+    for key, sub in props.items():
+        flag = "--" + key.replace("_", "-")
+        default = sub.get("default")
+        help_ = f"{sub.get('description', '')} (config key {section}.{key}; default {default!r})".strip()
+        help_ = help_.replace("%", "%%")
+        if sub.get("type") == "boolean":
+            parser.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_)
+        else:
+            t = sub.get("type")
+            kind = {"integer": int, "number": float}.get(t, str) if isinstance(t, str) else str
+            choices = sub.get("enum")
+            parser.add_argument(flag, dest=key, type=kind, default=None, choices=choices, help=help_)
+        keys.append(key)
+    return keys
+
+
+def cli_args(values: dict, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> str:
+    """``values`` (one config section) as the command-line options of :func:`add_section_arguments`."""
+    import shlex
+
+    out = []
+    for key, v in values.items():
+        if key in exclude or (only is not None and key not in only):
+            continue
+        flag = "--" + key.replace("_", "-")
+        if isinstance(v, bool):
+            out.append(flag if v else "--no-" + flag[2:])
+        else:
+            out.append(f"{flag} {shlex.quote(str(v))}")
+    return " ".join(out)
 
 
 def _key(path) -> str:
@@ -87,6 +158,11 @@ def _check_semantics(config: dict) -> None:
         if downloads.setdefault(sec["corpus"], key) != key:
             raise UserError(f"{section}.corpus: {sec['corpus']} is downloaded by both iesg and pixie "
                             "with different corpus_url/corpus_checksum")
+    data = config.get("data", {})
+    if data.get("source", "openmoji") != "openmoji":
+        from .manifest import LAYOUT_KEYS, layout_settings
+
+        layout_settings({k: data[k] for k in LAYOUT_KEYS if k in data})
     names = [s["name"] for s in config.get("data", {}).get("subsets", [])]
     if len(set(names)) != len(names):
         raise UserError(f"data.subsets: subset names must be unique, got {names}")
@@ -104,11 +180,18 @@ def gamma_label(g) -> str:
 
 
 def main(argv=None) -> None:
-    p = argparse.ArgumentParser(prog="python -m groundwords.config", description="validate a config file")
+    p = argparse.ArgumentParser(prog="python -m groundwords.config",
+                                description="validate config files merged over the embedded default, as Snakemake does")
     p.add_argument("configs", nargs="+", help="config files, later ones override earlier ones")
+    p.add_argument("--default", default=str(DEFAULT_CONFIG),
+                   help="the configuration the files override (default: the embedded %(default)s); '' for none")
     a = p.parse_args(argv)
     cfg: dict = {}
-    for path in a.configs:
+    base = [a.default] if a.default else []
+    if a.default and not Path(a.default).is_file():
+        raise UserError(f"default configuration {a.default} not found: give --default PATH, or --default '' "
+                        "to validate the files on their own")
+    for path in base + a.configs:
         try:
             with open(path) as f:
                 _deep_update(cfg, yaml.safe_load(f) or {})

@@ -26,7 +26,8 @@ settings match, and encodes only the rest; images that failed before are tried a
 finished file is moved onto ``{out}`` in one rename, and the partial file disappears.
 
 Relative image paths are taken relative to the current directory (where Snakemake runs); if no
-file is there, relative to the folder of the images TSV.
+file is there, relative to the folder of the images TSV. A path ``{shard}.tar::{member}`` is a
+member of a tar shard (``fetch.store: tar``); each DataLoader worker opens the tar once.
 """
 
 from __future__ import annotations
@@ -48,6 +49,7 @@ import torch
 from PIL import Image
 from tqdm import tqdm
 
+from .images import open_image, split_tar_path, tar_member_path, to_rgb
 from .io import STR, UserError, atomic_path, read_tsv, run_cli, setup_logging
 
 log = logging.getLogger("groundwords.encode")
@@ -113,12 +115,12 @@ class HFPreprocess:
 
 
 def load_rgb(path: str | os.PathLike, draft_size: int | None = None) -> Image.Image:
-    """Decode an image file to RGB. Large JPEGs are DCT-downscaled to >= ``draft_size`` on
+    """Decode an image file to RGB (transparent pixels composited onto white). Large JPEGs are DCT-downscaled to >= ``draft_size`` on
     each side while decoding (deterministic, and several times faster than a full decode)."""
-    with Image.open(path) as im:
+    with open_image(path) as im:
         if draft_size and im.format == "JPEG":
             im.draft("RGB", (draft_size, draft_size))
-        return im.convert("RGB")
+        return to_rgb(im)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -310,7 +312,11 @@ def collate(items):
 
 
 def resolve_path(p: str, base: Path) -> str:
-    """An image path from the TSV: absolute, file:// URL, or relative (cwd first, then ``base``)."""
+    """An image path from the TSV: absolute, file:// URL, or relative (cwd first, then ``base``);
+    ``"{shard}.tar::{member}"`` (fetch.store: tar) resolves its tar file the same way."""
+    in_tar = split_tar_path(p)
+    if in_tar is not None:
+        return tar_member_path(resolve_path(in_tar[0], base), in_tar[1])
     if p.startswith("file://"):
         return unquote(urlparse(p).path)
     path = Path(p)

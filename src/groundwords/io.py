@@ -52,7 +52,12 @@ def atomic_path(path: str | os.PathLike, suffix: str | None = None) -> Iterator[
 
 
 def write_tsv(df: pd.DataFrame, path: str | os.PathLike) -> None:
-    """Write a DataFrame as a tab-separated file with a header, atomically."""
+    """Write a DataFrame as a tab-separated file with a header, atomically.
+
+    Rows end in ``\n``; a field holding a tab, ``\n`` or ``"`` is quoted. Every other character
+    (``\r``, ``\x0b``, ``\x0c``, ``\x1c``-``\x1e``, ``\x85``, U+2028, ...) is written as is and
+    read back as is by :func:`read_tsv`, which ends rows at ``\n`` only.
+    """
     with atomic_path(path) as tmp:
         df.to_csv(tmp, sep="\t", index=False, lineterminator="\n")
 
@@ -64,8 +69,13 @@ def write_csv(df: pd.DataFrame, path: str | os.PathLike) -> None:
 
 
 def read_tsv(path: str | os.PathLike, **kw) -> pd.DataFrame:
-    """Read a TSV written by :func:`write_tsv` (strings stay strings, empty stays empty)."""
-    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[], dtype=kw.pop("dtype", None), **kw)
+    """Read a TSV written by :func:`write_tsv` (strings stay strings, empty stays empty).
+
+    Rows end at ``\n`` only: a bare ``\r`` (or any other character that ``str.splitlines``
+    would take for a line end) inside a field is data, not a row break.
+    """
+    return pd.read_csv(path, sep="\t", keep_default_na=False, na_values=[], dtype=kw.pop("dtype", None),
+                       lineterminator="\n", **kw)
 
 
 def write_json(obj, path: str | os.PathLike) -> None:

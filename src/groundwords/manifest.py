@@ -12,7 +12,13 @@ so smaller subsets are prefixes of larger ones (``rank < n``).
 
 Nothing is dropped silently: malformed rows keep their place with a status instead of ``ok``:
 ``malformed_columns`` (not exactly two tab-separated fields), ``empty_caption``, ``bad_url``
-(no http/https/file scheme and not a path, or no host), ``bad_encoding`` (not UTF-8).
+(no http/https/file scheme and not a path, no host, a port outside 0-65535, or a control
+character inside), ``bad_encoding`` (not UTF-8).
+
+Rows end at ``\n`` (a trailing ``\r`` is dropped). Any other control character inside a caption
+(``\r``, ``\x0b``, ``\x0c``, ``\x1c``-``\x1e``, ``\x85``, U+2028, U+2029, ...) stays in the caption
+and round-trips through every TSV of the pipeline; the summary counts such captions
+(``captions_with_control_chars``).
 
 ``python -m groundwords.manifest build`` writes the manifest; ``... subset`` cuts a subset's
 captions table out of the fetched manifest (see docs/formats.md).
@@ -22,7 +28,9 @@ from __future__ import annotations
 
 import argparse
 import hashlib
+import itertools
 import json
+import re
 from collections import Counter
 from pathlib import Path
 from urllib.parse import urlparse
@@ -30,10 +38,13 @@ from urllib.parse import urlparse
 import numpy as np
 import pandas as pd
 
+from .config import add_section_arguments
 from .io import UserError, log, read_tsv, run_cli, setup_logging, write_json, write_tsv
 
 MALFORMED = ("malformed_columns", "empty_caption", "bad_url", "bad_encoding")
 COLUMNS = ["rank", "row", "id", "caption", "url", "status"]
+#: control characters (C0, DEL, C1) and the Unicode line/paragraph separators
+CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def image_id(url: str) -> str:
@@ -43,8 +54,11 @@ def image_id(url: str) -> str:
 
 def _classify_url(url: str, base: Path) -> tuple[str, str]:
     """Return (status, normalised url). Local paths become absolute file:// URLs."""
+    if CONTROL.search(url):
+        return "bad_url", url
     try:
         p = urlparse(url)
+        p.port  # noqa: B018 - raises ValueError for a port outside 0-65535 or not a number
     except ValueError:
         return "bad_url", url
     if p.scheme in ("http", "https"):
@@ -58,31 +72,120 @@ def _classify_url(url: str, base: Path) -> tuple[str, str]:
     return "bad_url", url
 
 
-def parse_source(path: str | Path) -> pd.DataFrame:
-    """Parse a ``caption<TAB>url`` file into rows with a status each (never raises on bad rows)."""
+#: the data.* keys that describe the source's layout (see the schema)
+LAYOUT_KEYS = ("format", "header", "caption_col", "url_col")
+_SURROGATE = re.compile("[\udc80-\udcff]")
+
+
+def layout_settings(layout: dict | None = None) -> dict:
+    """The source layout keys (:data:`LAYOUT_KEYS`) over the schema's defaults, validated."""
+    from .config import section_settings
+
+    out = section_settings("data", {k: v for k, v in (layout or {}).items() if v is not None}, only=LAYOUT_KEYS)
+    for key in ("caption_col", "url_col"):
+        v = out[key]
+        if isinstance(v, str) and v.strip().isdigit():
+            out[key] = int(v)
+        elif isinstance(v, str) and not out["header"] and out["format"] != "parquet":
+            raise UserError(f"data.{key}: a column name ({v!r}) needs data.header: true (or a column number)")
+    if out["caption_col"] == out["url_col"]:
+        raise UserError(f"data.caption_col and data.url_col name the same column ({out['url_col']!r})")
+    return out
+
+
+def _records(path: Path, fmt: str, header: bool):
+    """``(header names or None, iterator of (row, fields or None when not UTF-8))``."""
+    if fmt == "parquet":
+        try:
+            df = pd.read_parquet(path)
+        except ImportError as e:
+            raise UserError(f"data.format: parquet needs pyarrow or fastparquet installed ({e})") from None
+        except Exception as e:  # noqa: BLE001 - any reader error is a bad input file
+            raise UserError(f"data.source: {path} is not a readable Parquet file ({e})") from None
+        names = [str(c) for c in df.columns]
+        rows = (("" if v is None or (isinstance(v, float) and v != v) else str(v) for v in r)
+                for r in df.itertuples(index=False, name=None))
+        return names, ((i, list(r)) for i, r in enumerate(rows))
+    raw = path.read_bytes()
+    if fmt == "csv":
+        import csv
+        import io
+
+        text = raw.decode("utf-8", errors="surrogateescape")
+        reader = csv.reader(io.StringIO(text, newline=""))
+
+        def rows():
+            for i in itertools.count():
+                try:
+                    r = next(reader)
+                except StopIteration:
+                    return
+                except csv.Error as e:  # e.g. a field over csv.field_size_limit(): malformed
+                    yield i, [f"<{e}>"]
+                    continue
+                yield i, None if any(_SURROGATE.search(f) for f in r) else r
+        recs = rows()
+    else:
+        lines = raw.split(b"\n")
+        if lines and lines[-1] == b"":
+            lines.pop()  # final newline
+
+        def tsv():
+            for i, line in enumerate(lines):
+                try:
+                    yield i, line.rstrip(b"\r").decode("utf-8").split("\t")
+                except UnicodeDecodeError:
+                    yield i, None
+        recs = tsv()
+    names = None
+    if header:
+        first = next(recs, None)
+        if first is None or first[1] is None:
+            raise UserError(f"data.header: {path} has no UTF-8 header line")
+        names = [n.strip() for n in first[1]]
+    return names, recs
+
+
+def parse_source(path: str | Path, layout: dict | None = None) -> pd.DataFrame:
+    """Parse the source into rows with a status each (never raises on bad rows).
+
+    ``layout`` (config keys ``data.format``, ``data.header``, ``data.caption_col``,
+    ``data.url_col``; default: Conceptual Captions' headerless ``caption<TAB>url``): ``tsv``,
+    ``csv`` (RFC 4180 quoting) or ``parquet``, with or without a header line, the caption and
+    URL columns by number (0-based) or by header name.  A TSV/CSV row must have as many fields
+    as the header (headerless: up to the last column used) or it is ``malformed_columns``.
+    ``row`` is the 0-based line (TSV) or record (CSV, Parquet) of the file, header included.
+    """
     path = Path(path)
     if not path.is_file():
         raise UserError(f"data source not found: {path} (config key data.source)")
+    lay = layout_settings(layout)
     base = path.resolve().parent
-    raw = path.read_bytes()
-    lines = raw.split(b"\n")
-    if lines and lines[-1] == b"":
-        lines.pop()  # final newline
+    names, records = _records(path, lay["format"], lay["header"])
+    cols = []
+    for key in ("caption_col", "url_col"):
+        c = lay[key]
+        if isinstance(c, str):
+            if c not in names:
+                raise UserError(f"data.{key}: no column {c!r} in {path} (columns: {', '.join(names)})")
+            c = names.index(c)
+        elif names is not None and c >= len(names):
+            raise UserError(f"data.{key}: column {c} but {path} has {len(names)} columns")
+        cols.append(c)
+    ci, ui = cols
+    width = len(names) if names is not None else max(ci, ui) + 1
     recs, written = [], []  # written: each row's url as it stands in the source
-    for i, line in enumerate(lines):
-        line = line.rstrip(b"\r")
-        try:
-            text = line.decode("utf-8")
-        except UnicodeDecodeError:
+    for i, fields in records:
+        if fields is None:
             recs.append((i, "", "", "bad_encoding"))
             written.append("")
             continue
-        fields = text.split("\t")
-        if len(fields) != 2:
-            recs.append((i, text.split("\t")[0][:500], "", "malformed_columns"))
+        if len(fields) != width and lay["format"] != "parquet":
+            recs.append((i, (fields[ci] if ci < len(fields) else fields[0] if fields else "")[:500], "",
+                         "malformed_columns"))
             written.append("")
             continue
-        caption, url = fields[0].strip(), fields[1].strip()
+        caption, url = fields[ci].strip(), fields[ui].strip()
         if not caption:
             recs.append((i, "", url, "empty_caption"))
             written.append(url)
@@ -115,11 +218,12 @@ def summarise(df: pd.DataFrame) -> dict:
     counts = Counter(df["status"])
     return {"rows": int(len(df)), "ok": int(counts.get("ok", 0)),
             "by_status": dict(sorted((k, int(v)) for k, v in counts.items())),
-            "unique_images": int(df.loc[df["status"] == "ok", "id"].nunique())}
+            "unique_images": int(df.loc[df["status"] == "ok", "id"].nunique()),
+            "captions_with_control_chars": int(df["caption"].str.contains(CONTROL).sum())}
 
 
-def build(source, out_tsv, summary_json, limit=0, how="first", seed=0) -> dict:
-    df = parse_source(source)
+def build(source, out_tsv, summary_json, limit=0, how="first", seed=0, layout: dict | None = None) -> dict:
+    df = parse_source(source, layout)
     total = len(df)
     sel = select_rows(df, limit, how, seed)
     summary = summarise(sel) | {"source": str(source), "source_rows": total,
@@ -133,6 +237,11 @@ def build(source, out_tsv, summary_json, limit=0, how="first", seed=0) -> dict:
 def subset(fetched_tsv, size: int, out_tsv) -> pd.DataFrame:
     """The captions table of one subset: well-formed rows with rank < size (0: all)."""
     df = read_tsv(fetched_tsv, dtype={"id": str, "caption": str, "path": str, "status": str})
+    rank = pd.to_numeric(df["rank"], errors="coerce") if "rank" in df else None
+    if rank is None or rank.isna().any():
+        bad = "no rank column" if rank is None else f"row {int(rank.isna().to_numpy().argmax()) + 2} has no integer rank"
+        raise UserError(f"{fetched_tsv}: not a fetched manifest ({bad})")
+    df["rank"] = rank.astype(int)
     if size:
         df = df[df["rank"] < size]
     df = df[~df["status"].isin(MALFORMED)]
@@ -153,6 +262,7 @@ def main(argv=None) -> None:
     b.add_argument("--limit", type=int, default=0, help="rows to select (0: all)")
     b.add_argument("--select", choices=["first", "sample"], default="first")
     b.add_argument("--seed", type=int, default=0)
+    add_section_arguments(b, "data", only=LAYOUT_KEYS)
     s = sub.add_parser("subset", help="captions of the first N selected rows")
     s.add_argument("--fetched", required=True, help="merged fetch table")
     s.add_argument("--size", type=int, required=True, help="0: all rows")
@@ -160,7 +270,7 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     setup_logging()
     if a.cmd == "build":
-        build(a.source, a.out, a.summary, a.limit, a.select, a.seed)
+        build(a.source, a.out, a.summary, a.limit, a.select, a.seed, {k: getattr(a, k) for k in LAYOUT_KEYS})
     else:
         subset(a.fetched, a.size, a.out)
 

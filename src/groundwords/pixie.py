@@ -126,7 +126,8 @@ def make_features(word_images_tsv, features_h5, out_h5, *, hide: int = 0, hidden
     hidden: list[str] = []
     if hide:
         if hide >= len(words):
-            raise UserError(f"--hide {hide}: only {len(words)} visual words (at least one must stay visible)")
+            raise UserError(f"pixie.hide (--hide) = {hide}, but there are only {len(words)} visual words (vocabulary "
+                            f"words with an encoded image; at least one must stay visible): set pixie.hide below {len(words)}")
         hidden = sorted(np.random.default_rng(seed).choice(np.array(words, dtype=object), hide, replace=False))
         keep = ~np.isin(np.array(words, dtype=object), hidden)
         words, means, counts = [w for w, k in zip(words, keep) if k], means[keep], counts[keep]

@@ -307,6 +307,8 @@ def main(argv=None) -> None:
         q.add_argument("--val-frac", type=float, default=DEFAULT_VAL_FRAC)
         q.add_argument("--test-frac", type=float, default=DEFAULT_TEST_FRAC)
         q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--hide", type=int, default=0,
+                       help="pixie.hide: fail now (before encoding) unless the table has more words than this")
         q.add_argument("--manifest-ids", action="store_true",
                        help="image ids = the manifest stage's ids of the image files (reuse its encodings)")
     a = p.parse_args(argv)
@@ -318,6 +320,10 @@ def main(argv=None) -> None:
                              wordnet=a.wordnet, wordnet_depth=a.wordnet_depth)
     if a.manifest_ids:  # the openmoji source TSV lies beside its images/ folder
         pairs = use_manifest_ids(pairs, Path(a.images_dir).parent if a.cmd == "openmoji" else a.root)
+    n_words = pairs["word"].nunique()
+    if a.hide and a.hide >= n_words:  # visual words can only be fewer (vocabulary, failed images)
+        raise UserError(f"pixie.hide = {a.hide}, but the images give only {n_words} words (and fewer once limited to "
+                        f"the vocabulary and the images that encode): set pixie.hide below {n_words}")
     table = with_split(pairs, a.val_frac, a.test_frac, a.seed)
     write_word_images(table, a.out, a.images_out)
 

@@ -11,8 +11,9 @@ SRC = os.path.join(workflow.basedir, "src")
 shell.prefix(f"export PYTHONPATH='{SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 sys.path.insert(0, SRC)
 
-from groundwords.config import gamma_label, validate_config  # noqa: E402
+from groundwords.config import cli_args, gamma_label, validate_config  # noqa: E402
 from groundwords.io import UserError  # noqa: E402
+from groundwords.manifest import LAYOUT_KEYS  # noqa: E402
 
 try:
     validate_config(config)

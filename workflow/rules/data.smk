@@ -29,6 +29,8 @@ rule manifest:
         limit=manifest_limit(),
         select=config["data"]["select"],
         seed=config["data"]["seed"],
+        # the source's layout: data.format, header, caption_col, url_col (the embedded source: the default)
+        layout="" if config["data"]["source"] == "openmoji" else cli_args(config["data"], only=LAYOUT_KEYS),
     log:
         "results/logs/manifest.log",
     conda:
@@ -36,7 +38,7 @@ rule manifest:
     shell:
         "python -m groundwords.manifest build --source {input} --out {output.manifest} "
         "--summary {output.summary} --limit {params.limit} --select {params.select} "
-        "--seed {params.seed} > {log} 2>&1"
+        "--seed {params.seed} {params.layout} > {log} 2>&1"
 
 
 rule fetch_shard:
@@ -47,12 +49,8 @@ rule fetch_shard:
         f"{DATA}/fetch/shard-{{shard}}-of-{{nshards}}.tsv",
     params:
         images=f"{DATA}/images",
-        workers=config["fetch"]["workers"],
-        connect_timeout=config["fetch"]["connect_timeout"],
-        read_timeout=config["fetch"]["read_timeout"],
-        retries=config["fetch"]["retries"],
-        max_bytes=config["fetch"]["max_bytes"],
-        min_side=config["fetch"]["min_side"],
+        # every fetch.* key but shards, as --key-name value (defaults: the schema)
+        settings=cli_args(config["fetch"], exclude=("shards",)),
     log:
         "results/logs/fetch/shard-{shard}-of-{nshards}.log",
     benchmark:
@@ -65,9 +63,7 @@ rule fetch_shard:
     shell:
         "python -m groundwords.fetch shard --manifest {input} --shard {wildcards.shard} "
         "--num-shards {wildcards.nshards} --out {output} --images-dir {params.images} "
-        "--workers {params.workers} --connect-timeout {params.connect_timeout} "
-        "--read-timeout {params.read_timeout} --retries {params.retries} "
-        "--max-bytes {params.max_bytes} --min-side {params.min_side} > {log} 2>&1"
+        "{params.settings} > {log} 2>&1"
 
 
 rule fetch_merge:

@@ -60,13 +60,14 @@ if not PIXIE_SHARES_IMAGES:
         params:
             how=word_images_how(P, shares_data_encodings(P)),
             seed=P["seed"],
+            hide=P["hide"],  # checked here already, before the images are encoded
         log:
             "results/logs/pixie/word_images.log",
         conda:
             ENV
         shell:
             "python -m groundwords.wordimages {params.how} --out {output.pairs} "
-            "--images-out {output.images} --seed {params.seed} > {log} 2>&1"
+            "--images-out {output.images} --seed {params.seed} --hide {params.hide} > {log} 2>&1"
 
     if not shares_data_encodings(P):
 
