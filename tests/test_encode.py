@@ -333,3 +333,19 @@ def test_resume_after_table_changed_keeps_table_order(tiny_vit, images, tmp_path
     a, b = read_features(clean), read_features(out)
     assert b[0] == a[0] == ids[1:][::-1]
     np.testing.assert_allclose(b[1], a[1], atol=1e-6)
+
+
+def test_download_only_caches_the_model_and_writes_a_stamp(tiny_vit, tmp_path):
+    """rule encoder_download (a cluster's login node): load once, so the cache holds it; a stamp."""
+    import json
+
+    from groundwords.encode import main
+
+    out = tmp_path / "encoder" / "stamp.json"
+    main(["--download-only", "--model", tiny_vit, "--out", str(out)])
+    stamp = json.loads(out.read_text())
+    assert stamp["model"] == tiny_vit and stamp["class"] == "ViTModel"
+    with pytest.raises(UserError, match="could not load"):
+        main(["--download-only", "--model", str(tmp_path / "no-such-model"), "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "x.h5")])  # encoding needs --images

@@ -54,7 +54,8 @@ rule iesg_word_images:
 rule iesg_encode:
     """Encodings of the word-attached images (when they are not the WIELD images)."""
     input:
-        f"{IESG}/images.tsv",
+        images=f"{IESG}/images.tsv",
+        model=ENCODER_STAMP,
     output:
         f"{IESG}/encodings.h5",
     params:
@@ -65,7 +66,7 @@ rule iesg_encode:
         "results/benchmarks/iesg/encode.tsv"
     threads: 2
     resources:
-        gpu=gpu_jobs(config["encoder"]["device"]),
+        **ENCODE_GPU,
         mem_mb=8000,
         runtime=720,
     conda:
@@ -160,6 +161,11 @@ rule iesg_matching:
     params:
         candidates=I["candidates"],
         seed=I["seed"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/iesg/matching.log",
     conda:
@@ -182,6 +188,11 @@ rule iesg_wordsim:
         benchmarks=benchmark_args(names=I["benchmarks"]),
     wildcard_constraints:
         model="sgns|model",
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/iesg/{model}.eval.log",
     conda:
@@ -206,6 +217,11 @@ rule iesg_tables:
         t3=report("results/iesg_table3.csv", caption="../report/iesg.rst", category="IESG"),
         t3md="results/iesg_table3.md",
         fig=report("results/iesg_figure3.png", caption="../report/iesg.rst", category="IESG"),
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/iesg/tables.log",
     conda:
