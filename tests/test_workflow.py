@@ -54,7 +54,7 @@ def snakemake(workdir, *args, config=None):
         cfg = workdir / "tiny.yaml"
         cfg.write_text(yaml.safe_dump(config))
         cmd += ["--configfile", str(cfg)]
-    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=600)
+    return subprocess.run(cmd, capture_output=True, text=True, env=env, timeout=1800)
 
 
 def test_lint_is_clean(tmp_path):
