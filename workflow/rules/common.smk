@@ -131,6 +131,7 @@ def gpu_resources(device, key, rules):
               "at the top of profiles/slurm/config.yaml, which makes device auto mean the CPU)")
     why = None
     if GPU_PARTITION == "":
+        to_cpu = f"run {rules} on CPU nodes: set {key}: cpu (or auto) in your config file"
         why = "profiles/slurm/config.yaml names no GPU partition (GPU_PARTITION)"
     elif SLURM_RUN and not workflow.dryrun:
         gres = _partition_gres(GPU_PARTITION)
