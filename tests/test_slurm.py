@@ -170,15 +170,15 @@ def test_no_account_or_a_gpu_partition_without_gpus_stop_before_submitting(clust
     cfg = tiny_config(work)
     target = "results/data/openmoji/captions.tsv"  # one cheap job, should a check not fire
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(time.time() - 1))
-    r = snakemake(work, "--profile", str(shipped_profile(tmp_path / "p0", account="")),
-                  "--configfile", str(cfg), target, timeout=300)
+    r = snakemake(work, target, "--profile", str(shipped_profile(tmp_path / "p0", account="")),
+                  "--configfile", str(cfg), timeout=300)
     assert r.returncode != 0
     assert "No SLURM account: set ACCOUNT at the top of profiles/slurm" in r.stdout + r.stderr
 
     auto = work / "auto.yaml"
     auto.write_text(yaml.safe_dump({"encoder": {"device": "auto"}}))
-    r = snakemake(work, "--profile", str(shipped_profile(tmp_path / "p1")),
-                  "--configfile", str(cfg), str(auto), target, timeout=300)
+    r = snakemake(work, target, "--profile", str(shipped_profile(tmp_path / "p1")),
+                  "--configfile", str(cfg), str(auto), timeout=300)
     assert r.returncode != 0
     assert "SLURM partition 'gpu' has no GPUs" in r.stdout + r.stderr
     assert "set encoder.device: cpu" in r.stdout + r.stderr

@@ -104,9 +104,7 @@ def profile_default(name):
 
 
 GPU_PARTITION = profile_default("slurm_gpu_partition")  # None: no SLURM profile; "": no GPUs
-SLURM_RUN = (workflow.executor_plugin is not None and workflow.executor_plugin.name == "slurm"
-             and workflow.is_main_process)
-_GPU_NOTES = set()
+GPU_USERS = {}  # rules that will ask SLURM for a GPU -> the config key that makes them
 
 
 def _partition_gres(partition):
@@ -127,40 +125,47 @@ def gpu_resources(device, key, rules):
         return {"gpu": 0}
     if GPU_PARTITION is None:  # not on SLURM
         return {"gpu": 1}
-    to_cpu = (f"run {rules} on CPU nodes: set {key}: cpu in your config file (or GPU_PARTITION = \"\" "
-              "at the top of profiles/slurm/config.yaml, which makes device auto mean the CPU)")
-    why = None
-    if GPU_PARTITION == "":
-        to_cpu = f"run {rules} on CPU nodes: set {key}: cpu (or auto) in your config file"
-        why = "profiles/slurm/config.yaml names no GPU partition (GPU_PARTITION)"
-    elif SLURM_RUN and not workflow.dryrun:
-        gres = _partition_gres(GPU_PARTITION)
-        if gres is not None and not any("gpu" in g for g in gres):
-            why = f"SLURM partition {GPU_PARTITION!r} has no GPUs (sinfo %G: {' '.join(gres) or 'none'})"
-    if why is None:
-        return {"gpu": 1, "slurm_partition": GPU_PARTITION}
-    if device != "auto" or GPU_PARTITION != "":
-        raise WorkflowError(f"{key} = {device} asks for a GPU, but {why}. To {to_cpu}.")
-    if key not in _GPU_NOTES:
-        _GPU_NOTES.add(key)
-        print(f"{key} = auto and {why}: {rules} run on CPU nodes.", file=sys.stderr)
-    return {"gpu": 0}
+    if GPU_PARTITION == "":  # a cluster without GPUs
+        if device != "auto":
+            raise WorkflowError(
+                f"{key} = {device} asks for a GPU, but profiles/slurm/config.yaml names no GPU partition "
+                f"(GPU_PARTITION). To run {rules} on CPU nodes: set {key}: cpu (or auto) in your config file.")
+        if workflow.is_main_process:
+            print(f"{key} = auto and profiles/slurm/config.yaml names no GPU partition: {rules} run on "
+                  "CPU nodes.", file=sys.stderr)
+        return {"gpu": 0}
+    GPU_USERS[rules] = key
+    return {"gpu": 1, "slurm_partition": GPU_PARTITION}
 
 
-def cluster_account_check():
-    """On SLURM the account must be explicit (the plugin cannot guess it)."""
-    if not SLURM_RUN or workflow.executor_settings.no_account:
+def cluster_checks():
+    """Before the first sbatch of a SLURM run: an explicit account (the plugin cannot guess it), and
+    GPUs in the GPU partition when rules will ask for one (else sbatch fails with a gres error)."""
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
         return
-    if not profile_default("slurm_account"):
+    if not workflow.executor_settings.no_account and not profile_default("slurm_account"):
         raise WorkflowError(
             "No SLURM account: set ACCOUNT at the top of profiles/slurm/config.yaml (yours: "
             "`sacctmgr -n show assoc user=$USER format=account`), or pass --slurm-no-account on "
             "a cluster without accounts.")
+    gres = _partition_gres(GPU_PARTITION) if GPU_USERS else None
+    if gres is not None and not any("gpu" in g for g in gres):
+        keys = sorted(set(GPU_USERS.values()))
+        raise WorkflowError(
+            f"{' and '.join(keys)} {'asks' if len(keys) == 1 else 'ask'} for a GPU, but SLURM partition {GPU_PARTITION!r} has no GPUs (sinfo %G: "
+            f"{' '.join(gres) or 'none'}). To run {' and '.join(GPU_USERS)} on CPU nodes: set "
+            f"{' and '.join(k + ': cpu' for k in keys)} in your config file "
+            "(or GPU_PARTITION = \"\" at the top of profiles/slurm/config.yaml, which makes device auto "
+            "mean the CPU).")
 
 
-cluster_account_check()
 # The image encoders' GPU (and, on SLURM, partition) resources, shared by every encode rule.
 ENCODE_GPU = gpu_resources(config["encoder"]["device"], "encoder.device", "the image encoders")
+
+
+onstart:
+    cluster_checks()
 
 
 def benchmark_files(wildcards=None, names=None):
