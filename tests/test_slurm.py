@@ -130,9 +130,10 @@ def test_tiny_dag_through_slurm_matches_a_local_run(cluster, tmp_path):
 
     # every job that is not a local rule went through sbatch and ended COMPLETED in SLURM's accounting
     rows = _run("sacct", "-X", "-n", "-P", "-S", since, "-u", getpass.getuser(),
-                "--format=JobIDRaw,JobName,Account,Partition,State,Comment,AllocCPUS").stdout.splitlines()
-    jobs = [dict(zip(("id", "name", "account", "partition", "state", "comment", "cpus"), x.split("|")))
+                "--format=JobIDRaw,JobName,Account,Partition,State,Comment,AllocCPUS,WorkDir").stdout.splitlines()
+    jobs = [dict(zip(("id", "name", "account", "partition", "state", "comment", "cpus", "workdir"), x.split("|")))
             for x in rows if x.strip()]
+    jobs = [j for j in jobs if j["workdir"] == str(work)]
     n_submitted = len(re.findall(r"Job \S+ has been submitted with SLURM jobid", log))
     states = sorted({j["state"] for j in jobs})
     summary = f"{len(jobs)} SLURM jobs ({n_submitted} submitted), states {states}, wall {wall:.0f} s"
@@ -182,4 +183,6 @@ def test_no_account_or_a_gpu_partition_without_gpus_stop_before_submitting(clust
     assert r.returncode != 0
     assert "SLURM partition 'gpu' has no GPUs" in r.stdout + r.stderr
     assert "set encoder.device: cpu" in r.stdout + r.stderr
-    assert not _run("sacct", "-X", "-n", "-P", "-S", since, "--format=JobIDRaw").stdout.strip()
+    submitted_here = [x for x in _run("sacct", "-X", "-n", "-P", "-S", since, "--format=JobIDRaw,WorkDir")
+                      .stdout.splitlines() if x.endswith("|" + str(work))]
+    assert not submitted_here

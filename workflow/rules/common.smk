@@ -128,8 +128,9 @@ def gpu_resources(device, key, rules):
     if GPU_PARTITION == "":  # a cluster without GPUs
         if device != "auto":
             raise WorkflowError(
-                f"{key} = {device} asks for a GPU, but profiles/slurm/config.yaml names no GPU partition "
-                f"(GPU_PARTITION). To run {rules} on CPU nodes: set {key}: cpu (or auto) in your config file.")
+                f"{key} = {device} asks for a GPU, but profiles/slurm/config.yaml names no GPU "
+                f"partition (GPU_PARTITION). To run {rules} on CPU nodes: set {key}: cpu (or auto) "
+                "in your config file.")
         if workflow.is_main_process:
             print(f"{key} = auto and profiles/slurm/config.yaml names no GPU partition: {rules} run on "
                   "CPU nodes.", file=sys.stderr)
@@ -153,9 +154,10 @@ def cluster_checks():
     if gres is not None and not any("gpu" in g for g in gres):
         keys = sorted(set(GPU_USERS.values()))
         raise WorkflowError(
-            f"{' and '.join(keys)} {'asks' if len(keys) == 1 else 'ask'} for a GPU, but SLURM partition {GPU_PARTITION!r} has no GPUs (sinfo %G: "
-            f"{' '.join(gres) or 'none'}). To run {' and '.join(GPU_USERS)} on CPU nodes: set "
-            f"{' and '.join(k + ': cpu' for k in keys)} in your config file "
+            f"{' and '.join(keys)} {'asks' if len(keys) == 1 else 'ask'} for a GPU, but SLURM partition "
+            f"{GPU_PARTITION!r} has no GPUs (sinfo %G: {' '.join(gres) or 'none'}). "
+            f"To run {' and '.join(GPU_USERS)} on CPU nodes: set "
+            f"{' and '.join(f'{k}: cpu' for k in keys)} in your config file "
             "(or GPU_PARTITION = \"\" at the top of profiles/slurm/config.yaml, which makes device auto "
             "mean the CPU).")
 
