@@ -383,3 +383,19 @@ def test_images_in_a_tar_shard_encode_like_files(tiny_vit, images, tmp_path):
     a, b = read_features(tmp_path / "files.h5"), read_features(tmp_path / "tar.h5")
     assert a[0] == b[0] == ids
     np.testing.assert_array_equal(a[1], b[1])
+
+
+def test_download_only_caches_the_model_and_writes_a_stamp(tiny_vit, tmp_path):
+    """rule encoder_download (a cluster's login node): load once, so the cache holds it; a stamp."""
+    import json
+
+    from groundwords.encode import main
+
+    out = tmp_path / "encoder" / "stamp.json"
+    main(["--download-only", "--model", tiny_vit, "--out", str(out)])
+    stamp = json.loads(out.read_text())
+    assert stamp["model"] == tiny_vit and stamp["class"] == "ViTModel"
+    with pytest.raises(UserError, match="could not load"):
+        main(["--download-only", "--model", str(tmp_path / "no-such-model"), "--out", str(out)])
+    with pytest.raises(SystemExit):
+        main(["--out", str(tmp_path / "x.h5")])  # encoding needs --images

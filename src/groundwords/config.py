@@ -34,7 +34,8 @@ def load_schema() -> dict:
 @functools.lru_cache(maxsize=1)
 def _schema() -> dict:
     text = resources.files("groundwords").joinpath("schemas", SCHEMA_NAME).read_text()
-    return yaml.safe_load(text)
+    # libyaml's loader when there is one: every snakemake start (on SLURM, three per job) reads it
+    return yaml.load(text, Loader=getattr(yaml, "CSafeLoader", yaml.SafeLoader))
 
 
 def _with_defaults(validator_class):

@@ -249,6 +249,20 @@ def _load_hf(model: str):
     return processor, module, info
 
 
+def download_encoder(model: str, out) -> None:
+    """Fetch a Hub model's weights and image processor into the Hugging Face cache (on a machine
+    with network access: a cluster's login node), then write a small JSON stamp to ``out``, so
+    that encoding can run where there is no network (with HF_HUB_OFFLINE=1)."""
+    import json
+
+    processor, module, _ = _load_hf(model)
+    stamp = {"model": model, "class": type(module).__name__, "processor": type(processor).__name__,
+             "hf_home": os.environ.get("HF_HOME", "")}
+    with atomic_path(out) as tmp:
+        tmp.write_text(json.dumps(stamp, indent=1) + "\n")
+    log.info("%s is in the Hugging Face cache (%s)", model, type(module).__name__)
+
+
 def load_encoder(model: str, pooling: str = "mean", device: str = "auto",
                  dtype: str = "float32") -> Encoder:
     """Load a frozen encoder: ``efficientnet-lite0`` (offline weights) or a transformers model."""
@@ -528,8 +542,11 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.encode", description=__doc__.split("\n")[0])
-    p.add_argument("--images", required=True, help="fetch table (TSV with id, path, status)")
-    p.add_argument("--out", required=True, help="HDF5 feature file to write")
+    p.add_argument("--images", help="fetch table (TSV with id, path, status)")
+    p.add_argument("--out", required=True, help="HDF5 feature file to write (with --download-only: "
+                   "a JSON stamp)")
+    p.add_argument("--download-only", action="store_true",
+                   help="only fetch --model from the Hugging Face Hub into its cache")
     p.add_argument("--model", default=EFFICIENTNET_LITE0,
                    help=f"{EFFICIENTNET_LITE0} or a Hugging Face model id / local directory")
     p.add_argument("--pooling", choices=POOLINGS, default="mean")
@@ -540,6 +557,10 @@ def main(argv=None) -> None:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     setup_logging()
+    if a.download_only:
+        return download_encoder(a.model, a.out)
+    if not a.images:
+        p.error("--images is required")
     if threading.current_thread() is threading.main_thread():
         # a scheduler's SIGTERM (e.g. a Slurm time limit) closes the partial file cleanly
         signal.signal(signal.SIGTERM, _raise_interrupt)

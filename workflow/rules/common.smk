@@ -1,4 +1,5 @@
 # Shared set-up: config validation (defaults filled in, errors name the key) and path helpers.
+import ast
 import os
 import sys
 
@@ -23,13 +24,20 @@ except UserError as e:
 ENV = "../../envs/groundwords.yaml"
 # The image encoder's settings and command, shared by every rule that encodes images.
 ENCODER_PARAMS = {k: config["encoder"][k] for k in ("model", "pooling", "batch_size", "num_workers", "device", "dtype")}
+DATA = "results/data"
+# A Hugging Face Hub model is fetched once by rule encoder_download (on a cluster's login node, where
+# the network is); the encoders then read it from the cache offline.
+# (Not the packaged EfficientNet-Lite0, not a local folder.)
+ENCODER_STAMP = []
+if config["encoder"]["model"] != "efficientnet-lite0" and not os.path.isdir(config["encoder"]["model"]):
+    ENCODER_STAMP = [f"{DATA}/encoder/{re.sub(r'[^A-Za-z0-9_.-]+', '_', config['encoder']['model'])}.json"]
 ENCODE_CMD = (
-    "python -m groundwords.encode --images {input} --out {output} --model {params.model} "
+    ("HF_HUB_OFFLINE=1 " if ENCODER_STAMP else "")
+    + "python -m groundwords.encode --images {input.images} --out {output} --model {params.model} "
     "--pooling {params.pooling} --batch-size {params.batch_size} "
     "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
     "> {log} 2>&1"
 )
-DATA = "results/data"
 SUBSETS = {s["name"]: s["rows"] for s in config["data"]["subsets"]}
 SEEDS = [str(s) for s in config["wield"]["seeds"]]
 
@@ -69,8 +77,98 @@ def shard_files():
     return [f"{DATA}/fetch/shard-{i}-of-{k}.tsv" for i in range(k)]
 
 
-def gpu_jobs(device):
-    return 0 if device == "cpu" else 1
+# --- Where jobs run ------------------------------------------------------------------------------
+# The small jobs are grouped (group: prep, subsets, summaries, pixie_prep): on a cluster one SLURM
+# job runs the connected jobs of a group. Each takes one `group_slots`; profiles/slurm allows two
+# (resources: group_slots=2), so a group job runs at most two side by side and asks SLURM for two
+# jobs' CPUs and memory (not the whole group's), for the sum of its layers' short runtimes.
+#
+# Locally, `gpu` counts GPUs (snakemake --resources gpu=1 runs one GPU job at a time). On SLURM,
+# profiles/slurm passes its account and partitions as default resources; slurm_gpu_partition is
+# read here (it is no sbatch option) so that a rule goes to the GPU partition, with --gpus=1, only
+# when its config makes it use a GPU, and to the CPU partition (the default) otherwise.
+
+
+def profile_default(name):
+    """A value of the run's --default-resources as written (a string or an int), or None."""
+    res = workflow.resource_settings.default_resources
+    if not res or name not in res:
+        return None
+    r = res[name]
+    raw = (r.raw if r.is_evaluable() else r.value) if hasattr(r, "is_evaluable") else r
+    if isinstance(raw, str):
+        try:
+            return ast.literal_eval(raw)
+        except (ValueError, SyntaxError):
+            return raw
+    return raw
+
+
+GPU_PARTITION = profile_default("slurm_gpu_partition")  # None: no SLURM profile; "": no GPUs
+GPU_USERS = {}  # rules that will ask SLURM for a GPU -> the config key that makes them
+
+
+def _partition_gres(partition):
+    """The generic resources (e.g. 'gpu:a100:4') of a partition's nodes, per sinfo."""
+    import subprocess
+
+    try:
+        out = subprocess.run(["sinfo", "-h", "-p", partition, "-o", "%G"], capture_output=True,
+                             text=True, timeout=30, check=True).stdout
+    except (OSError, subprocess.SubprocessError):
+        return None  # cannot tell: trust the profile
+    return out.split()
+
+
+def gpu_resources(device, key, rules):
+    """The resources of rules that use a GPU when ``key`` (e.g. encoder.device) is not cpu."""
+    if device == "cpu":
+        return {"gpu": 0}
+    if GPU_PARTITION is None:  # not on SLURM
+        return {"gpu": 1}
+    if GPU_PARTITION == "":  # a cluster without GPUs
+        if device != "auto":
+            raise WorkflowError(
+                f"{key} = {device} asks for a GPU, but profiles/slurm/config.yaml names no GPU "
+                f"partition (GPU_PARTITION). To run {rules} on CPU nodes: set {key}: cpu (or auto) "
+                "in your config file.")
+        if workflow.is_main_process:
+            print(f"{key} = auto and profiles/slurm/config.yaml names no GPU partition: {rules} run on "
+                  "CPU nodes.", file=sys.stderr)
+        return {"gpu": 0}
+    GPU_USERS[rules] = key
+    return {"gpu": 1, "slurm_partition": GPU_PARTITION}
+
+
+def cluster_checks():
+    """Before the first sbatch of a SLURM run: an explicit account (the plugin cannot guess it), and
+    GPUs in the GPU partition when rules will ask for one (else sbatch fails with a gres error)."""
+    plugin = workflow.executor_plugin
+    if plugin is None or plugin.name != "slurm":
+        return
+    if not workflow.executor_settings.no_account and not profile_default("slurm_account"):
+        raise WorkflowError(
+            "No SLURM account: set ACCOUNT at the top of profiles/slurm/config.yaml (yours: "
+            "`sacctmgr -n show assoc user=$USER format=account`), or pass --slurm-no-account on "
+            "a cluster without accounts.")
+    gres = _partition_gres(GPU_PARTITION) if GPU_USERS else None
+    if gres is not None and not any("gpu" in g for g in gres):
+        keys = sorted(set(GPU_USERS.values()))
+        raise WorkflowError(
+            f"{' and '.join(keys)} {'asks' if len(keys) == 1 else 'ask'} for a GPU, but SLURM partition "
+            f"{GPU_PARTITION!r} has no GPUs (sinfo %G: {' '.join(gres) or 'none'}). "
+            f"To run {' and '.join(GPU_USERS)} on CPU nodes: set "
+            f"{' and '.join(f'{k}: cpu' for k in keys)} in your config file "
+            "(or GPU_PARTITION = \"\" at the top of profiles/slurm/config.yaml, which makes device auto "
+            "mean the CPU).")
+
+
+# The image encoders' GPU (and, on SLURM, partition) resources, shared by every encode rule.
+ENCODE_GPU = gpu_resources(config["encoder"]["device"], "encoder.device", "the image encoders")
+
+
+onstart:
+    cluster_checks()
 
 
 def benchmark_files(wildcards=None, names=None):

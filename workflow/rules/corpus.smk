@@ -1,4 +1,5 @@
-# Text corpora named by a URL (networked machines): downloaded once, verified by their checksum.
+# Text corpora named by a URL (networked machines): downloaded once, verified by their checksum,
+# on the login node on a cluster (localrule: compute nodes often have no network).
 # IESG and PIXIE may share one file (both papers use text8): one rule per distinct file.
 
 
@@ -12,6 +13,7 @@ for _i, (_path, (_url, _checksum)) in enumerate(corpus_downloads().items()):
         params:
             url=_url,
             checksum=_checksum,
+        localrule: True
         log:
             f"results/logs/corpus_download_{_i}.log",
         conda:

@@ -9,6 +9,11 @@ rule openmoji:
         size=config["data"]["openmoji"]["size"],
         aliases="" if config["data"]["openmoji"]["aliases"] else "--no-aliases",
         limit=config["data"]["openmoji"]["limit"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "prep"
     log:
         "results/logs/openmoji.log",
     conda:
@@ -31,6 +36,11 @@ rule manifest:
         seed=config["data"]["seed"],
         # the source's layout: data.format, header, caption_col, url_col (the embedded source: the default)
         layout="" if config["data"]["source"] == "openmoji" else cli_args(config["data"], only=LAYOUT_KEYS),
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "prep"
     log:
         "results/logs/manifest.log",
     conda:
@@ -51,6 +61,7 @@ rule fetch_shard:
         images=f"{DATA}/images",
         # every fetch.* key but shards, as --key-name value (defaults: the schema)
         settings=cli_args(config["fetch"], exclude=("shards",)),
+    localrule: True
     log:
         "results/logs/fetch/shard-{shard}-of-{nshards}.log",
     benchmark:
@@ -83,10 +94,28 @@ rule fetch_merge:
         "--summary {output.summary} {input.shards} > {log} 2>&1"
 
 
+if ENCODER_STAMP:
+
+    rule encoder_download:
+        """The encoder's weights and image processor from the Hugging Face Hub into its cache."""
+        output:
+            ENCODER_STAMP[0],
+        params:
+            model=config["encoder"]["model"],
+        localrule: True
+        log:
+            "results/logs/encoder_download.log",
+        conda:
+            ENV
+        shell:
+            "python -m groundwords.encode --download-only --model {params.model} --out {output} > {log} 2>&1"
+
+
 rule encode:
     """Frozen image encoder (transformers id/path, or offline EfficientNet-Lite0) -> HDF5."""
     input:
-        f"{DATA}/fetched.tsv",
+        images=f"{DATA}/fetched.tsv",
+        model=ENCODER_STAMP,
     output:
         f"{DATA}/encodings.h5",
     params:
@@ -97,7 +126,7 @@ rule encode:
         "results/benchmarks/encode.tsv"
     threads: 2
     resources:
-        gpu=gpu_jobs(config["encoder"]["device"]),
+        **ENCODE_GPU,
         mem_mb=8000,
         runtime=720,
     conda:
@@ -114,6 +143,11 @@ rule subset:
         "results/{subset}/captions.tsv",
     params:
         size=lambda wc: SUBSETS[wc.subset],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "subsets"
     log:
         "results/logs/{subset}/subset.log",
     conda:
@@ -129,6 +163,7 @@ rule benchmark_download:
         f"{DATA}/benchmarks/{{filename}}",
     params:
         name=lambda wc: benchmark_by_filename(wc.filename),
+    localrule: True
     log:
         "results/logs/benchmarks/{filename}.log",
     conda:

@@ -54,7 +54,8 @@ rule iesg_word_images:
 rule iesg_encode:
     """Encodings of the word-attached images (when they are not the WIELD images)."""
     input:
-        f"{IESG}/images.tsv",
+        images=f"{IESG}/images.tsv",
+        model=ENCODER_STAMP,
     output:
         f"{IESG}/encodings.h5",
     params:
@@ -65,7 +66,7 @@ rule iesg_encode:
         "results/benchmarks/iesg/encode.tsv"
     threads: 2
     resources:
-        gpu=gpu_jobs(config["encoder"]["device"]),
+        **ENCODE_GPU,
         mem_mb=8000,
         runtime=720,
     conda:
@@ -161,6 +162,11 @@ rule iesg_matching:
     params:
         candidates=I["candidates"],
         seed=I["seed"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/iesg/matching.log",
     conda:
@@ -184,6 +190,11 @@ rule iesg_wordsim:
         benchmarks=benchmark_args(names=I["benchmarks"]),
     wildcard_constraints:
         model="sgns|model",
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/iesg/{model}.eval.log",
     conda:
@@ -216,6 +227,11 @@ rule iesg_tables:
     params:
         freq_edges=" ".join(f"{e:g}" for e in I["freq_bins"]),
         n_boot=config["stats"]["n_boot"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/iesg/tables.log",
     conda:

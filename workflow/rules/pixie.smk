@@ -74,7 +74,8 @@ if not PIXIE_SHARES_IMAGES:
         rule pixie_encode:
             """Encodings of PIXIE's word-attached images."""
             input:
-                f"{PX}/images.tsv",
+                images=f"{PX}/images.tsv",
+                model=ENCODER_STAMP,
             output:
                 f"{PX}/encodings.h5",
             params:
@@ -85,7 +86,7 @@ if not PIXIE_SHARES_IMAGES:
                 "results/benchmarks/pixie/encode.tsv"
             threads: 2
             resources:
-                gpu=gpu_jobs(config["encoder"]["device"]),
+                **ENCODE_GPU,
                 mem_mb=8000,
                 runtime=720,
             conda:
@@ -110,6 +111,11 @@ rule pixie_features:
         hide=lambda wc: P["hide"] if wc.part == "hidden" else 0,
         exclude=lambda wc, input: f"--exclude-split {input.split}" if input.split else "",
         seed=P["seed"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "pixie_prep"
     log:
         "results/logs/pixie/features-{scale}-{part}.log",
     conda:
@@ -307,6 +313,11 @@ rule pixie_cnn:
         f"{PX}/visual/none-all.h5",
     output:
         f"{PX}/models/cnn/vectors.txt",
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/pixie/cnn.log",
     conda:
@@ -324,6 +335,11 @@ rule pixie_concat:
         f"{PX}/models/{{visual}}-sgns/vectors.txt",
     wildcard_constraints:
         visual="cnn|vae",
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/pixie/{visual}-sgns.log",
     conda:
@@ -349,6 +365,11 @@ rule pixie_wordsim:
         benchmarks=benchmark_args(names=P["benchmarks"]),
         hidden=lambda wc, input: f"--hidden-words {input.hidden}" if input.hidden else "",
         n_boot=config["stats"]["n_boot"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/pixie/wordsim.log",
     conda:
@@ -382,6 +403,11 @@ rule pixie_tables:
         k=P["neighbours"],
         hidden=lambda wc, input: f"--hidden-words {input.hidden}" if input.hidden else "",
         concreteness=lambda wc, input: f"--concreteness {input.concreteness}" if input.concreteness else "",
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/pixie/tables.log",
     conda:
@@ -403,6 +429,11 @@ rule pixie_retrieval_split:
         val=R["val_frac"],
         test=R["test_frac"],
         seed=P["seed"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "pixie_prep"
     log:
         "results/logs/pixie/retrieval_split.log",
     conda:
@@ -461,6 +492,11 @@ rule pixie_table6:
         runs=" ".join(shlex.quote(f"--run={PIXIE_RETRIEVAL[r]}={PX}/retrieval/{r}/retrieval.tsv")
                       for r in PIXIE_RETRIEVAL),
         n_boot=config["stats"]["n_boot"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/pixie/table6.log",
     conda:

@@ -11,6 +11,11 @@ rule vocab:
         max_size=config["vocab"]["max_size"],
         # the vocabulary is built from the captions that train (alive images, unless configured)
         dead="--include-dead" if config["wield"]["train_dead_images"] else "",
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "subsets"
     log:
         "results/logs/{subset}/vocab.log",
     conda:
@@ -31,6 +36,11 @@ rule pca:
     params:
         dim=config["pca"]["dim"],
         seed=config["data"]["seed"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "subsets"
     log:
         "results/logs/{subset}/pca.log",
     conda:
@@ -51,6 +61,11 @@ rule pca_words:
     params:
         dim=config["pca"]["dim"],
         seed=config["data"]["seed"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "subsets"
     log:
         "results/logs/{subset}/pca_words.log",
     conda:
@@ -68,6 +83,11 @@ rule word_images:
         vocab="results/{subset}/vocab.tsv",
     output:
         "results/{subset}/word_images.h5",
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "subsets"
     log:
         "results/logs/{subset}/word_images.log",
     conda:
@@ -106,7 +126,7 @@ rule train:
     resources:
         mem_mb=4000,
         runtime=1440,
-        gpu=gpu_jobs(W["device"]),
+        **gpu_resources(W["device"], "wield.device", "train"),
     conda:
         ENV
     shell:
@@ -129,6 +149,11 @@ rule evaluate:
         pairs="results/{subset}/{variant}/{param}-{value}/seed-{seed}/pairs.tsv",
     params:
         benchmarks=benchmark_args(),
+    resources:
+        group_slots=1,
+        runtime=3,
+    group:
+        "summaries"
     log:
         "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.eval.log",
     conda:
@@ -148,6 +173,11 @@ rule table2:
         md="results/table2.md",
     params:
         n_boot=config["stats"]["n_boot"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/table2.log",
     conda:
@@ -170,6 +200,11 @@ rule table1:
     params:
         n_boot=config["stats"]["n_boot"],
         baseline=f"imginput-{W['image_input']['inputs'][0]}/lambda-0",
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/table1.log",
     conda:
@@ -191,6 +226,11 @@ rule table4:
         n_boot=config["stats"]["n_boot"],
         baseline=f"{WINDOW_VARIANT}/gamma-0",
         window=W["window_control"]["window"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/table4.log",
     conda:
@@ -211,6 +251,11 @@ rule controls:
         md="results/controls.md",
     params:
         n_boot=config["stats"]["n_boot"],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/controls.log",
     conda:
@@ -233,6 +278,11 @@ rule table3:
         queries=" ".join(W["neighbours"]["queries"]),
         k=W["neighbours"]["k"],
         seed=SEEDS[0],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/table3.log",
     conda:
@@ -252,6 +302,11 @@ rule figure2:
     params:
         specs=lambda wc, input: " ".join(f"'γ={g}={p}'" for g, p in zip(labels(W["gammas"]), input)),
         subset=largest_subset(),
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/figure2.log",
     conda:
@@ -270,6 +325,11 @@ rule figure3:
         report("results/figure3_scatter.png", caption="../report/figure3.rst", category="WIELD", subcategory="Figures"),
     params:
         seed=SEEDS[0],
+    resources:
+        group_slots=1,
+        runtime=10,
+    group:
+        "summaries"
     log:
         "results/logs/figure3.log",
     conda:
