@@ -36,6 +36,9 @@ def test_verdicts_of_equivalence_and_does_not_help_claims():
     assert cl.verdict("not_greater", -0.30, 0.01, 0.1, margin=0.05) == "reproduced"
     assert cl.verdict("not_greater", 0.01, 0.09, 0.1, margin=0.05) == "reversed"
     assert cl.verdict("not_greater", -0.05, 0.20, 0.2, margin=0.05) == "not detectable at this size"
+    # a degenerate bootstrap (SE 0, MDE undefined: 8 pairs ranked identically) cannot show equivalence
+    assert cl.verdict("equivalent", 0.0, 0.0, math.nan, margin=0.05) == "not detectable at this size"
+    assert cl.verdict("not_greater", 0.0, 0.0, math.nan, margin=0.05) == "not detectable at this size"
 
 
 def test_verdict_flips_when_the_data_does():

@@ -33,7 +33,8 @@ rows are read from the tables' CSVs (their paired-bootstrap columns: ``delta_*_v
     ``differs`` when it lies entirely outside, else ``not detectable at this size``. For a claim
     that something does **not help** (``not_greater``, WIELD's image-as-input): ``reversed`` when
     the CI lies above 0, ``reproduced`` when its upper end is below +margin, else ``not
-    detectable at this size``. ``not estimable``: no CI (too few pairs); ``not run``: the study or
+    detectable at this size``; these two never say ``reproduced`` from a degenerate bootstrap
+    (SE 0, MDE undefined: e.g. a handful of pairs ranked identically). ``not estimable``: no CI (too few pairs); ``not run``: the study or
     table is disabled in the config; ``inputs absent``: the run lacks what the claim needs (e.g.
     γ = 250 is not in the grid, no hidden words);
 ``note``
@@ -118,6 +119,10 @@ def verdict(kind: str, lo: float, hi: float, mde: float, paper_delta: float = ma
     """The verdict of one claim from our effect's 95% CI ``[lo, hi]`` (see the module docstring)."""
     if not (np.isfinite(lo) and np.isfinite(hi)):
         return "not estimable"
+    if kind in ("equivalent", "not_greater") and not np.isfinite(mde):
+        # a degenerate bootstrap (SE 0: e.g. two models ranking a handful of pairs identically)
+        # says nothing about how large a difference the data could have shown: no "reproduced"
+        return "not detectable at this size"
     if kind == "greater":
         if lo > 0:
             return "reproduced"
