@@ -200,17 +200,18 @@ def table2_markdown(t: pd.DataFrame) -> str:
              "| " + " | ".join(head) + " |", "|" + "---|" * len(head),
              "| pairs used | " + " | ".join(_coverage(t, b, s) for b in benches for s in ("all", "visual")) + " |"]
     for rep in reps:
-        cells = []
-        for b in benches:
-            for s in ("all", "visual"):
-                r = t[(t["representation"] == rep) & (t["benchmark"] == b) & (t["setting"] == s)]
-                if not len(r):
-                    cells.append("–")
-                    continue
-                d = _delta(r.iloc[0])
-                cells.append(_rho_ci(r.iloc[0]) + (f"<br>Δ {d}" if d else ""))
+        cells = [_rho_delta_cell(t[(t["representation"] == rep) & (t["benchmark"] == b) & (t["setting"] == s)])
+                 for b in benches for s in ("all", "visual")]
         lines.append(f"| {rep} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
+
+
+def _rho_delta_cell(rows: pd.DataFrame) -> str:
+    """ρ [CI] of the first row and, on a second line, its Δ vs SGNS; '–' without a row."""
+    if not len(rows):
+        return "–"
+    d = _delta(rows.iloc[0])
+    return _rho_ci(rows.iloc[0]) + (f"<br>Δ {d}" if d else "")
 
 
 def table3(long: pd.DataFrame) -> pd.DataFrame:
@@ -228,14 +229,7 @@ def table3_markdown(t: pd.DataFrame, n_hidden: int) -> str:
              "| model | " + " | ".join(benches) + " |", "|" + "---|" * (len(benches) + 1),
              "| pairs used | " + " | ".join(_coverage(t, b, "hidden") for b in benches) + " |"]
     for rep in dict.fromkeys(t["representation"]):
-        cells = []
-        for b in benches:
-            r = t[(t["representation"] == rep) & (t["benchmark"] == b)]
-            if not len(r):
-                cells.append("–")
-                continue
-            d = _delta(r.iloc[0])
-            cells.append(_rho_ci(r.iloc[0]) + (f"<br>Δ {d}" if d else ""))
+        cells = [_rho_delta_cell(t[(t["representation"] == rep) & (t["benchmark"] == b)]) for b in benches]
         lines.append(f"| {rep} | " + " | ".join(cells) + " |")
     return "\n".join(lines) + "\n"
 
