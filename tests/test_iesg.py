@@ -438,8 +438,7 @@ def test_iesg_stage_cli_end_to_end(tmp_path):
 
     out = tmp_path / "res.tsv"
     assert run_cli(main, ["evaluate", "--model-dir", str(tmp_path / "iesg"), *args, "--out-tsv", str(out),
-                          "--by-frequency-tsv", str(tmp_path / "freq.tsv"), "--ranks-tsv",
-                          str(tmp_path / "ranks.tsv")]) == 0
+                          "--ranks-tsv", str(tmp_path / "ranks.tsv")]) == 0
     res = pd.read_csv(out, sep="\t")
     assert list(res.columns) == RESULT_COLUMNS and len(res) == 4
     assert set(zip(res["model"], res["direction"])) == {(m, d) for m in ("l2", "iesg")

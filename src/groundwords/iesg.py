@@ -46,7 +46,8 @@ Image-Enhanced Skip-Gram Model" (Tables 1-3, Figure 3). Three sub-commands::
     ``--sgns`` overrides it), IESG with its own. Both models see the same candidate sets.
     Writes a TSV ``model, direction, split, scoring, pairs_used, pairs_total, coverage,
     n_candidates, p_at_1, p_at_5, p_at_10`` (P@k in [0, 1]) and optionally P@1 per
-    term-frequency bin (``--by-frequency-tsv``, Figure 3) and every pair's rank (``--ranks-tsv``).
+    every pair's rank (``--ranks-tsv``; Figure 3's P@1 per term-frequency bin is made from them by
+    :mod:`groundwords.tables`).
 """
 
 from __future__ import annotations
@@ -76,7 +77,6 @@ MODELS = ("l2", "iesg")
 DIRECTIONS = ("image_to_word", "word_to_image")
 RESULT_COLUMNS = ["model", "direction", "split", "scoring", "pairs_used", "pairs_total", "coverage",
                   "n_candidates", "p_at_1", "p_at_5", "p_at_10"]
-FREQ_COLUMNS = ["model", "direction", "freq_lo", "freq_hi", "n", "p_at_1"]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -319,13 +319,13 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
 
 def evaluate_matching(table: pd.DataFrame, words: list[str], image_ids: list[str], feats: np.ndarray,
                       models: dict[str, tuple[np.ndarray, np.ndarray]], *, split: str = "test",
-                      n_negatives: int = 99, seed: int = 0, scoring: str = "dot", image_pool: str = "split",
-                      counts: np.ndarray | None = None, freq_edges=None):
+                      n_negatives: int = 99, seed: int = 0, scoring: str = "dot", image_pool: str = "split"):
     """Matching results of several models on one split.
 
     ``models``: ``{name: (word_vectors (V, d), projection (k, d))}``, all over the vocabulary
     ``words``; ``feats`` are the (normalised) image features in the order of ``image_ids``.
-    Returns ``(results, by_frequency, ranks)`` DataFrames.
+    Returns ``(results, ranks)`` DataFrames (Figure 3's P@1 by frequency is computed from the ranks by
+    :func:`groundwords.tables.iesg_by_frequency`).
     """
     pairs = resolve_pairs(table, words, image_ids)
     known = pairs[(pairs["word_id"] >= 0) & (pairs["image_row"] >= 0)]
@@ -342,7 +342,7 @@ def evaluate_matching(table: pd.DataFrame, words: list[str], image_ids: list[str
     wc, ic = retrieval.build_candidates(pi, pw, known["image_row"].to_numpy(np.int64),
                                         known["word_id"].to_numpy(np.int64), word_pool, img_pool,
                                         n_negatives, seed)
-    results, freq_rows, rank_cols = [], [], {"image_id": ev["image_id"].tolist(), "word": ev["word"].tolist()}
+    results, rank_cols = [], {"image_id": ev["image_id"].tolist(), "word": ev["word"].tolist()}
     for name, (W, P) in models.items():
         V_img = feats @ P  # projected images, all rows
         for direction, ranks, n_c in (
@@ -355,23 +355,17 @@ def evaluate_matching(table: pd.DataFrame, words: list[str], image_ids: list[str
                             "n_candidates": float(np.mean(n_c)) + 1, "p_at_1": p[1], "p_at_5": p[5],
                             "p_at_10": p[10]})
             rank_cols[f"{name}_{direction}"] = ranks
-            if counts is not None:
-                fb = retrieval.p1_by_frequency(ranks, counts[pw], freq_edges)
-                freq_rows.append(fb.assign(model=name, direction=direction))
-    res = pd.DataFrame(results, columns=RESULT_COLUMNS)
-    freq = (pd.concat(freq_rows, ignore_index=True)[FREQ_COLUMNS] if freq_rows
-            else pd.DataFrame(columns=FREQ_COLUMNS))
-    return res, freq, pd.DataFrame(rank_cols)
+    return pd.DataFrame(results, columns=RESULT_COLUMNS), pd.DataFrame(rank_cols)
 
 
 def evaluate(model_dir, word_images_tsv, features_h5, out_tsv, *, sgns_dir=None, split: str = "test",
              n_negatives: int = 99, seed: int = 0, scoring: str = "dot", image_pool: str = "split",
-             by_frequency_tsv=None, ranks_tsv=None) -> pd.DataFrame:
+             ranks_tsv=None) -> pd.DataFrame:
     d = Path(model_dir)
     if not (d / "train.json").is_file():
         raise UserError(f"{d}: no train.json (not a finished 'iesg train' output directory)")
     info = json.loads((d / "train.json").read_text(encoding="utf-8"))
-    words_s, E_s, counts, _ = load_sgns(sgns_dir or info["inputs"]["sgns"])
+    words_s, E_s, _, _ = load_sgns(sgns_dir or info["inputs"]["sgns"])
     words = (d / "vocab.txt").read_text(encoding="utf-8").splitlines()
     if words != words_s:
         raise UserError(f"{d}: its vocabulary differs from the SGNS model's ({sgns_dir or info['inputs']['sgns']})")
@@ -384,13 +378,10 @@ def evaluate(model_dir, word_images_tsv, features_h5, out_tsv, *, sgns_dir=None,
                         f"{P_l2.shape[0]}-d ones")
     mean = np.load(d / "image_mean.npy") if (d / "image_mean.npy").is_file() else None
     feats = normalize_images(raw, info["hyperparameters"]["image_norm"], mean)
-    res, freq, ranks = evaluate_matching(table, words, image_ids, feats,
-                                         {"l2": (E_s, P_l2), "iesg": (E_iesg, P_iesg)}, split=split,
-                                         n_negatives=n_negatives, seed=seed, scoring=scoring,
-                                         image_pool=image_pool, counts=counts)
+    res, ranks = evaluate_matching(table, words, image_ids, feats,
+                                   {"l2": (E_s, P_l2), "iesg": (E_iesg, P_iesg)}, split=split,
+                                   n_negatives=n_negatives, seed=seed, scoring=scoring, image_pool=image_pool)
     write_tsv(res, out_tsv)
-    if by_frequency_tsv:
-        write_tsv(freq, by_frequency_tsv)
     if ranks_tsv:
         write_tsv(ranks, ranks_tsv)
     for r in res.itertuples():
@@ -465,7 +456,6 @@ def main(argv=None) -> None:
     e.add_argument("--scoring", choices=retrieval.SCORINGS, default="dot")
     e.add_argument("--image-pool", choices=("split", "all"), default="split",
                    help="word->image candidates from the evaluated split's images, or from all images")
-    e.add_argument("--by-frequency-tsv", help="also write P@1 per term-frequency bin (Figure 3)")
     e.add_argument("--ranks-tsv", help="also write the rank of every evaluated pair")
 
     args = p.parse_args(argv)
@@ -487,7 +477,7 @@ def main(argv=None) -> None:
             raise UserError("--negatives must be >= 1")
         evaluate(args.model_dir, args.word_images, args.features, args.out_tsv, sgns_dir=args.sgns,
                  split=args.split, n_negatives=args.negatives, seed=args.seed, scoring=args.scoring,
-                 image_pool=args.image_pool, by_frequency_tsv=args.by_frequency_tsv, ranks_tsv=args.ranks_tsv)
+                 image_pool=args.image_pool, ranks_tsv=args.ranks_tsv)
 
 
 if __name__ == "__main__":
