@@ -7,7 +7,7 @@ measures, for one encoder (default EfficientNet-Lite0 on the CPU):
 * ``bare``: the model forward alone on pre-made input tensors (images/s, after one warm-up batch),
   at each torch thread count the full runs use (on the CPU, encode_images runs the model with
   ``max(1, threads - workers)`` threads);
-* ``full``: :func:`groundwords.encode.encode_images` end to end (TSV -> HDF5; model loading
+* ``full``: :func:`groundwords.data.encode.encode_images` end to end (TSV -> HDF5; model loading
   excluded) with ``--workers`` DataLoader workers (default 0 and 2),
 
 and prints the ratio full / bare (same thread count): close to 1 means the forward pass, not
@@ -33,7 +33,7 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from groundwords.encode import encode_images, load_encoder, load_rgb
+from groundwords.data.encode import encode_images, load_encoder, load_rgb
 
 
 def make_images(folder: Path, n: int, size=(400, 300), seed=0) -> Path:

@@ -5,7 +5,7 @@ Real image hosts answer in tens to hundreds of milliseconds, so fetching is late
 and should scale almost linearly with threads until CPU (decode + hashing) or the server
 saturates.  This script serves ``--images`` generated JPEGs from a local HTTP server that
 adds ``--latency`` seconds to every request (run in a separate process so that it does not
-compete with the fetcher for the GIL), runs :func:`groundwords.fetch.fetch_shard` with each
+compete with the fetcher for the GIL), runs :func:`groundwords.data.fetch.fetch_shard` with each
 ``--workers`` value, and prints images/s and the speed-up over the first value.
 
     python benchmarks/fetch_throughput.py [--images 300] [--latency 0.05] [--workers 1 8 32]
@@ -42,8 +42,8 @@ sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "tests"))
 import pandas as pd  # noqa: E402
 from PIL import Image  # noqa: E402
 
-from groundwords.fetch import fetch_shard  # noqa: E402
-from groundwords.io import read_tsv, write_tsv  # noqa: E402
+from groundwords.data.fetch import fetch_shard  # noqa: E402
+from groundwords.files import read_tsv, write_tsv  # noqa: E402
 
 
 def make_jpegs(n: int, size=(320, 240)) -> list[bytes]:
@@ -165,7 +165,7 @@ def compare(rows: list[dict], args) -> None:
         (tmp / "urls.txt").write_text("".join(r["url"] + "\n" for r in rows))
 
         def ours(store: str, run: Path, *extra: str) -> list[str]:
-            return [sys.executable, "-m", "groundwords.fetch", "shard", "--manifest", str(manifest), "--shard", "0",
+            return [sys.executable, "-m", "groundwords.data.fetch", "shard", "--manifest", str(manifest), "--shard", "0",
                     "--num-shards", "1", "--out", str(run / "shard.tsv"), "--images-dir", str(run / "images"),
                     "--workers", str(workers), "--store", store, "--no-progress", *extra]
 

@@ -8,7 +8,7 @@ files; build them with ``snakemake results/pixie/visual/minmax-all.h5``), dim 10
 5 negatives, sample 1e-3:
 
 * gensim ``Word2Vec(sg=1)`` (the field's reference skip-gram: SGD, linear decay, C threads);
-* our SGNS with Adam (PIXIE's baseline: :mod:`groundwords.pixie` ``train`` without visual
+* our SGNS with Adam (PIXIE's baseline: :mod:`groundwords.studies.pixie.stage` ``train`` without visual
   features; same pairs, optimiser and seed as PIXIE);
 * PIXIE (SGNS + the VAE over the per-word features of ``--visual``).
 
@@ -29,8 +29,9 @@ from pathlib import Path
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.test.utils import datapath
 
-from groundwords import pixie, textcorpus
-from groundwords.vocab import load_vocab
+from groundwords.studies.pixie import stage as pixie
+from groundwords.text import corpora as textcorpus
+from groundwords.text.vocab import load_vocab
 
 
 def quality(kv: KeyedVectors) -> dict:

@@ -2,7 +2,7 @@
 
     python benchmarks/sgns_throughput.py [--epochs 3] [--threads 1]
 
-Corpus: gensim's bundled Wikipedia excerpt through ``groundwords.textcorpus`` (the pipeline's
+Corpus: gensim's bundled Wikipedia excerpt through ``groundwords.text.corpora`` (the pipeline's
 own reader and tokenizer); both models get the same sentences and min_count, dim 100, window
 5, 5 negatives, sample 1e-3, word2vec's reduced windows and linear learning-rate decay from
 alpha 0.025. Throughput = raw corpus words per second of training (gensim: ``train()``'s raw word count /
@@ -22,7 +22,8 @@ from pathlib import Path
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.test.utils import datapath
 
-from groundwords import iesg, textcorpus
+from groundwords.studies.iesg import stage as iesg
+from groundwords.text import corpora as textcorpus
 
 
 def quality(kv: KeyedVectors) -> dict:

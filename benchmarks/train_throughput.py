@@ -7,7 +7,7 @@ Corpus: gensim's bundled Wikipedia excerpt
 106 articles, ~453k tokens) read with ``gensim.corpora.WikiCorpus``. Every article is cut into
 chunks of at most 10,000 tokens (gensim's maximum sentence length) and **each chunk is one
 "caption"**: windows never cross chunks, for either model. The chunks are joined with spaces,
-written as a captions TSV and re-tokenised with ``groundwords.vocab.tokenize``; gensim is fed
+written as a captions TSV and re-tokenised with ``groundwords.text.vocab.tokenize``; gensim is fed
 exactly those token lists, so both models see the same sentences and the same vocabulary
 (count >= min_count). The token lists are cached under ``--cache-dir``.
 
@@ -22,7 +22,7 @@ Throughput = trained corpus positions per second of the training loop only (gens
 ``KeyedVectors.evaluate_word_pairs`` on WordSim353 and SimLex-999 (gensim's copies), for
 both models' vectors (ours loaded from ``vectors.txt``).
 
-Our runs go through the real stage, ``groundwords.train.train`` (γ = 0; a dummy 1-d image
+Our runs go through the real stage, ``groundwords.studies.wield.stage.train`` (γ = 0; a dummy 1-d image
 target per caption, never evaluated at γ = 0).
 """
 
@@ -37,16 +37,15 @@ import tempfile
 import time
 from pathlib import Path
 
+import gensim
 import numpy as np
 import pandas as pd
-
-import gensim
 from gensim.models import KeyedVectors, Word2Vec
 from gensim.test.utils import datapath
 
-from groundwords.io import write_features, write_tsv
-from groundwords.train import train
-from groundwords.vocab import build_vocab, tokenize
+from groundwords.files import write_features, write_tsv
+from groundwords.studies.wield.stage import train
+from groundwords.text.vocab import build_vocab, tokenize
 
 WIKI = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
 CHUNK = 10_000  # gensim's MAX_WORDS_IN_BATCH: longer sentences would be truncated by gensim

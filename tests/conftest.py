@@ -1,4 +1,4 @@
-"""Shared fixtures: planted-signal data (:mod:`groundwords.planted`) and an SGNS trained on it.
+"""Shared fixtures: planted-signal data (:mod:`groundwords.data.planted`) and an SGNS trained on it.
 
 Session-scoped, so every test module reuses one draw and one SGNS run:
 
@@ -6,7 +6,7 @@ Session-scoped, so every test module reuses one draw and one SGNS run:
   ``GROUNDWORDS_PLANTED_SEED=s`` draws another one, to check that the tests' margins hold),
   ``text_cue = 0``: the text says nothing about the visual classes), the files of
   ``Planted.write`` (a tmp dir), and the directory of an SGNS trained on its corpus by the
-  PIXIE stage itself (``groundwords.pixie.train`` without visual features, ``PLANTED_TEXT``).
+  PIXIE stage itself (``groundwords.studies.pixie.stage.train`` without visual features, ``PLANTED_TEXT``).
 * ``planted_cue``, ``planted_cue_files``, ``planted_cue_sgns``: the propagation data set
   (``PLANTED_CUE``: 8 words per class, 24 hidden words, ``text_cue = 1``: every sentence also
   holds its subject's class cue word, so the text does carry the visual classes and a map
@@ -21,7 +21,7 @@ import os
 
 import pytest
 
-from groundwords import planted as planted_mod
+from groundwords.data import planted as planted_mod
 
 # small and fast: ~1-2 s of SGNS on 2 cores; SGNS text rho ~0.75 on the default data
 PLANTED_TEXT = dict(dim=32, window=5, negatives=5, epochs=5, lr=4e-3, batch_size=1024, seed=0,
@@ -31,7 +31,7 @@ PLANTED_CUE = dict(seed=PLANTED_SEED, words_per_class=8, n_hidden=24, text_cue=1
 
 
 def _sgns(files, out_dir):
-    from groundwords.pixie import train
+    from groundwords.studies.pixie.stage import train
 
     train(files["corpus"], files["vocab"], None, out_dir, **PLANTED_TEXT)
     return out_dir

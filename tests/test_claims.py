@@ -8,10 +8,9 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from groundwords import claims as cl
-from groundwords import stats
-from groundwords.io import run_cli
-
+from groundwords.cli import run_cli
+from groundwords.evaluation import stats
+from groundwords.studies import claims as cl
 
 # ---------------------------------------------------------------------------------------------
 # verdicts

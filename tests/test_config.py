@@ -5,8 +5,9 @@ from pathlib import Path
 import pytest
 import yaml
 
-from groundwords.config import gamma_label, main as config_main, validate_config
-from groundwords.io import UserError, run_cli
+from groundwords.cli import UserError, run_cli
+from groundwords.config import gamma_label, validate_config
+from groundwords.config import main as config_main
 
 ROOT = Path(__file__).resolve().parents[1]
 

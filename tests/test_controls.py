@@ -9,13 +9,15 @@ import numpy as np
 import pandas as pd
 import pytest
 import torch
+from test_wield_stage import FAST, lee_captions, write_inputs
 
-from groundwords.corpus import build_examples, cbow_windows, encode_captions
-from groundwords.io import run_cli, write_features
+from groundwords.cli import run_cli
+from groundwords.files import write_features
 from groundwords.models import WIELD, ImageInputCBOW
-from groundwords.train import fit, main, train
-from groundwords.vocab import build_vocab
-from test_train import FAST, lee_captions, write_inputs
+from groundwords.studies.wield.stage import main, train
+from groundwords.text.captions import build_examples, cbow_windows, encode_captions
+from groundwords.text.vocab import build_vocab
+from groundwords.training import fit
 
 
 @pytest.fixture

@@ -3,8 +3,8 @@
 import numpy as np
 from PIL import Image
 
-from groundwords.datasets import build_openmoji, openmoji_items
-from groundwords.manifest import parse_source
+from groundwords.data.datasets import build_openmoji, openmoji_items
+from groundwords.data.manifest import parse_source
 
 
 def test_openmoji_items_have_names_and_aliases():

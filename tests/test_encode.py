@@ -1,4 +1,4 @@
-"""Tests of groundwords.encode: HF ViT poolings, EfficientNet-Lite0, resume, bad images, CLI.
+"""Tests of groundwords.data.encode: HF ViT poolings, EfficientNet-Lite0, resume, bad images, CLI.
 
 Everything runs offline on the CPU: Hugging Face models are tiny randomly initialised ViTs saved
 to a temporary directory; EfficientNet-Lite0 uses the real packaged weights.
@@ -13,9 +13,10 @@ import pytest
 import torch
 from PIL import Image
 
-from groundwords import encode
-from groundwords.encode import encode_images, load_encoder
-from groundwords.io import UserError, read_features, run_cli
+from groundwords.cli import UserError, run_cli
+from groundwords.data import encode
+from groundwords.data.encode import encode_images, load_encoder
+from groundwords.files import read_features
 
 N_IMAGES = 12
 
@@ -340,7 +341,7 @@ def test_transparent_images_are_composited_onto_white(tmp_path):
     the arbitrary colour they hold (red here), opaque ones keep theirs."""
     from PIL import Image
 
-    from groundwords.encode import load_rgb
+    from groundwords.data.encode import load_rgb
 
     rgba = Image.new("RGBA", (20, 10), (255, 0, 0, 0))  # transparent red
     rgba.paste((0, 0, 255, 255), (0, 0, 10, 10))  # opaque blue left half
@@ -389,7 +390,7 @@ def test_download_only_caches_the_model_and_writes_a_stamp(tiny_vit, tmp_path):
     """rule encoder_download (a cluster's login node): load once, so the cache holds it; a stamp."""
     import json
 
-    from groundwords.encode import main
+    from groundwords.data.encode import main
 
     out = tmp_path / "encoder" / "stamp.json"
     main(["--download-only", "--model", tiny_vit, "--out", str(out)])

@@ -1,4 +1,4 @@
-"""Tests for groundwords.fetch against a local HTTP server (tests/_httpserver.py)."""
+"""Tests for groundwords.data.fetch against a local HTTP server (tests/_httpserver.py)."""
 
 from __future__ import annotations
 
@@ -21,8 +21,9 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _httpserver import Reply, http_server  # noqa: E402,F401 - http_server is a fixture
 
-from groundwords import fetch  # noqa: E402
-from groundwords.io import UserError, read_tsv, run_cli, write_tsv  # noqa: E402
+from groundwords.cli import UserError, run_cli  # noqa: E402
+from groundwords.data import fetch  # noqa: E402
+from groundwords.files import read_tsv, write_tsv
 
 # Fast settings: a slow response costs (retries + 1) * read_timeout = 1.5 s.
 OPTS = dict(workers=8, connect_timeout=2, read_timeout=0.5, retries=2, backoff=0.01,
@@ -532,7 +533,7 @@ def test_ctrl_c_stops_a_stalled_fetch_quickly_and_keeps_the_journal(site):
     write_tsv(pd.DataFrame([dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")
                             for i, u in enumerate(quick + [stalled])]), manifest)
     out = site.tmp / "fetch" / "shard-0-of-1.tsv"
-    cmd = [sys.executable, "-m", "groundwords.fetch", "shard", "--manifest", str(manifest), "--shard", "0",
+    cmd = [sys.executable, "-m", "groundwords.data.fetch", "shard", "--manifest", str(manifest), "--shard", "0",
            "--num-shards", "1", "--out", str(out), "--images-dir", str(site.tmp / "images"), "--workers", "4",
            "--read-timeout", "60", "--total-timeout", "100", "--no-progress"]
     src = str(Path(fetch.__file__).resolve().parents[1])
@@ -663,7 +664,7 @@ def test_max_per_host_caps_concurrent_downloads(site):
 def test_tar_store_writes_one_webdataset_shard_and_resumes(site, monkeypatch):
     import tarfile
 
-    from groundwords.images import open_image
+    from groundwords.data.images import open_image
 
     manifest = site.manifest(fast=True)
     files, _ = run_shard(site, manifest)

@@ -12,8 +12,8 @@ import pandas as pd
 import pytest
 from PIL import Image
 
-from groundwords import figures as fg
-from groundwords.io import UserError, run_cli
+from groundwords.cli import UserError, run_cli
+from groundwords.studies.wield import figures as fg
 
 
 @pytest.fixture(autouse=True)
@@ -175,24 +175,24 @@ def test_cli_loss_and_scatter_in_process(tmp_path):
 
 
 def test_cli_module_entry_point(tmp_path, monkeypatch):
-    """``python -m groundwords.figures`` (run in-process with runpy: no slow re-imports)."""
+    """``python -m groundwords.studies.wield.figures`` (run in-process with runpy: no slow re-imports)."""
     pairs = tmp_path / "pairs.tsv"
     _pairs(n=50).to_csv(pairs, sep="\t", index=False, na_rep="nan")
     out = tmp_path / "s.png"
-    monkeypatch.setattr(sys, "argv", ["groundwords.figures", "scatter", "--pairs", str(pairs),
+    monkeypatch.setattr(sys, "argv", ["groundwords.studies.wield.figures", "scatter", "--pairs", str(pairs),
                                       "--column", "wield", "--out", str(out)])
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", RuntimeWarning)  # runpy: module already in sys.modules
         with pytest.raises(SystemExit) as exc:
-            runpy.run_module("groundwords.figures", run_name="__main__")
+            runpy.run_module("groundwords.studies.wield.figures", run_name="__main__")
     assert exc.value.code == 0
     _assert_png(out)
 
 
 def test_p1_by_frequency_plot_skips_empty_bins_as_read_from_a_tsv(tmp_path):
     """A bin without a test word has an empty P@1 cell: it is not drawn (it used to crash)."""
-    from groundwords.figures import p1_by_frequency_plot
-    from groundwords.io import read_tsv, write_tsv
+    from groundwords.files import read_tsv, write_tsv
+    from groundwords.studies.iesg.tables import p1_by_frequency_plot
 
     df = pd.DataFrame({"model": ["l2"] * 3 + ["iesg"] * 3, "direction": "image_to_word",
                        "freq_lo": [1, 10, 100] * 2, "freq_hi": [10, 100, 1000] * 2, "n": [0, 5, 0] * 2,

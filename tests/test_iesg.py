@@ -11,19 +11,22 @@ import gzip
 import json
 from pathlib import Path
 
+import gensim
 import numpy as np
 import pandas as pd
 import pytest
 import torch
 
-import gensim
-from groundwords import retrieval
-from groundwords.corpus import encode_token_lists
-from groundwords.io import run_cli, write_features
-from groundwords.models.iesg import IESG, fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
-from groundwords.models.sgns import SGNS, keep_probabilities, skipgram_pairs, train_sgns
-from groundwords.train import fit
-from groundwords.vocab import build_vocab, tokenize
+from groundwords.cli import run_cli
+from groundwords.evaluation import matching as retrieval
+from groundwords.files import write_features
+from groundwords.models.iesg import IESG
+from groundwords.models.sgns import SGNS
+from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
+from groundwords.text.captions import encode_token_lists
+from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, train_sgns
+from groundwords.text.vocab import build_vocab, tokenize
+from groundwords.training import fit
 
 GENSIM_DATA = Path(gensim.__file__).parent / "test" / "test_data"
 LEE = GENSIM_DATA / "lee_background.cor"
@@ -151,7 +154,7 @@ def test_sgns_wordsim_close_to_gensim_on_lee():
     """
     from gensim.models import Word2Vec
 
-    from groundwords.evaluate import similarity_spearman
+    from groundwords.evaluation.similarity import similarity_spearman
 
     lines = LEE.read_text(encoding="utf-8").splitlines()
     sents = [tokenize(line) for line in lines]
@@ -283,7 +286,7 @@ def test_l2_baseline_by_sgd_reaches_least_squares_and_is_deterministic():
 
 
 def test_center_l2_uses_the_given_mean():
-    from groundwords.iesg import normalize_images
+    from groundwords.studies.iesg.stage import normalize_images
     x = np.array([[3.0, 1.0], [1.0, 1.0]], np.float32)
     out = normalize_images(x, "center_l2", mean=np.array([1.0, 1.0]))
     np.testing.assert_allclose(out, [[1.0, 0.0], [0.0, 0.0]], atol=1e-6)
@@ -305,7 +308,7 @@ def test_iesg_random_images_belong_to_the_word():
 
 
 def test_image_split_is_by_image_and_seeded():
-    from groundwords.wordimages import with_split
+    from groundwords.grounding.word_images import with_split
 
     rng = np.random.default_rng(0)
     pairs = pd.DataFrame({"word": [f"w{i}" for i in rng.integers(0, 30, 500)],
@@ -323,7 +326,7 @@ def test_image_split_is_by_image_and_seeded():
 
 
 def test_folder_and_openmoji_word_attachment(tmp_path):
-    from groundwords.wordimages import class_word, content_words, folder_pairs, openmoji_pairs
+    from groundwords.grounding.word_images import class_word, content_words, folder_pairs, openmoji_pairs
 
     assert class_word("Great_White-Shark") == "shark" and class_word("dog") == "dog"
     assert content_words("beach with umbrella") == ["beach", "umbrella"]
@@ -344,7 +347,7 @@ def test_folder_and_openmoji_word_attachment(tmp_path):
 
 
 def test_wordimages_cli(tmp_path):
-    from groundwords.wordimages import main, read_word_images
+    from groundwords.grounding.word_images import main, read_word_images
 
     for cls in ("cat", "red_fox"):
         (tmp_path / "tree" / cls).mkdir(parents=True)
@@ -366,7 +369,7 @@ def test_wordimages_cli(tmp_path):
 
 
 def test_textcorpus_reads_plain_gz_bz2_identically(tmp_path):
-    from groundwords.textcorpus import build_text_corpus, read_corpus
+    from groundwords.text.corpora import build_text_corpus, read_corpus
 
     text = "Hello, World! It's an x-ray.\n\nsecond  line\tthere\r\nünïcode wörds\n" * 3
     raw = text.encode("utf-8")
@@ -385,7 +388,7 @@ def test_textcorpus_reads_plain_gz_bz2_identically(tmp_path):
 
 
 def test_textcorpus_long_lines_and_max_bytes(tmp_path):
-    from groundwords.textcorpus import iter_lines, iter_sentences
+    from groundwords.text.corpora import iter_lines, iter_sentences
 
     words = [f"w{i}" for i in range(3000)]
     (tmp_path / "one.txt").write_text(" ".join(words), encoding="utf-8")  # a text8-like single line
@@ -397,7 +400,7 @@ def test_textcorpus_long_lines_and_max_bytes(tmp_path):
 
 
 def test_textcorpus_enwiki_sample(tmp_path):
-    from groundwords.textcorpus import main
+    from groundwords.text.corpora import main
 
     out = tmp_path / "wiki.txt"
     assert run_cli(main, ["--source", "enwiki-sample", "--out", str(out), "--max-bytes", "20000"]) == 0
@@ -411,7 +414,7 @@ def test_textcorpus_enwiki_sample(tmp_path):
 
 
 def test_iesg_stage_cli_end_to_end(tmp_path):
-    from groundwords.iesg import RESULT_COLUMNS, main
+    from groundwords.studies.iesg.stage import RESULT_COLUMNS, main
 
     D = synthetic(seed=1, n_w=12, n_sent=15)
     name = [f"word{i}" for i in range(D["V"])]
@@ -461,8 +464,8 @@ def test_corpus_download_is_verified_by_sha256(tmp_path):
     import http.server
     import threading
 
-    from groundwords import textcorpus
-    from groundwords.io import run_cli
+    from groundwords.cli import run_cli
+    from groundwords.text import corpora as textcorpus
 
     served = tmp_path / "srv"
     served.mkdir()
@@ -500,8 +503,8 @@ def test_text8_style_zip_corpus(tmp_path):
     """A single-file .zip holding one huge line (text8's shape) is read, cut into sentences of <= 10k tokens."""
     import zipfile
 
-    from groundwords import textcorpus
-    from groundwords.io import run_cli
+    from groundwords.cli import run_cli
+    from groundwords.text import corpora as textcorpus
 
     words = [f"w{i % 97}" for i in range(25_000)]
     z = tmp_path / "text8.zip"

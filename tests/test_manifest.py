@@ -4,8 +4,9 @@ import json
 
 import pytest
 
-from groundwords.io import UserError, read_tsv, write_tsv
-from groundwords.manifest import MALFORMED, build, image_id, parse_source, select_rows, subset
+from groundwords.cli import UserError
+from groundwords.data.manifest import MALFORMED, build, image_id, parse_source, select_rows, subset
+from groundwords.files import read_tsv, write_tsv
 
 
 def write_source(tmp_path, lines, raw=None):
@@ -87,7 +88,7 @@ def test_local_ids_do_not_depend_on_where_the_dataset_lies(tmp_path):
     """Ids hash the path as the source writes it, so a moved checkout keeps its ids (and seeded splits)."""
     import pandas as pd
 
-    from groundwords.wordimages import use_manifest_ids
+    from groundwords.grounding.word_images import use_manifest_ids
 
     ids = []
     for where in ("a", "b/c"):
@@ -111,7 +112,7 @@ def test_control_characters_in_captions_keep_every_row(tmp_path):
     rows counted in = rows counted out, and each caption comes back as written."""
     from PIL import Image
 
-    from groundwords import fetch
+    from groundwords.data import fetch
 
     (tmp_path / "a.png").write_bytes(b"")
     Image.new("RGB", (32, 32), (1, 2, 3)).save(tmp_path / "a.png")
@@ -182,8 +183,8 @@ def test_source_layouts_header_column_names_csv(tmp_path):
 def test_layout_keys_are_checked_with_the_config_and_reach_the_cli(tmp_path):
     import shlex
 
-    from groundwords.config import cli_args, validate_config
-    from groundwords.manifest import LAYOUT_KEYS, main
+    from groundwords.config import LAYOUT_KEYS, cli_args, validate_config
+    from groundwords.data.manifest import main
 
     base = {"source": "x.csv", "subsets": [{"name": "all", "rows": 0}]}
     with pytest.raises(UserError, match="data.url_col"):

@@ -1,4 +1,4 @@
-"""Tests of groundwords.pca: projections equal scikit-learn's, model file, subset, errors, CLI."""
+"""Tests of groundwords.data.pca: projections equal scikit-learn's, model file, subset, errors, CLI."""
 
 from __future__ import annotations
 
@@ -7,8 +7,9 @@ import pandas as pd
 import pytest
 from sklearn.decomposition import PCA
 
-from groundwords import pca as pca_stage
-from groundwords.io import UserError, read_features, run_cli, write_features
+from groundwords.cli import UserError, run_cli
+from groundwords.data import pca as pca_stage
+from groundwords.files import read_features, write_features
 
 
 @pytest.fixture

@@ -9,8 +9,9 @@ import pytest
 import torch
 
 from groundwords.models.pixie import PIXIE, VisualVAE
-from groundwords.models.sgns import SGNS, skipgram_pairs
-from groundwords.train import fit
+from groundwords.models.sgns import SGNS
+from groundwords.text.skipgram import skipgram_pairs
+from groundwords.training import fit
 
 V, DIM = 20, 8
 

@@ -10,13 +10,16 @@ import pandas as pd
 import pytest
 import torch
 
-from groundwords.evaluate import load_vectors
-from groundwords.io import read_features, run_cli, write_features
-from groundwords.models.ivsgns import Imagination, fit_imagination, fit_quality, imagined_vectors
-from groundwords.models.sgns import SGNS, keep_probabilities, skipgram_pairs
+from groundwords.cli import run_cli
+from groundwords.evaluation.similarity import load_vectors
+from groundwords.files import read_features, write_features
+from groundwords.models.ivsgns import Imagination
+from groundwords.models.sgns import SGNS
 from groundwords.models.vsgns import VSGNS
-from groundwords.pixie_baselines import main, occurrence_pairs
-from groundwords.train import fit, torch_settings, write_word2vec_text
+from groundwords.studies.pixie.baselines import main, occurrence_pairs
+from groundwords.studies.pixie.imagination import fit_imagination, fit_quality, imagined_vectors
+from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
+from groundwords.training import fit, torch_settings, write_word2vec_text
 
 V, DIM = 20, 8
 

@@ -1,4 +1,4 @@
-"""Tests of the PIXIE stage CLI (groundwords.pixie): per-word features and training. CPU, a few seconds."""
+"""Tests of the PIXIE stage CLI (groundwords.studies.pixie.stage): per-word features and training. CPU, a few seconds."""
 
 from __future__ import annotations
 
@@ -9,8 +9,9 @@ import pandas as pd
 import pytest
 from gensim.models import KeyedVectors
 
-from groundwords.io import read_features, run_cli, write_features
-from groundwords.pixie import main
+from groundwords.cli import run_cli
+from groundwords.files import read_features, write_features
+from groundwords.studies.pixie.stage import main
 
 VISUAL = ["cat", "dog", "car", "tree", "sun"]
 TEXT_ONLY = ["the", "a", "runs", "is", "big"]
@@ -167,10 +168,12 @@ def test_train_without_visual_is_the_sgns_baseline(data):
     info = json.loads((d / "sgns" / "train.json").read_text())
     assert info["model"] == "sgns" and not (d / "sgns" / "concat_vectors.txt").exists()
     assert (d / "sgns" / "vectors.txt").read_bytes() == (d / "sgns2" / "vectors.txt").read_bytes()
-    from groundwords.models.sgns import SGNS, skipgram_pairs, keep_probabilities
-    from groundwords.iesg import corpus_ids
-    from groundwords.train import fit, torch_settings
     import torch
+
+    from groundwords.models.sgns import SGNS
+    from groundwords.text.corpora import corpus_ids
+    from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
+    from groundwords.training import fit, torch_settings
     vocab = pd.read_csv(d / "vocab.tsv", sep="\t")
     words, counts = vocab["word"].tolist(), vocab["count"].to_numpy(float)
     enc = corpus_ids(d / "corpus.txt", words)

@@ -1,4 +1,4 @@
-"""PIXIE's tables (groundwords.pixie_tables): the pair settings, and Tables 2-6 from known inputs."""
+"""PIXIE's tables (groundwords.studies.pixie.tables): the pair settings, and Tables 2-6 from known inputs."""
 
 from __future__ import annotations
 
@@ -7,9 +7,10 @@ import pandas as pd
 import pytest
 from scipy import stats
 
-from groundwords.io import run_cli, write_features
-from groundwords.pixie_tables import main, pairs_within, table6, table6_markdown, wordsim
-from groundwords.train import write_word2vec_text
+from groundwords.cli import run_cli
+from groundwords.files import write_features
+from groundwords.studies.pixie.tables import main, pairs_within, table6, table6_markdown, wordsim
+from groundwords.training import write_word2vec_text
 
 WORDS = ["cat", "dog", "car", "bus", "tree", "idea", "truth", "joy"]
 VISUAL = ["cat", "dog", "car", "bus", "tree"]  # features for these only

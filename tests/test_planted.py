@@ -1,6 +1,6 @@
 """Planted-signal tests (issue 13): does each model do what its paper says, on data with known truth?
 
-The data (:mod:`groundwords.planted`, fixtures in ``conftest.py``): visual words whose images
+The data (:mod:`groundwords.data.planted`, fixtures in ``conftest.py``): visual words whose images
 cluster by a visual *class* and whose sentences are drawn from an independent text *topic*.
 Benchmark ``visual`` scores pairs of different topics by class (only images can tell), ``text``
 scores pairs of different classes by topic (only text can tell), ``hidden`` is the part of
@@ -20,14 +20,16 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from groundwords import pixie, pixie_baselines as pb, planted as planted_mod, sentret
-from groundwords.corpus import build_examples
-from groundwords.io import read_features, write_features
-from groundwords.textcorpus import read_corpus
-from groundwords.train import train as train_wield
-from groundwords.vocab import load_vocab
-from groundwords.wordimages import read_word_images
-
+from groundwords.data import planted as planted_mod
+from groundwords.files import read_features, write_features
+from groundwords.grounding.word_images import read_word_images
+from groundwords.studies.pixie import baselines as pb
+from groundwords.studies.pixie import retrieval as sentret
+from groundwords.studies.pixie import stage as pixie
+from groundwords.studies.wield.stage import train as train_wield
+from groundwords.text.captions import build_examples
+from groundwords.text.corpora import read_corpus
+from groundwords.text.vocab import load_vocab
 
 MEASURED: dict[str, dict] = {}  # name -> numbers; GROUNDWORDS_PLANTED_REPORT=F.json writes them (docs/planted.md)
 
@@ -113,8 +115,9 @@ def test_stage_clis_run_on_the_written_files(planted, planted_files, tmp_path):
     """The files are what the stages' command lines read: ``pixie features`` (with its own
     --hide draw), ``pixie_baselines cnn`` and ``evaluate`` (the benchmark files, and
     ``learned+image`` with WIELD's word_images.h5)."""
-    from groundwords import evaluate, pixie_baselines
-    from groundwords.io import run_cli
+    from groundwords.cli import run_cli
+    from groundwords.evaluation import similarity as evaluate
+    from groundwords.studies.pixie import baselines as pixie_baselines
 
     f = planted_files
     assert run_cli(pixie.main, ["features", "--word-images", str(f["word_images"]), "--features", str(f["encodings"]),

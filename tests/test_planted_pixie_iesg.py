@@ -1,6 +1,6 @@
 """Planted-signal tests of PIXIE and IESG (issue 13): do they do what their papers say?
 
-Data and fixtures: :mod:`groundwords.planted` and ``conftest.py`` (see ``tests/test_planted.py``
+Data and fixtures: :mod:`groundwords.data.planted` and ``conftest.py`` (see ``tests/test_planted.py``
 for the other models). Benchmark ``visual`` can only be learned from the images, ``text`` only
 from the text, ``hidden`` is ``visual`` restricted to words withheld from the features. Every
 model is trained by its stage's own function. Numbers in the docstrings were measured on the
@@ -11,8 +11,9 @@ from __future__ import annotations
 
 import pytest
 
-from groundwords import iesg, pixie
-from groundwords import planted as planted_mod
+from groundwords.data import planted as planted_mod
+from groundwords.studies.iesg import stage as iesg
+from groundwords.studies.pixie import stage as pixie
 
 
 def _rho(p, path):
@@ -99,7 +100,7 @@ def test_vsgns_model_a_on_reduced_features_grounds_the_words(planted, planted_fi
                                                              planted_text_kw, tmp_path):
     """The DAG's V-SGNS (``pixie.vsgns.model: A``, as the PIXIE paper ran it): the per-word features
     reduced by PCA to the text dimension (64 → 32 here), then e_w compared with v_w directly."""
-    from groundwords import pixie_baselines as pb
+    from groundwords.studies.pixie import baselines as pb
 
     pb.reduce_features(planted_files["visual_none_all"], tmp_path / "reduced.h5", planted_text_kw["dim"])
     pb.train_vsgns(planted_files["corpus"], planted_files["vocab"], tmp_path / "reduced.h5", tmp_path / "a",
@@ -112,8 +113,9 @@ def test_vsgns_model_a_on_reduced_features_grounds_the_words(planted, planted_fi
 
 def test_reduce_features_pads_when_words_are_fewer_than_dim(tmp_path):
     import numpy as np
-    from groundwords import pixie_baselines as pb
-    from groundwords.io import read_features, write_features
+
+    from groundwords.files import read_features, write_features
+    from groundwords.studies.pixie import baselines as pb
 
     rng = np.random.default_rng(0)
     write_features(tmp_path / "f.h5", ["a", "b", "c", "d"], rng.normal(size=(4, 10)).astype(np.float32), {})

@@ -9,7 +9,6 @@ import sys
 
 import pytest
 import yaml
-
 from test_workflow import ROOT
 
 pytestmark = pytest.mark.workflow

@@ -10,8 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from groundwords import fetch, manifest
-from groundwords.io import read_tsv
+from groundwords.data import fetch, manifest
+from groundwords.files import read_tsv
 
 SHARED = Path(__file__).resolve().parents[2] / "shared"
 CC = SHARED / "captions" / "conceptual-captions-validation.tsv"

@@ -12,11 +12,9 @@ import shutil
 import subprocess
 import sys
 import time
-from pathlib import Path
 
 import pytest
 import yaml
-
 from test_workflow import ROOT, TINY, toy_benchmark
 
 pytestmark = [pytest.mark.slurm, pytest.mark.workflow]

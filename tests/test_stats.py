@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
-from groundwords import stats as st
+from groundwords.evaluation import stats as st
 
 
 def _correlated(n, noise=1.0, seed=0, ties=False):
@@ -239,7 +239,7 @@ def test_paired_p_value_agrees_with_interval():
 
 
 def test_several_runs_use_the_mean_rho_over_runs():
-    from groundwords.stats import bootstrap_ci, paired_bootstrap
+    from groundwords.evaluation.stats import bootstrap_ci, paired_bootstrap
 
     rng = np.random.default_rng(7)
     human = rng.normal(size=300)

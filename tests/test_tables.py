@@ -7,9 +7,17 @@ import pandas as pd
 import pytest
 from scipy import stats as sstats
 
-from groundwords.io import UserError, write_tsv
-from groundwords.tables import (best_point, collect, nearest_neighbours, summary, summary_markdown, table2,
-                                table2_markdown)
+from groundwords.cli import UserError
+from groundwords.evaluation.neighbours import nearest_neighbours
+from groundwords.files import write_tsv
+from groundwords.studies.wield.tables import (
+    best_point,
+    collect,
+    summary,
+    summary_markdown,
+    table2,
+    table2_markdown,
+)
 
 RNG = np.random.default_rng(0)
 HUMAN = RNG.uniform(0, 10, 200)
@@ -105,7 +113,7 @@ def test_nearest_neighbours_and_best_point():
 def _iesg_inputs(tmp_path, n=200, gain=True, seed=0):
     """matching.tsv, ranks.tsv, vocab.tsv and both models' eval.tsv/pairs.tsv of a fake IESG run:
     the L2 baseline ranks the true item uniformly (P@10 ≈ 0.1), IESG much better (or worse)."""
-    from groundwords.retrieval import precision_at_k
+    from groundwords.evaluation.matching import precision_at_k
 
     rng = np.random.default_rng(seed)
     good = np.where(rng.random(n) < 0.5, 1, rng.integers(2, 101, n))
@@ -141,7 +149,7 @@ def _iesg_inputs(tmp_path, n=200, gain=True, seed=0):
 
 
 def _run_iesg_tables(tmp_path, edges=(1, 10, 100, 1000)):
-    from groundwords.tables import iesg_tables
+    from groundwords.studies.iesg.tables import iesg_tables
 
     out = tmp_path / "out"
     iesg_tables(tmp_path / "matching.tsv", tmp_path / "ranks.tsv", tmp_path / "vocab.tsv",

@@ -19,7 +19,7 @@ from pathlib import Path
 import jsonschema
 import yaml
 
-from .io import UserError, run_cli
+from groundwords.cli import UserError, run_cli
 
 SCHEMA_NAME = "config.schema.yaml"
 #: the embedded default configuration (Snakefile's ``configfile:``), when run from a checkout
@@ -137,7 +137,7 @@ def validate_config(config: dict) -> dict:
 
 
 def _check_semantics(config: dict) -> None:
-    from .benchmarks import BENCHMARKS
+    from groundwords.evaluation.sets import BENCHMARKS
 
     for section in ("evaluate", "iesg", "pixie"):
         for i, name in enumerate(config.get(section, {}).get("benchmarks", [])):
@@ -161,7 +161,6 @@ def _check_semantics(config: dict) -> None:
                             "with different corpus_url/corpus_checksum")
     data = config.get("data", {})
     if data.get("source", "openmoji") != "openmoji":
-        from .manifest import LAYOUT_KEYS, layout_settings
 
         layout_settings({k: data[k] for k in LAYOUT_KEYS if k in data})
     names = [s["name"] for s in config.get("data", {}).get("subsets", [])]
@@ -215,3 +214,22 @@ def _deep_update(base: dict, new: dict) -> dict:
 
 if __name__ == "__main__":
     raise SystemExit(run_cli(main))
+
+
+#: the data.* keys that describe the source's layout (see the schema)
+LAYOUT_KEYS = ("format", "header", "caption_col", "url_col")
+
+
+def layout_settings(layout: dict | None = None) -> dict:
+    """The source layout keys (:data:`LAYOUT_KEYS`) over the schema's defaults, validated."""
+
+    out = section_settings("data", {k: v for k, v in (layout or {}).items() if v is not None}, only=LAYOUT_KEYS)
+    for key in ("caption_col", "url_col"):
+        v = out[key]
+        if isinstance(v, str) and v.strip().isdigit():
+            out[key] = int(v)
+        elif isinstance(v, str) and not out["header"] and out["format"] != "parquet":
+            raise UserError(f"data.{key}: a column name ({v!r}) needs data.header: true (or a column number)")
+    if out["caption_col"] == out["url_col"]:
+        raise UserError(f"data.caption_col and data.url_col name the same column ({out['url_col']!r})")
+    return out

@@ -16,5 +16,5 @@ rule claims:
     conda:
         ENV
     shell:
-        "python -m groundwords.claims {params.args} --margin {params.margin} "
+        "python -m groundwords.studies.claims {params.args} --margin {params.margin} "
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"

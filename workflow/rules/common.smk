@@ -13,8 +13,8 @@ shell.prefix(f"export PYTHONPATH='{SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 sys.path.insert(0, SRC)
 
 from groundwords.config import cli_args, gamma_label, validate_config  # noqa: E402
-from groundwords.io import UserError  # noqa: E402
-from groundwords.manifest import LAYOUT_KEYS  # noqa: E402
+from groundwords.files import UserError  # noqa: E402
+from groundwords.data.manifest import LAYOUT_KEYS  # noqa: E402
 
 try:
     validate_config(config)
@@ -33,7 +33,7 @@ if config["encoder"]["model"] != "efficientnet-lite0" and not os.path.isdir(conf
     ENCODER_STAMP = [f"{DATA}/encoder/{re.sub(r'[^A-Za-z0-9_.-]+', '_', config['encoder']['model'])}.json"]
 ENCODE_CMD = (
     ("HF_HUB_OFFLINE=1 " if ENCODER_STAMP else "")
-    + "python -m groundwords.encode --images {input.images} --out {output} --model {params.model} "
+    + "python -m groundwords.data.encode --images {input.images} --out {output} --model {params.model} "
     "--pooling {params.pooling} --batch-size {params.batch_size} "
     "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
     "> {log} 2>&1"
@@ -173,7 +173,7 @@ onstart:
 
 def benchmark_files(wildcards=None, names=None):
     """name -> file for every configured benchmark: a local path, a packaged copy, or a download."""
-    from groundwords.benchmarks import BENCHMARKS
+    from groundwords.evaluation.sets import BENCHMARKS
 
     files = {}
     for name in names or config["evaluate"]["benchmarks"]:
@@ -192,7 +192,7 @@ def benchmark_args(wildcards=None, names=None):
 
 
 def benchmark_by_filename(filename):
-    from groundwords.benchmarks import BENCHMARKS
+    from groundwords.evaluation.sets import BENCHMARKS
 
     return next(n for n, b in BENCHMARKS.items() if b.filename == filename)
 
@@ -289,7 +289,7 @@ def shares_data_encodings(sec):
 
 
 def word_images_how(sec, shares_encodings):
-    """The `python -m groundwords.wordimages` source arguments of a study's config section."""
+    """The `python -m groundwords.grounding.word_images` source arguments of a study's config section."""
     if sec["images"] == "openmoji":
         return f"openmoji --images-dir {DATA}/openmoji/images" + (" --manifest-ids" if shares_encodings else "")
     return (f"folder --root {sec['images']}"

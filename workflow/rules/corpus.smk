@@ -19,5 +19,5 @@ for _i, (_path, (_url, _checksum)) in enumerate(corpus_downloads().items()):
         conda:
             ENV
         shell:
-            "python -m groundwords.textcorpus download --url {params.url} --checksum {params.checksum} "
+            "python -m groundwords.text.corpora download --url {params.url} --checksum {params.checksum} "
             "--out {output} > {log} 2>&1"

@@ -19,7 +19,7 @@ rule openmoji:
     conda:
         ENV
     shell:
-        "python -m groundwords.datasets openmoji --out-dir $(dirname {output}) "
+        "python -m groundwords.data.datasets openmoji --out-dir $(dirname {output}) "
         "--size {params.size} --limit {params.limit} {params.aliases} > {log} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule manifest:
     conda:
         ENV
     shell:
-        "python -m groundwords.manifest build --source {input} --out {output.manifest} "
+        "python -m groundwords.data.manifest build --source {input} --out {output.manifest} "
         "--summary {output.summary} --limit {params.limit} --select {params.select} "
         "--seed {params.seed} {params.layout} > {log} 2>&1"
 
@@ -72,7 +72,7 @@ rule fetch_shard:
     conda:
         ENV
     shell:
-        "python -m groundwords.fetch shard --manifest {input} --shard {wildcards.shard} "
+        "python -m groundwords.data.fetch shard --manifest {input} --shard {wildcards.shard} "
         "--num-shards {wildcards.nshards} --out {output} --images-dir {params.images} "
         "{params.settings} > {log} 2>&1"
 
@@ -90,7 +90,7 @@ rule fetch_merge:
     conda:
         ENV
     shell:
-        "python -m groundwords.fetch merge --manifest {input.manifest} --out {output.fetched} "
+        "python -m groundwords.data.fetch merge --manifest {input.manifest} --out {output.fetched} "
         "--summary {output.summary} {input.shards} > {log} 2>&1"
 
 
@@ -108,7 +108,7 @@ if ENCODER_STAMP:
         conda:
             ENV
         shell:
-            "python -m groundwords.encode --download-only --model {params.model} --out {output} > {log} 2>&1"
+            "python -m groundwords.data.encode --download-only --model {params.model} --out {output} > {log} 2>&1"
 
 
 rule encode:
@@ -153,7 +153,7 @@ rule subset:
     conda:
         ENV
     shell:
-        "python -m groundwords.manifest subset --fetched {input} --size {params.size} "
+        "python -m groundwords.data.manifest subset --fetched {input} --size {params.size} "
         "--out {output} > {log} 2>&1"
 
 
@@ -169,5 +169,5 @@ rule benchmark_download:
     conda:
         ENV
     shell:
-        "python -m groundwords.benchmarks fetch {params.name} --cache-dir $(dirname {output}) "
+        "python -m groundwords.evaluation.sets fetch {params.name} --cache-dir $(dirname {output}) "
         "> {log} 2>&1"

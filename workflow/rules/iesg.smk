@@ -24,7 +24,7 @@ rule iesg_corpus:
     conda:
         ENV
     shell:
-        "python -m groundwords.textcorpus --source {params.source} --out {output.corpus} "
+        "python -m groundwords.text.corpora --source {params.source} --out {output.corpus} "
         "--max-bytes {params.max_bytes} --vocab-out {output.vocab} --min-count {params.min_count} "
         "> {log} 2>&1"
 
@@ -46,7 +46,7 @@ rule iesg_word_images:
     conda:
         ENV
     shell:
-        "python -m groundwords.wordimages {params.how} --out {output.pairs} "
+        "python -m groundwords.grounding.word_images {params.how} --out {output.pairs} "
         "--images-out {output.images} --val-frac {params.val} --test-frac {params.test} "
         "--seed {params.seed} > {log} 2>&1"
 
@@ -102,7 +102,7 @@ rule iesg_pretrain:
     conda:
         ENV
     shell:
-        "python -m groundwords.iesg pretrain --corpus {input.corpus} --vocab {input.vocab} "
+        "python -m groundwords.studies.iesg.stage pretrain --corpus {input.corpus} --vocab {input.vocab} "
         "--out-dir $(dirname {output.vectors}) --dim {params.dim} --window {params.window} "
         "--negatives {params.negatives} --sample {params.sample} --epochs {params.epochs} "
         "--alpha {params.alpha} --seed {params.seed} --threads {threads} --no-progress > {log} 2>&1"
@@ -141,7 +141,7 @@ rule iesg_train:
     conda:
         ENV
     shell:
-        "python -m groundwords.iesg train --sgns $(dirname {input.sgns}) --corpus {input.corpus} "
+        "python -m groundwords.studies.iesg.stage train --sgns $(dirname {input.sgns}) --corpus {input.corpus} "
         "--word-images {input.pairs} --features {input.features} "
         "--out-dir $(dirname {output.vectors}) --window {params.window} "
         "--negatives {params.negatives} --margin {params.margin} --lam {params.lam} --lr {params.lr} "
@@ -172,7 +172,7 @@ rule iesg_matching:
     conda:
         ENV
     shell:
-        "python -m groundwords.iesg evaluate --model-dir $(dirname {input.model}) "
+        "python -m groundwords.studies.iesg.stage evaluate --model-dir $(dirname {input.model}) "
         "--word-images {input.pairs} --features {input.features} --out-tsv {output.table} "
         "--negatives {params.candidates} --image-pool all --seed {params.seed} "
         "--ranks-tsv {output.ranks} > {log} 2>&1"
@@ -200,7 +200,7 @@ rule iesg_wordsim:
     conda:
         ENV
     shell:
-        "python -m groundwords.evaluate --vectors {input.vectors} {params.benchmarks} "
+        "python -m groundwords.evaluation.similarity --vectors {input.vectors} {params.benchmarks} "
         "--out {output.table} --pairs-out {output.pairs} > {log} 2>&1"
 
 
@@ -237,7 +237,13 @@ rule iesg_tables:
     conda:
         ENV
     shell:
-        "python -m groundwords.tables iesg --matching {input.matching} --ranks {input.ranks} "
+        "python -m groundwords.studies.iesg.tables --matching {input.matching} --ranks {input.ranks} "
         "--vocab {input.vocab} --sgns-eval {input.sgns} --iesg-eval {input.iesg} "
         "--sgns-pairs {input.sgns_pairs} --iesg-pairs {input.iesg_pairs} --freq-edges {params.freq_edges} "
         "--n-boot {params.n_boot} --out-dir results > {log} 2>&1"
+
+
+rule iesg_all:
+    """Every IESG output (Tables 1-3, Figure 3) and nothing else: snakemake ... iesg_all."""
+    input:
+        iesg_targets(),

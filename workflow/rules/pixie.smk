@@ -43,7 +43,7 @@ rule pixie_corpus:
     conda:
         ENV
     shell:
-        "python -m groundwords.textcorpus --source {params.source} --out {output.corpus} "
+        "python -m groundwords.text.corpora --source {params.source} --out {output.corpus} "
         "--max-bytes {params.max_bytes} --vocab-out {output.vocab} --min-count {params.min_count} "
         "--max-vocab {params.max_vocab} > {log} 2>&1"
 
@@ -66,7 +66,7 @@ if not PIXIE_SHARES_IMAGES:
         conda:
             ENV
         shell:
-            "python -m groundwords.wordimages {params.how} --out {output.pairs} "
+            "python -m groundwords.grounding.word_images {params.how} --out {output.pairs} "
             "--images-out {output.images} --seed {params.seed} --hide {params.hide} > {log} 2>&1"
 
     if not shares_data_encodings(P):
@@ -121,7 +121,7 @@ rule pixie_features:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie features --word-images {input.pairs} --features {input.features} "
+        "python -m groundwords.studies.pixie.stage features --word-images {input.pairs} --features {input.features} "
         "--vocab {input.vocab} --out {output.features} --scale {wildcards.scale} --hide {params.hide} "
         "--hidden-out {output.hidden} {params.exclude} --seed {params.seed} > {log} 2>&1"
 
@@ -134,14 +134,14 @@ PIXIE_TEXT_ARGS = (
     "--epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed} "
     "--threads {threads} --no-progress"
 )
-SGNS_CMD = f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} > {{log}} 2>&1"
+SGNS_CMD = f"python -m groundwords.studies.pixie.stage train {PIXIE_TEXT_ARGS} > {{log}} 2>&1"
 PIXIE_CMD = (
-    f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} --visual {{input.visual}} --J {{params.J}} "
+    f"python -m groundwords.studies.pixie.stage train {PIXIE_TEXT_ARGS} --visual {{input.visual}} --J {{params.J}} "
     "--hidden {params.hidden_units} --vae-weight {params.vae_weight} --min-var {params.min_var} "
     "--vae-weighting {params.vae_weighting} > {log} 2>&1"
 )
 VSGNS_CMD = (
-    f"python -m groundwords.pixie_baselines vsgns {PIXIE_TEXT_ARGS} --visual {{input.visual}} "
+    f"python -m groundwords.studies.pixie.baselines vsgns {PIXIE_TEXT_ARGS} --visual {{input.visual}} "
     "--margin {params.margin} --visual-negatives {params.visual_negatives} "
     "--visual-weight {params.weight} --visual-map {params.visual_map} > {log} 2>&1"
 )
@@ -219,7 +219,7 @@ rule pixie_vsgns_features:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_baselines reduce --visual {input} --out {output} --dim {params.dim} "
+        "python -m groundwords.studies.pixie.baselines reduce --visual {input} --out {output} --dim {params.dim} "
         "--seed {params.seed} > {log} 2>&1"
 
 
@@ -275,7 +275,7 @@ rule pixie_ivsgns:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_baselines ivsgns --sgns {input.sgns} --visual {input.visual} "
+        "python -m groundwords.studies.pixie.baselines ivsgns --sgns {input.sgns} --visual {input.visual} "
         "--out-dir $(dirname {output.vectors}) --mapping {wildcards.mapping} --hidden {params.hidden_units} "
         "--epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed} --threads {threads} "
         "> {log} 2>&1"
@@ -302,7 +302,7 @@ rule pixie_vae:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_baselines vae --visual {input} --out-dir $(dirname {output.vectors}) "
+        "python -m groundwords.studies.pixie.baselines vae --visual {input} --out-dir $(dirname {output.vectors}) "
         "--dim {params.dim} --hidden {params.hidden_units} --J {params.J} --epochs {params.epochs} "
         "--batch-size {params.batch_size} --lr {params.lr} --seed {params.seed} --threads {threads} > {log} 2>&1"
 
@@ -323,7 +323,7 @@ rule pixie_cnn:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_baselines cnn --visual {input} --out {output} > {log} 2>&1"
+        "python -m groundwords.studies.pixie.baselines cnn --visual {input} --out {output} > {log} 2>&1"
 
 
 rule pixie_concat:
@@ -345,7 +345,7 @@ rule pixie_concat:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_baselines concat --a {input.sgns} --b {input.visual} --out {output} "
+        "python -m groundwords.studies.pixie.baselines concat --a {input.sgns} --b {input.visual} --out {output} "
         "> {log} 2>&1"
 
 
@@ -375,7 +375,7 @@ rule pixie_wordsim:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_tables wordsim {params.reps} {params.visual_only} {params.benchmarks} "
+        "python -m groundwords.studies.pixie.tables wordsim {params.reps} {params.visual_only} {params.benchmarks} "
         "--visual-words {input.visual} {params.hidden} --n-boot {params.n_boot} --out {output} > {log} 2>&1"
 
 
@@ -413,7 +413,7 @@ rule pixie_tables:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_tables tables --wordsim {input.wordsim} {params.vectors} "
+        "python -m groundwords.studies.pixie.tables tables --wordsim {input.wordsim} {params.vectors} "
         "--visual-words {input.visual} {params.hidden} {params.pairs} {params.queries} --k {params.k} "
         "{params.concreteness} --out-dir results > {log} 2>&1"
 
@@ -439,7 +439,7 @@ rule pixie_retrieval_split:
     conda:
         ENV
     shell:
-        "python -m groundwords.sentret split --manifest {input.manifest} --features {input.features} "
+        "python -m groundwords.studies.pixie.retrieval split --manifest {input.manifest} --features {input.features} "
         "--val-frac {params.val} --test-frac {params.test} --split-seed {params.seed} --out {output} > {log} 2>&1"
 
 
@@ -474,7 +474,7 @@ rule pixie_retrieval:
     conda:
         ENV
     shell:
-        "python -m groundwords.sentret train --vectors {input.vectors} --out-dir $(dirname {output.table}) "
+        "python -m groundwords.studies.pixie.retrieval train --vectors {input.vectors} --out-dir $(dirname {output.table}) "
         "{params.data} --hidden {params.hidden_units} --epochs {params.epochs} --lr {params.lr} "
         "--lr-step {params.lr_step} --margin {params.margin} --batch-size {params.batch_size} "
         "--seed {params.seed} --threads {threads} --no-progress > {log} 2>&1"
@@ -502,7 +502,7 @@ rule pixie_table6:
     conda:
         ENV
     shell:
-        "python -m groundwords.pixie_tables retrieval {params.runs} --n-boot {params.n_boot} --out-dir results "
+        "python -m groundwords.studies.pixie.tables retrieval {params.runs} --n-boot {params.n_boot} --out-dir results "
         "> {log} 2>&1"
 
 

@@ -21,7 +21,7 @@ rule vocab:
     conda:
         ENV
     shell:
-        "python -m groundwords.vocab --captions {input} --out {output} "
+        "python -m groundwords.text.vocab --captions {input} --out {output} "
         "--min-count {params.min_count} --max-size {params.max_size} {params.dead} > {log} 2>&1"
 
 
@@ -46,7 +46,7 @@ rule pca:
     conda:
         ENV
     shell:
-        "python -m groundwords.pca --features {input.features} --ids {input.captions} "
+        "python -m groundwords.data.pca --features {input.features} --ids {input.captions} "
         "--dim {params.dim} --out-model {output.model} --out {output.features} "
         "--seed {params.seed} > {log} 2>&1"
 
@@ -71,7 +71,7 @@ rule pca_words:
     conda:
         ENV
     shell:
-        "python -m groundwords.pca --features {input} --dim {params.dim} "
+        "python -m groundwords.data.pca --features {input} --dim {params.dim} "
         "--out-model {output.model} --out {output.features} --seed {params.seed} > {log} 2>&1"
 
 
@@ -93,7 +93,7 @@ rule word_images:
     conda:
         ENV
     shell:
-        "python -m groundwords.wordfeatures --captions {input.captions} "
+        "python -m groundwords.grounding.word_features --captions {input.captions} "
         "--features {input.features} --vocab {input.vocab} --out {output} > {log} 2>&1"
 
 
@@ -130,7 +130,7 @@ rule train:
     conda:
         ENV
     shell:
-        "python -m groundwords.train --captions {input.captions} --vocab {input.vocab} "
+        "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
         "--images {input.images} --out-dir $(dirname {output.vectors}) {params.flags} "
         "--seed {wildcards.seed} --dim {params.dim} --epochs {params.epochs} "
         "--batch-size {params.batch_size} --lr {params.lr} --objective {params.objective} "
@@ -159,7 +159,7 @@ rule evaluate:
     conda:
         ENV
     shell:
-        "python -m groundwords.evaluate --vectors {input.vectors} "
+        "python -m groundwords.evaluation.similarity --vectors {input.vectors} "
         "--word-images {input.word_images} {params.benchmarks} --out {output.table} "
         "--pairs-out {output.pairs} > {log} 2>&1"
 
@@ -183,7 +183,7 @@ rule table2:
     conda:
         ENV
     shell:
-        "python -m groundwords.tables summary --baseline wield/gamma-0 --n-boot {params.n_boot} "
+        "python -m groundwords.studies.wield.tables summary --baseline wield/gamma-0 --n-boot {params.n_boot} "
         "--title 'Table 2 — Spearman ρ of WIELD embeddings (γ = 0 is vanilla CBOW)' "
         "--out-csv {output.csv} --out-md {output.md} {input.evals} > {log} 2>&1"
 
@@ -210,7 +210,7 @@ rule table1:
     conda:
         ENV
     shell:
-        "python -m groundwords.tables summary --baseline {params.baseline} --n-boot {params.n_boot} "
+        "python -m groundwords.studies.wield.tables summary --baseline {params.baseline} --n-boot {params.n_boot} "
         "--title 'Table 1 — image encoding as an input (λ = 0: no image)' "
         "--out-csv {output.csv} --out-md {output.md} {input.evals} > {log} 2>&1"
 
@@ -236,7 +236,7 @@ rule table4:
     conda:
         ENV
     shell:
-        "python -m groundwords.tables summary --baseline {params.baseline} --n-boot {params.n_boot} "
+        "python -m groundwords.studies.wield.tables summary --baseline {params.baseline} --n-boot {params.n_boot} "
         "--title 'Table 4 — WIELD with window {params.window}' "
         "--out-csv {output.csv} --out-md {output.md} {input.evals} > {log} 2>&1"
 
@@ -261,7 +261,7 @@ rule controls:
     conda:
         ENV
     shell:
-        "python -m groundwords.tables summary --baseline wield/gamma-0 --n-boot {params.n_boot} "
+        "python -m groundwords.studies.wield.tables summary --baseline wield/gamma-0 --n-boot {params.n_boot} "
         "--title 'Controls (§6.2) — caption image vs word-specific image targets vs whole-caption CBOW' "
         "--out-csv {output.csv} --out-md {output.md} {input.evals} > {log} 2>&1"
 
@@ -288,7 +288,7 @@ rule table3:
     conda:
         ENV
     shell:
-        "python -m groundwords.tables neighbours --table2 {input.table2} --root results "
+        "python -m groundwords.studies.wield.tables neighbours --table2 {input.table2} --root results "
         "--queries {params.queries} --k {params.k} --seed {params.seed} "
         "--out-csv {output.csv} --out-md {output.md} > {log} 2>&1"
 
@@ -312,7 +312,7 @@ rule figure2:
     conda:
         ENV
     shell:
-        "python -m groundwords.figures loss --out {output} "
+        "python -m groundwords.studies.wield.figures loss --out {output} "
         "--title 'WIELD training loss (subset {params.subset})' {params.specs} > {log} 2>&1"
 
 
@@ -335,5 +335,11 @@ rule figure3:
     conda:
         ENV
     shell:
-        "python -m groundwords.figures best-scatter --table2 {input.table2} --root results "
+        "python -m groundwords.studies.wield.figures best-scatter --table2 {input.table2} --root results "
         "--seed {params.seed} --out {output} > {log} 2>&1"
+
+
+rule wield_all:
+    """Every WIELD output (Tables 1-4, controls, Figures 2-3) and nothing else: snakemake ... wield_all."""
+    input:
+        table_targets(),

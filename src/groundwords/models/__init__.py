@@ -1,4 +1,4 @@
-"""Word-embedding models trained by :mod:`groundwords.train`.
+"""Word-embedding models trained by :mod:`groundwords.studies.wield.stage`.
 
 A model is an ``nn.Module`` with
 
@@ -16,16 +16,16 @@ and PIXIE's baselines :class:`VSGNS` (Lazaridou et al. 2015's multimodal skip-gr
 :class:`Imagination` (Collell et al. 2017's text-to-visual map, IV-SGNS).
 
 :class:`VSE` (the GRU sentence / linear image retrieval model of PIXIE's Table 6) is trained by
-its own loop in :mod:`groundwords.sentret` (step learning-rate schedule); it has ``loss`` only.
+its own loop in :mod:`groundwords.studies.pixie.retrieval` (step learning-rate schedule); it has ``loss`` only.
 """
 
-from .iesg import IESG
-from .imginput import ImageInputCBOW
-from .ivsgns import Imagination
-from .pixie import PIXIE
-from .sgns import SGNS
-from .vse import VSE
-from .vsgns import VSGNS
-from .wield import WIELD
+from groundwords.models.iesg import IESG
+from groundwords.models.imginput import ImageInputCBOW
+from groundwords.models.ivsgns import Imagination
+from groundwords.models.pixie import PIXIE
+from groundwords.models.sgns import SGNS
+from groundwords.models.vse import VSE
+from groundwords.models.vsgns import VSGNS
+from groundwords.models.wield import WIELD
 
 __all__ = ["WIELD", "ImageInputCBOW", "SGNS", "IESG", "PIXIE", "VSGNS", "Imagination", "VSE"]

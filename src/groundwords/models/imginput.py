@@ -34,7 +34,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .wield import WIELD
+from groundwords.models.wield import WIELD
 
 IMAGE_INPUT_SEED_OFFSET = 2_000_003  # W_img's generator seed = seed + this
 IMAGE_INPUTS = ("caption", "word")

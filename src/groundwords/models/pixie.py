@@ -23,7 +23,7 @@ smooth floor ``MIN_VAR`` (log σ² = log MIN_VAR + softplus(raw − log MIN_VAR)
 constant feature dimension makes the Gaussian likelihood unbounded and training ends in NaN,
 and the encoder's log σ² is clamped to ±10.
 
-Batches are (centre, context) pairs as for SGNS (:func:`~groundwords.models.sgns.skipgram_pairs`),
+Batches are (centre, context) pairs as for SGNS (:func:`~groundwords.text.skipgram.skipgram_pairs`),
 not the paper's minibatches of words. Eq. 9 has, per word, **one** VAE term beside the sum over
 **all** of that word's (context, negatives) terms; summed over the words that is the objective
 ``Σ_w (−log p(x_w|z_w) + KL_w) + Σ_pairs text``. A pass over the pairs visits word w in many
@@ -60,19 +60,13 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .sgns import SGNS
+from groundwords.models.noise import seeded_generator
+from groundwords.models.sgns import SGNS
 
 LOG_2PI = math.log(2 * math.pi)
 MIN_VAR = 1e-3  # decoder variance floor (features scaled to [0, 1]: σ >= 0.03)
 LOGVAR_BOUND = 10.0  # encoder log σ² kept in [-10, 10] so exp() cannot overflow
 VAE_WEIGHTINGS = ("per_word", "per_batch")
-
-
-def _generator(current: torch.Generator | None, seed: int, device) -> torch.Generator:
-    device = torch.device(device)
-    if current is None or current.device != device:
-        current = torch.Generator(device=device).manual_seed(seed)
-    return current
 
 
 class VisualVAE(nn.Module):
@@ -114,7 +108,7 @@ class VisualVAE(nn.Module):
 
     def sample(self, mu: torch.Tensor, logvar: torch.Tensor, J: int = 1) -> torch.Tensor:
         """J reparameterised samples μ + σ ⊙ ε: (J, N, latent)."""
-        self.generator = _generator(self.generator, self.seed + 1, mu.device)
+        self.generator = seeded_generator(self.generator, self.seed + 1, mu.device)
         eps = torch.randn((J, *mu.shape), generator=self.generator, device=mu.device, dtype=mu.dtype)
         return mu + torch.exp(0.5 * logvar) * eps
 
@@ -141,7 +135,7 @@ class VisualVAE(nn.Module):
         return -t["nll"] - t["kl"]
 
     def loss(self, batch: dict[str, torch.Tensor], J: int = 1) -> dict[str, torch.Tensor]:
-        """:mod:`groundwords.train` interface for training the VAE alone on ``batch["x"]``."""
+        """:mod:`groundwords.studies.wield.stage` interface for training the VAE alone on ``batch["x"]``."""
         t = self.terms(batch["x"], J)
         nll, kl = t["nll"].mean(), t["kl"].mean()
         return {"total": nll + kl, "nll_x": nll, "kl": kl}

@@ -15,7 +15,7 @@ default; ``visual_map="identity"`` is the literal model A when the dimensions ag
 The authors' values: margin γ = 0.5 and k = 20 contrastive words (from our reading of the
 paper; their text side: 300-d, window 5, 5 noise words, sample 1e-3, SGD α = 0.025).
 
-Batches are SGNS's (centre, context) pairs (:func:`~groundwords.models.sgns.skipgram_pairs`)
+Batches are SGNS's (centre, context) pairs (:func:`~groundwords.text.skipgram.skipgram_pairs`)
 with an optional per-pair weight a_i (``batch["weight"]``, default 1). Each *distinct* visual
 centre word w of the batch gets one L_vis(w) (one draw of k contrastive words), weighted by
 a_w = Σ_{pairs i with centre w} a_i, and like SGNS the total is a mean over the B pairs::
@@ -23,7 +23,7 @@ a_w = Σ_{pairs i with centre w} a_i, and like SGNS the total is a mean over the
     total = (Σ_i text_i + visual_weight · Σ_w a_w L_vis(w)) / B
 
 With a_i = 1/(number of pairs of the corpus occurrence that pair i comes from) (what the
-stage, :mod:`groundwords.pixie_baselines`, passes), Σ_w a_w counts the visual-word
+stage, :mod:`groundwords.studies.pixie.baselines`, passes), Σ_w a_w counts the visual-word
 *occurrences* of the batch, so over an epoch this is the paper's objective
 Σ_t [L_ling(w_t) + L_vis(w_t)], L_ling(w_t) summing over w_t's contexts. With a_i = 1 the
 visual term is counted once per pair (≈ window + 1 times per occurrence with reduced windows).
@@ -42,8 +42,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from .pixie import _generator, visual_table
-from .sgns import SGNS
+from groundwords.models.noise import seeded_generator
+from groundwords.models.pixie import visual_table
+from groundwords.models.sgns import SGNS
 
 VISUAL_MAPS = ("linear", "identity")
 
@@ -89,7 +90,7 @@ class VSGNS(SGNS):
 
     def contrastive(self, rank: torch.Tensor) -> torch.Tensor:
         """k visual rows per row of ``rank`` (n,), uniform over the other visual words: (n, k)."""
-        self.generator = _generator(self.generator, self.seed + 1, rank.device)
+        self.generator = seeded_generator(self.generator, self.seed + 1, rank.device)
         j = torch.randint(0, self.visual_unit.shape[0] - 1, (len(rank), self.visual_negatives),
                           generator=self.generator, device=rank.device)
         return j + (j >= rank[:, None]).long()  # skip the word's own row

@@ -15,7 +15,7 @@ own seeded generator, so the word part (initialisation, RNG stream, updates) is 
 to a model built without an image head.
 
 The image targets are rows of ``image_targets``; which row an example gets is decided by
-:mod:`groundwords.corpus`: the caption's image (the paper) or, for the §6.2 control, the
+:mod:`groundwords.text.captions`: the caption's image (the paper) or, for the §6.2 control, the
 centre word's own word-level image encoding (``image_target="word"``).
 
 ``objective="negative"`` replaces the full-softmax word head by word2vec negative sampling
@@ -31,7 +31,7 @@ independent noise words for every example, as word2vec does.
 
 The word vectors are the rows of the input embedding table (the padding row excluded).
 
-Interface used by :mod:`groundwords.train` (and by later models):
+Interface used by :mod:`groundwords.studies.wield.stage` (and by later models):
 ``loss(batch) -> dict`` with a differentiable ``"total"`` plus per-batch component means
 (``"ce"``, ``"mse"``; ``"n_mse"`` = how many examples the MSE averages over),
 ``word_vectors() -> (V, dim) tensor`` and ``sparse_parameters()``.
@@ -44,25 +44,9 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from groundwords.models.noise import alias_table
+
 IMAGE_HEAD_SEED_OFFSET = 1_000_003  # the image head's generator seed = seed + this
-
-
-def alias_table(probs: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    """Walker/Vose alias table: exact O(1) sampling from a discrete distribution.
-
-    Draw ``i`` uniformly, ``u`` uniform in [0, 1): the sample is ``i if u < accept[i] else alias[i]``.
-    """
-    n = len(probs)
-    scaled = np.asarray(probs, dtype=np.float64) * n / np.sum(probs)
-    accept, alias = np.ones(n), np.arange(n)
-    small = [i for i in range(n) if scaled[i] < 1.0]
-    large = [i for i in range(n) if scaled[i] >= 1.0]
-    while small and large:
-        s, g = small.pop(), large.pop()
-        accept[s], alias[s] = scaled[s], g
-        scaled[g] -= 1.0 - scaled[s]
-        (small if scaled[g] < 1.0 else large).append(g)
-    return accept, alias  # leftovers (numerical round-off) keep accept = 1
 
 
 class WIELD(nn.Module):

@@ -1,0 +1,1 @@
+"""Data: the embedded default, the manifest, fetching, images, encoding, PCA, planted data."""

@@ -1,0 +1,1 @@
+"""Evaluation: word similarity, similarity sets, statistics, matching, neighbours."""

@@ -1,0 +1,1 @@
+"""Grounding: images attached to words, per-word image features, splits."""

@@ -1,0 +1,1 @@
+"""IESG (Luo): pretraining, IESG + L2 baseline training, matching, tables."""

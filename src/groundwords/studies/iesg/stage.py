@@ -1,0 +1,476 @@
+"""The IESG stage: skip-gram pretraining, IESG + L2-baseline training, image-word matching.
+
+Reproduces Luo, "Exploration on Grounded Word Embedding: Matching Words and Images with
+Image-Enhanced Skip-Gram Model" (Tables 1-3, Figure 3). Three sub-commands::
+
+    python -m groundwords.studies.iesg.stage pretrain --corpus F [--vocab V | --min-count N] --out-dir D ...
+    python -m groundwords.studies.iesg.stage train --sgns D --corpus F --word-images T --features H5 --out-dir D2 ...
+    python -m groundwords.studies.iesg.stage evaluate --model-dir D2 --word-images T --features H5 --out-tsv O ...
+
+``pretrain``
+    SGNS (:mod:`groundwords.models.sgns`) on a tokenized corpus (:mod:`groundwords.text.corpora`).
+    Defaults are the word2vec tool's skip-gram defaults (dim 100, window 5, 5 negatives,
+    sample 1e-3, 5 epochs, α 0.025 decayed linearly; the paper pretrains with that tool).
+    Writes ``vectors.npy``, ``vocab.txt``, ``vectors.txt``, ``loss.csv``, ``train.json``
+    (like :func:`groundwords.training.write_outputs`) plus ``context_vectors.npy`` (the output
+    table) and ``vocab.tsv`` (word, count: the noise distribution and Figure 3's term
+    frequencies). Without ``--vocab`` the vocabulary is built from the corpus (``--min-count``).
+``train``
+    reads the SGNS model, the word-image table (:mod:`groundwords.grounding.word_images`) and the image
+    encodings (HDF5 from :mod:`groundwords.data.encode`, ids = image ids). Only the **train** split
+    is used; pairs whose word is out of the SGNS vocabulary or whose image has no encoding are
+    dropped (counted in ``train.json``). Image encodings are L2-normalised first
+    (``--image-norm l2``, not in the paper: it keeps Momentum SGD at lr 0.01 stable for any
+    encoder's feature scale; ``none`` keeps them raw; ``center_l2`` subtracts the training
+    images' mean first, saved as ``image_mean.npy`` for ``evaluate``: pooled CNN features are
+    non-negative and share one dominant direction, which a linear map trained by SGD from zero
+    learns first, so without centring every image projects to nearly the same vector; see
+    ``docs/fidelity.md``). The same features feed the L2 baseline and IESG. Then
+
+    * the **L2 baseline**: ``W_p`` onto the fixed SGNS vectors by Momentum SGD with IESG's lr,
+      momentum, batch size and number of steps (``--l2-fit sgd``,
+      :func:`~groundwords.studies.iesg.fitting.fit_l2_sgd`), or by exact least squares (``--l2-fit lstsq``,
+      :func:`~groundwords.studies.iesg.fitting.fit_l2_projection`, optionally ridge);
+    * **IESG** (:class:`~groundwords.models.iesg.IESG`): the corpus windows (fixed window 5,
+      no subsampling) centred on words with a training image, alternating eq. 1 / eq. 2
+      updates with Momentum SGD (lr 0.01, momentum 0.9, batch 16, λ 5, margin 1, K = 5 noise
+      words inside the hinge: see :mod:`groundwords.models.iesg` for this reading of λ).
+      ``--max-examples`` caps the number of (centre, context) pairs (seeded sample).
+
+    Writes ``projection_l2.npy``, ``projection_iesg.npy`` (k × d), the IESG word vectors
+    (``vectors.npy``, ``vocab.txt``, ``vectors.txt``), ``loss.csv`` (epoch, word, image, total,
+    seconds, examples_per_s) and ``train.json`` (last: it marks a finished run).
+``evaluate``
+    bidirectional matching (:mod:`groundwords.evaluation.matching`) on one split (default ``test``):
+    the L2 baseline scores with the SGNS vectors (``train.json`` names the SGNS directory;
+    ``--sgns`` overrides it), IESG with its own. Both models see the same candidate sets.
+    Writes a TSV ``model, direction, split, scoring, pairs_used, pairs_total, coverage,
+    n_candidates, p_at_1, p_at_5, p_at_10`` (P@k in [0, 1]) and optionally P@1 per
+    every pair's rank (``--ranks-tsv``; Figure 3's P@1 per term-frequency bin is made from them by
+    :mod:`groundwords.studies.wield.tables`).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.evaluation import matching as retrieval
+from groundwords.files import atomic_path, load_image_features, write_json, write_tsv
+from groundwords.grounding.word_images import read_word_images
+from groundwords.models.iesg import IESG
+from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
+from groundwords.text.corpora import corpus_ids, iter_corpus, vocab_from_counts
+from groundwords.text.skipgram import skipgram_pairs, train_sgns
+from groundwords.text.vocab import load_vocab
+from groundwords.training import torch_settings, write_outputs, write_word2vec_text
+
+IMAGE_NORMS = ("l2", "center_l2", "none")
+L2_FITS = ("sgd", "lstsq")
+MODELS = ("l2", "iesg")
+DIRECTIONS = ("image_to_word", "word_to_image")
+RESULT_COLUMNS = ["model", "direction", "split", "scoring", "pairs_used", "pairs_total", "coverage",
+                  "n_candidates", "p_at_1", "p_at_5", "p_at_10"]
+
+
+# ---------------------------------------------------------------------------------------------
+# Helpers
+
+
+def normalize_images(feats: np.ndarray, mode: str, mean: np.ndarray | None = None) -> np.ndarray:
+    """``none``: raw; ``l2``: unit rows; ``center_l2``: minus ``mean`` (the training images' mean), then unit rows."""
+    if mode not in IMAGE_NORMS:
+        raise UserError(f"unknown image normalisation {mode!r} (choose from {', '.join(IMAGE_NORMS)})")
+    x = np.asarray(feats, np.float32)
+    if mode == "none":
+        return x
+    if mode == "center_l2":
+        if mean is None:
+            raise ValueError("center_l2 needs the training images' mean")
+        x = x - np.asarray(mean, np.float32)
+    n = np.linalg.norm(x, axis=1, keepdims=True)
+    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+
+
+def load_sgns(sgns_dir) -> tuple[list[str], np.ndarray, np.ndarray, Path]:
+    """(words, vectors, counts, dir) of a ``pretrain`` output directory."""
+    d = Path(sgns_dir)
+    for name in ("vectors.npy", "vocab.txt", "vocab.tsv"):
+        if not (d / name).is_file():
+            raise UserError(f"{d}: missing {name} (not a finished 'iesg pretrain' output directory)")
+    words = (d / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    vectors = np.load(d / "vectors.npy")
+    vocab = load_vocab(d / "vocab.tsv")
+    if len(words) != len(vectors) or vocab["word"].astype(str).tolist() != words:
+        raise UserError(f"{d}: vocab.txt, vocab.tsv and vectors.npy do not match")
+    return words, vectors, vocab["count"].to_numpy(np.float64), d
+
+
+def resolve_pairs(table: pd.DataFrame, words: list[str], image_ids: list[str]) -> pd.DataFrame:
+    """The table with ``word_id`` (-1: out of vocabulary) and ``image_row`` (-1: no features)."""
+    return table.assign(
+        word_id=pd.Index(words).get_indexer(table["word"].astype(str)),
+        image_row=pd.Index(image_ids).get_indexer(table["image_id"].astype(str)),
+    )
+
+
+# ---------------------------------------------------------------------------------------------
+# pretrain
+
+
+def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 100, window: int = 5,
+             negatives: int = 5, sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024,
+             alpha: float = 0.025, shrink: bool = True, redraw: str = "epoch", seed: int = 0,
+             threads: int | None = 1, progress: bool = True) -> dict:
+    """Train SGNS on a tokenized corpus and write its outputs (see the module docstring)."""
+    for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
+                    (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
+                    (batch_size >= 1, "batch size must be >= 1"), (alpha > 0, "alpha must be > 0"),
+                    (sample >= 0, "sample must be >= 0")]:
+        if not ok:
+            raise UserError(msg)
+    if vocab_tsv is not None:
+        vocab = load_vocab(vocab_tsv)
+    else:
+        from collections import Counter
+
+        counts: Counter = Counter()
+        for toks in iter_corpus(corpus):
+            counts.update(toks)
+        vocab = vocab_from_counts(counts, min_count)
+    if vocab.empty:
+        raise UserError("the vocabulary is empty (lower --min-count or use a larger corpus)")
+    words = vocab["word"].astype(str).tolist()
+    counts_arr = vocab["count"].to_numpy(np.float64)
+    enc = corpus_ids(corpus, words)
+    if len(enc.tokens) < 2:
+        raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
+    log.info("sgns: %d sentences, %d tokens (%d OOV dropped), vocabulary %d",
+             enc.n_captions, len(enc.tokens), enc.n_oov, len(words))
+    with torch_settings(threads):
+        t0 = time.perf_counter()
+        model, history, stats = train_sgns(enc.tokens, enc.offsets, counts_arr, dim=dim, window=window,
+                                           negatives=negatives, sample=sample, epochs=epochs,
+                                           batch_size=batch_size, alpha=alpha, shrink=shrink, redraw=redraw,
+                                           seed=seed, progress=progress)
+        seconds = time.perf_counter() - t0
+        used_threads = torch.get_num_threads()
+    vectors = model.word_vectors().numpy()
+    if not np.isfinite(vectors).all():
+        raise UserError("SGNS diverged: the vectors contain NaN/inf (lower --alpha)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    with atomic_path(out_dir / "context_vectors.npy", suffix=".npy") as tmp:
+        np.save(tmp, model.context_vectors().numpy())
+    write_tsv(vocab[["word", "count"]], out_dir / "vocab.tsv")
+    info = {
+        "model": "sgns",
+        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
+                            "epochs": epochs, "batch_size": batch_size, "alpha": alpha, "shrink": shrink,
+                            "redraw": redraw, "seed": seed, "optimizer": "sgd", "min_count": min_count},
+        "inputs": {"corpus": str(corpus), "vocab": None if vocab_tsv is None else str(vocab_tsv)},
+        "vocab_size": len(words), "n_sentences": enc.n_captions, "n_tokens": int(len(enc.tokens)),
+        "n_oov_dropped": enc.n_oov, **stats, "train_seconds": seconds,
+        "pairs_per_s": stats["n_pairs"] / seconds if seconds > 0 else None,
+        "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
+    }
+    write_outputs(out_dir, words, vectors, history, info)
+    log.info("wrote %s: %d x %d SGNS vectors (%.0f pairs/s)", out_dir, *vectors.shape, info["pairs_per_s"] or 0)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+def iesg_examples(enc, has_image: np.ndarray, window: int, max_examples: int, seed: int) -> dict[str, torch.Tensor]:
+    """(centre, context) pairs of the corpus whose centre word has a training image."""
+    c, x = skipgram_pairs(enc.tokens, enc.offsets, window, shrink=False, centres=has_image, rng=seed)
+    if max_examples and len(c) > max_examples:
+        keep = np.sort(np.random.default_rng(seed).choice(len(c), size=max_examples, replace=False))
+        c, x = c[keep], x[keep]
+    return {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
+
+
+def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: int = 5, negatives: int = 5,
+          margin: float = 1.0, lam: float = 5.0, lr: float = 0.01, momentum: float = 0.9, batch_size: int = 16,
+          epochs: int = 1, max_examples: int = 0, image_norm: str = "l2", context_table: str = "shared",
+          image_updates_words: bool = False, l2_fit: str = "sgd", l2_ridge: float = 0.0, seed: int = 0,
+          threads: int | None = 1,
+          progress: bool = True) -> dict:
+    """Train the L2 baseline and IESG and write their outputs (see the module docstring)."""
+    for ok, msg in [(window >= 1, "window must be >= 1"), (negatives >= 1, "negatives must be >= 1"),
+                    (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
+                    (lr > 0, "lr must be > 0"), (0 <= momentum < 1, "momentum must be in [0, 1)"),
+                    (lam > 0, "lambda must be > 0"), (l2_ridge >= 0, "l2 ridge must be >= 0"),
+                    (l2_fit in L2_FITS, f"l2 fit must be one of {', '.join(L2_FITS)}"),
+                    (context_table in ("shared", "output"), "context table must be 'shared' or 'output'")]:
+        if not ok:
+            raise UserError(msg)
+    words, E, counts, sgns_path = load_sgns(sgns_dir)
+    table = read_word_images(word_images_tsv)
+    image_ids, raw = load_image_features(features_h5)
+    pairs = resolve_pairs(table, words, image_ids)
+    tr = pairs[pairs["split"] == "train"]
+    usable = tr[(tr["word_id"] >= 0) & (tr["image_row"] >= 0)]
+    # the centring mean comes from the training images only (each image once)
+    image_mean = raw[np.unique(usable["image_row"].to_numpy(np.int64))].mean(0) if len(usable) else None
+    feats = normalize_images(raw, image_norm, image_mean)
+    stats = {"train_pairs_total": len(tr), "train_pairs_used": len(usable),
+             "train_pairs_oov_word": int((tr["word_id"] < 0).sum()),
+             "train_pairs_no_features": int((tr["image_row"] < 0).sum()),
+             "train_images_used": int(usable["image_id"].nunique()),
+             "train_words_used": int(usable["word"].nunique())}
+    if usable.empty:
+        raise UserError(f"no usable training (image, word) pairs: {len(tr)} train pairs, "
+                        f"{stats['train_pairs_oov_word']} with a word outside the SGNS vocabulary, "
+                        f"{stats['train_pairs_no_features']} whose image is not in {features_h5}")
+    w_ids = usable["word_id"].to_numpy(np.int64)
+    rows = usable["image_row"].to_numpy(np.int64)
+
+    # IESG's examples: the corpus windows centred on words with a training image
+    offsets, wi_rows = word_image_index(w_ids, rows, len(words))
+    has_image = np.diff(offsets) > 0
+    enc = corpus_ids(corpus, words)
+    data = iesg_examples(enc, has_image, window, max_examples, seed)
+    iesg_steps = epochs * -(-len(data["centre"]) // batch_size)
+
+    # L2-distance baseline onto the fixed SGNS vectors: by SGD with IESG's optimiser and step count
+    # (the paper's training), or exactly (lstsq)
+    if l2_fit == "sgd":
+        with torch_settings(threads):
+            W_l2, _ = fit_l2_sgd(feats[rows], E[w_ids], steps=max(iesg_steps, 1), batch_size=batch_size, lr=lr,
+                                 momentum=momentum, seed=seed)
+    else:
+        W_l2 = fit_l2_projection(feats[rows], E[w_ids], ridge=l2_ridge)
+    l2_mse = float(np.mean((feats[rows] @ W_l2 - E[w_ids]) ** 2))
+    stats.update(n_corpus_tokens=int(len(enc.tokens)), n_examples=int(len(data["centre"])),
+                 n_centre_words_with_examples=int(len(np.unique(data["centre"].numpy()))))
+    log.info("iesg: %d train pairs (%d images, %d words), %d corpus examples", stats["train_pairs_used"],
+             stats["train_images_used"], stats["train_words_used"], stats["n_examples"])
+    ctx_vectors = None
+    if context_table == "output":
+        if not (sgns_path / "context_vectors.npy").is_file():
+            raise UserError(f"{sgns_path}: no context_vectors.npy for --context-table output")
+        ctx_vectors = np.load(sgns_path / "context_vectors.npy")
+    with torch_settings(threads):
+        model = IESG(E, feats, offsets, wi_rows, counts=counts, margin=margin, lam=lam, negatives=negatives,
+                     context_vectors=ctx_vectors, image_updates_words=image_updates_words, seed=seed)
+        t0 = time.perf_counter()
+        history = fit_alternating(model, data, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
+                                  seed=seed, progress=progress)
+        seconds = time.perf_counter() - t0
+        used_threads = torch.get_num_threads()
+    vectors = model.word_vectors().numpy()
+    W_iesg = model.projection().numpy()
+    if not (np.isfinite(vectors).all() and np.isfinite(W_iesg).all()):
+        raise UserError("IESG diverged: NaN/inf parameters (lower --lr)")
+
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, arr in (("projection_l2.npy", W_l2), ("projection_iesg.npy", W_iesg),
+                      ("vectors.npy", vectors.astype(np.float32)), ("image_mean.npy", image_mean.astype(np.float32))):
+        with atomic_path(out_dir / name, suffix=".npy") as tmp:
+            np.save(tmp, arr)
+    with atomic_path(out_dir / "vocab.txt") as tmp:
+        tmp.write_text("".join(w + "\n" for w in words), encoding="utf-8")
+    write_word2vec_text(out_dir / "vectors.txt", words, vectors)
+    loss = pd.DataFrame(history).reindex(columns=["epoch", "word", "image", "total", "seconds", "examples_per_s"])
+    with atomic_path(out_dir / "loss.csv") as tmp:
+        loss.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
+    info = {
+        "model": "iesg",
+        "hyperparameters": {"window": window, "negatives": negatives, "margin": margin, "lambda": lam, "lr": lr,
+                            "momentum": momentum, "batch_size": batch_size, "epochs": epochs,
+                            "max_examples": max_examples, "image_norm": image_norm, "context_table": context_table,
+                            "image_updates_words": image_updates_words, "l2_fit": l2_fit, "l2_ridge": l2_ridge,
+                            "seed": seed},
+        "inputs": {"sgns": str(sgns_path), "corpus": str(corpus), "word_images": str(word_images_tsv),
+                   "features": str(features_h5)},
+        "vocab_size": len(words), "dim": int(E.shape[1]), "image_dim": int(feats.shape[1]), **stats,
+        "l2_train_mse": l2_mse, "train_seconds": seconds,
+        "final_loss": {k: history[-1][k] for k in ("word", "image", "total")},
+        "torch_version": torch.__version__, "threads": used_threads,
+    }
+    write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+    log.info("wrote %s (IESG final losses: word %.4f, image %.4f; L2 baseline train MSE %.4g)",
+             out_dir, info["final_loss"]["word"], info["final_loss"]["image"], l2_mse)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# evaluate
+
+
+def evaluate_matching(table: pd.DataFrame, words: list[str], image_ids: list[str], feats: np.ndarray,
+                      models: dict[str, tuple[np.ndarray, np.ndarray]], *, split: str = "test",
+                      n_negatives: int = 99, seed: int = 0, scoring: str = "dot", image_pool: str = "split"):
+    """Matching results of several models on one split.
+
+    ``models``: ``{name: (word_vectors (V, d), projection (k, d))}``, all over the vocabulary
+    ``words``; ``feats`` are the (normalised) image features in the order of ``image_ids``.
+    Returns ``(results, ranks)`` DataFrames (Figure 3's P@1 by frequency is computed from the ranks by
+    :func:`groundwords.studies.iesg.tables.iesg_by_frequency`).
+    """
+    pairs = resolve_pairs(table, words, image_ids)
+    known = pairs[(pairs["word_id"] >= 0) & (pairs["image_row"] >= 0)]
+    ev = known[known["split"] == split]
+    total = int((pairs["split"] == split).sum())
+    if ev.empty:
+        raise UserError(f"no usable (image, word) pairs in split {split!r} ({total} in the table; "
+                        "words must be in the vocabulary and images in the feature file)")
+    pi, pw = ev["image_row"].to_numpy(np.int64), ev["word_id"].to_numpy(np.int64)
+    word_pool = np.unique(known["word_id"].to_numpy(np.int64))
+    img_src = known if image_pool == "all" else ev
+    img_pool = np.unique(img_src["image_row"].to_numpy(np.int64))
+    # the true sets: every attachment in the table (all splits), over known words and images
+    wc, ic = retrieval.build_candidates(pi, pw, known["image_row"].to_numpy(np.int64),
+                                        known["word_id"].to_numpy(np.int64), word_pool, img_pool,
+                                        n_negatives, seed)
+    results, rank_cols = [], {"image_id": ev["image_id"].tolist(), "word": ev["word"].tolist()}
+    for name, (W, P) in models.items():
+        V_img = feats @ P  # projected images, all rows
+        for direction, ranks, n_c in (
+            ("image_to_word", retrieval.matching_ranks(V_img[pi], W, pw, wc, scoring), (wc >= 0).sum(1)),
+            ("word_to_image", retrieval.matching_ranks(W[pw], V_img, pi, ic, scoring), (ic >= 0).sum(1)),
+        ):
+            p = retrieval.precision_at_k(ranks, (1, 5, 10))
+            results.append({"model": name, "direction": direction, "split": split, "scoring": scoring,
+                            "pairs_used": len(ev), "pairs_total": total, "coverage": len(ev) / total,
+                            "n_candidates": float(np.mean(n_c)) + 1, "p_at_1": p[1], "p_at_5": p[5],
+                            "p_at_10": p[10]})
+            rank_cols[f"{name}_{direction}"] = ranks
+    return pd.DataFrame(results, columns=RESULT_COLUMNS), pd.DataFrame(rank_cols)
+
+
+def evaluate(model_dir, word_images_tsv, features_h5, out_tsv, *, sgns_dir=None, split: str = "test",
+             n_negatives: int = 99, seed: int = 0, scoring: str = "dot", image_pool: str = "split",
+             ranks_tsv=None) -> pd.DataFrame:
+    d = Path(model_dir)
+    if not (d / "train.json").is_file():
+        raise UserError(f"{d}: no train.json (not a finished 'iesg train' output directory)")
+    info = json.loads((d / "train.json").read_text(encoding="utf-8"))
+    words_s, E_s, _, _ = load_sgns(sgns_dir or info["inputs"]["sgns"])
+    words = (d / "vocab.txt").read_text(encoding="utf-8").splitlines()
+    if words != words_s:
+        raise UserError(f"{d}: its vocabulary differs from the SGNS model's ({sgns_dir or info['inputs']['sgns']})")
+    E_iesg = np.load(d / "vectors.npy")
+    P_l2, P_iesg = np.load(d / "projection_l2.npy"), np.load(d / "projection_iesg.npy")
+    table = read_word_images(word_images_tsv)
+    image_ids, raw = load_image_features(features_h5)
+    if raw.shape[1] != P_l2.shape[0]:
+        raise UserError(f"{features_h5}: {raw.shape[1]}-d features, but the model was trained on "
+                        f"{P_l2.shape[0]}-d ones")
+    mean = np.load(d / "image_mean.npy") if (d / "image_mean.npy").is_file() else None
+    feats = normalize_images(raw, info["hyperparameters"]["image_norm"], mean)
+    res, ranks = evaluate_matching(table, words, image_ids, feats,
+                                   {"l2": (E_s, P_l2), "iesg": (E_iesg, P_iesg)}, split=split,
+                                   n_negatives=n_negatives, seed=seed, scoring=scoring, image_pool=image_pool)
+    write_tsv(res, out_tsv)
+    if ranks_tsv:
+        write_tsv(ranks, ranks_tsv)
+    for r in res.itertuples():
+        log.info("%s %s: P@1 %.3f  P@5 %.3f  P@10 %.3f (%d pairs)", r.model, r.direction, r.p_at_1, r.p_at_5,
+                 r.p_at_10, r.pairs_used)
+    return res
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m groundwords.studies.iesg.stage", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    a = sub.add_parser("pretrain", help="skip-gram with negative sampling on a tokenized corpus")
+    a.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.text.corpora)")
+    a.add_argument("--vocab", help="vocabulary TSV (word, count); default: built from the corpus")
+    a.add_argument("--min-count", type=int, default=5, help="without --vocab: minimum word count")
+    a.add_argument("--out-dir", required=True)
+    a.add_argument("--dim", type=int, default=100)
+    a.add_argument("--window", type=int, default=5)
+    a.add_argument("--negatives", type=int, default=5)
+    a.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
+    a.add_argument("--epochs", type=int, default=5)
+    a.add_argument("--batch-size", type=int, default=1024)
+    a.add_argument("--alpha", type=float, default=0.025, help="word2vec per-pair learning rate")
+    a.add_argument("--no-shrink", action="store_true", help="fixed windows (no word2vec reduced window)")
+    a.add_argument("--redraw", choices=("epoch", "once"), default="epoch")
+
+    t = sub.add_parser("train", help="IESG and the L2-distance baseline")
+    t.add_argument("--sgns", required=True, help="'pretrain' output directory")
+    t.add_argument("--corpus", required=True, help="tokenized corpus (the word term's windows)")
+    t.add_argument("--word-images", required=True, help="TSV word, image_id, path, split")
+    t.add_argument("--features", required=True, help="image encodings HDF5 (ids = image ids)")
+    t.add_argument("--out-dir", required=True)
+    t.add_argument("--window", type=int, default=5)
+    t.add_argument("--negatives", type=int, default=5,
+                   help="K noise words per (centre, context) pair, summed inside the hinge (K = λ: balanced)")
+    t.add_argument("--margin", type=float, default=1.0)
+    t.add_argument("--lam", type=float, default=5.0, help="λ: weight of the positive energy")
+    t.add_argument("--lr", type=float, default=0.01)
+    t.add_argument("--momentum", type=float, default=0.9)
+    t.add_argument("--batch-size", type=int, default=16)
+    t.add_argument("--epochs", type=int, default=1)
+    t.add_argument("--max-examples", type=int, default=0, help="cap on (centre, context) pairs (0: all)")
+    t.add_argument("--image-norm", choices=IMAGE_NORMS, default="l2",
+                   help="l2: unit rows; center_l2: minus the training images' mean, then unit rows; none: raw")
+    t.add_argument("--context-table", choices=("shared", "output"), default="shared",
+                   help="shared: one embedding table (eq. 5); output: separate context table from SGNS")
+    t.add_argument("--image-updates-words", action="store_true", help="eq. 2 also updates word embeddings")
+    t.add_argument("--l2-fit", choices=L2_FITS, default="sgd",
+                   help="sgd: the L2 baseline trained like IESG (Momentum SGD, same lr, batch and steps); "
+                        "lstsq: solved exactly (interpolates when features outnumber pairs)")
+    t.add_argument("--l2-ridge", type=float, default=0.0, help="with --l2-fit lstsq: ridge penalty (0: lstsq)")
+
+    for q in (a, t):
+        q.add_argument("--seed", type=int, default=0)
+        q.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+        q.add_argument("--no-progress", action="store_true")
+
+    e = sub.add_parser("evaluate", help="image-word matching P@1/5/10, L2 baseline and IESG")
+    e.add_argument("--model-dir", required=True, help="'train' output directory")
+    e.add_argument("--word-images", required=True)
+    e.add_argument("--features", required=True)
+    e.add_argument("--out-tsv", required=True)
+    e.add_argument("--sgns", help="SGNS directory (default: the one recorded in train.json)")
+    e.add_argument("--split", choices=("train", "validation", "test"), default="test")
+    e.add_argument("--negatives", type=int, default=99, help="random candidates per pair")
+    e.add_argument("--seed", type=int, default=0)
+    e.add_argument("--scoring", choices=retrieval.SCORINGS, default="dot")
+    e.add_argument("--image-pool", choices=("split", "all"), default="split",
+                   help="word->image candidates from the evaluated split's images, or from all images")
+    e.add_argument("--ranks-tsv", help="also write the rank of every evaluated pair")
+
+    args = p.parse_args(argv)
+    setup_logging()
+    if args.cmd == "pretrain":
+        pretrain(args.corpus, args.out_dir, vocab_tsv=args.vocab, min_count=args.min_count, dim=args.dim,
+                 window=args.window, negatives=args.negatives, sample=args.sample, epochs=args.epochs,
+                 batch_size=args.batch_size, alpha=args.alpha, shrink=not args.no_shrink, redraw=args.redraw,
+                 seed=args.seed, threads=args.threads or None, progress=not args.no_progress)
+    elif args.cmd == "train":
+        train(args.sgns, args.corpus, args.word_images, args.features, args.out_dir, window=args.window,
+              negatives=args.negatives, margin=args.margin, lam=args.lam, lr=args.lr, momentum=args.momentum,
+              batch_size=args.batch_size, epochs=args.epochs, max_examples=args.max_examples,
+              image_norm=args.image_norm, context_table=args.context_table,
+              image_updates_words=args.image_updates_words, l2_fit=args.l2_fit, l2_ridge=args.l2_ridge, seed=args.seed,
+              threads=args.threads or None, progress=not args.no_progress)
+    else:
+        if args.negatives < 1:
+            raise UserError("--negatives must be >= 1")
+        evaluate(args.model_dir, args.word_images, args.features, args.out_tsv, sgns_dir=args.sgns,
+                 split=args.split, n_negatives=args.negatives, seed=args.seed, scoring=args.scoring,
+                 image_pool=args.image_pool, ranks_tsv=args.ranks_tsv)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

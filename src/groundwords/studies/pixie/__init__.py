@@ -1,0 +1,1 @@
+"""PIXIE (Ailem et al.): features, training, baselines, retrieval, tables."""

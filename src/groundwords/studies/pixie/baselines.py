@@ -1,0 +1,397 @@
+"""The PIXIE paper's competing models (Ailem et al., EMNLP 2018, §4.2), one sub-command each.
+
+::
+
+    python -m groundwords.studies.pixie.baselines vsgns --corpus C --vocab V --visual H5 --out-dir D ...
+    python -m groundwords.studies.pixie.baselines ivsgns --sgns VECTORS --visual H5 --out-dir D --mapping linear|nonlinear ...
+    python -m groundwords.studies.pixie.baselines vae --visual H5 --out-dir D ...
+    python -m groundwords.studies.pixie.baselines cnn --visual H5 --out OUT_TXT
+    python -m groundwords.studies.pixie.baselines concat --a A_VECTORS --b B_VECTORS --out OUT_TXT [--no-normalize]
+
+``--visual`` is a per-word features HDF5 (``python -m groundwords.studies.pixie.stage features``: ids = words).
+Every command writes word2vec text vectors; the trained ones write them as ``D/vectors.txt``
+with :func:`groundwords.training.write_outputs` (also ``vectors.npy``, ``vocab.txt``,
+``loss.csv`` and, last, ``train.json`` with the hyper-parameters and per-epoch history).
+
+``vsgns``
+    V-SGNS (Lazaridou et al. 2015, :mod:`groundwords.models.vsgns`): SGNS + a max-margin term
+    pulling M e_w towards v_w for the visual words, Adam (lr 1e-3, as PIXIE) on the same
+    skip-gram pairs as ``pixie train`` (reduced windows, subsampling, one draw). Each pair is
+    weighted 1/(pairs of its corpus occurrence), so the visual term counts once per occurrence
+    of a visual word, as in the paper. Defaults: dim 100, window 10, 5 noise words (PIXIE
+    stage), margin 0.5 and 20 contrastive words (Lazaridou et al.). vectors.txt: e_w, every word.
+``ivsgns``
+    IV-SGNS (Collell et al. 2017, :mod:`groundwords.models.ivsgns`): f fitted from SGNS vectors
+    to visual features on the words having both; vectors.txt: [e_w/‖e_w‖, f(e_w)/‖f(e_w)‖]
+    for *every* word of the SGNS file (imagined features for the words without images).
+``vae``
+    the visual part of PIXIE alone (:class:`~groundwords.models.pixie.VisualVAE`, latent = dim,
+    hidden 500 tanh): maximises the ELBO of the visual features with Adam; vectors.txt:
+    μ_φ(x_w) for the visual words only. Features should lie in [0, 1] (sigmoid decoder means).
+``cnn``
+    the visual features themselves (visual words only).
+``concat``
+    [a_w/‖a_w‖, b_w/‖b_w‖] for the words of both files, in file a's order: CNN⊕SGNS (Kiela &
+    Bottou 2014) and VAE⊕SGNS. Each part is L2-normalised unless ``--no-normalize``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+import torch.nn as nn
+
+from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.evaluation.similarity import load_vectors
+from groundwords.files import read_feature_matrix, write_features
+from groundwords.models.ivsgns import MAPPINGS, Imagination
+from groundwords.models.pixie import VisualVAE
+from groundwords.models.vsgns import VISUAL_MAPS, VSGNS
+from groundwords.studies.pixie.imagination import fit_imagination, fit_quality, imagined_vectors
+from groundwords.studies.pixie.stage import add_skipgram_args, align_visual, text_inputs
+from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, subsample
+from groundwords.training import fit, torch_settings, write_outputs, write_word2vec_text
+
+
+def _check(*conditions) -> None:
+    for ok, msg in conditions:
+        if not ok:
+            raise UserError(msg)
+
+
+def read_visual(path) -> tuple[list[str], np.ndarray, dict]:
+    """(words, features (W, k) float32, attrs) of a per-word features HDF5, validated."""
+    return read_feature_matrix(path, "visual features")
+
+
+# ---------------------------------------------------------------------------------------------
+# V-SGNS
+
+
+def occurrence_pairs(tokens, offsets, window: int, keep_prob=None, seed: int = 0):
+    """``skipgram_pairs(tokens, offsets, window, keep_prob=keep_prob, rng=seed)`` (same draws, same
+    pairs) plus each pair's weight 1/(number of pairs of its centre occurrence)."""
+    rng = np.random.default_rng(seed)
+    tokens, offsets = np.asarray(tokens, np.int64), np.asarray(offsets, np.int64)
+    if keep_prob is not None:
+        tokens, offsets = subsample(tokens, offsets, np.asarray(keep_prob), rng)
+    pc, px = skipgram_pairs(np.arange(len(tokens)), offsets, window, rng=rng)  # positions
+    weight = 1.0 / np.bincount(pc, minlength=len(tokens))[pc]
+    return tokens[pc], tokens[px], weight.astype(np.float32)
+
+
+def reduce_features(visual_h5, out_h5, dim: int, seed: int = 0) -> dict:
+    """Per-word features reduced to ``dim`` dimensions by PCA over the file's words (V-SGNS model A
+    compares e_w with v_w directly, so v_w must have e_w's size). With fewer words (or feature
+    dimensions) than ``dim`` the PCA keeps what it can and the remaining columns are zero."""
+    from sklearn.decomposition import PCA
+
+    _check((dim >= 1, "dim must be >= 1"))
+    words, feats, attrs = read_visual(visual_h5)
+    k = min(dim, feats.shape[0], feats.shape[1])
+    out = np.zeros((len(words), dim), np.float32)
+    pca = PCA(n_components=k, random_state=seed).fit(feats)
+    out[:, :k] = pca.transform(feats)
+    ratio = float(pca.explained_variance_ratio_.sum())
+    write_features(out_h5, words, out, {**attrs, "reduced_from": int(feats.shape[1]), "pca_components": k,
+                                        "explained_variance_ratio_sum": ratio, "seed": seed})
+    log.info("V-SGNS model A features: %d words, %d -> %d dims by PCA (%d components, %.1f%% of the variance)",
+             len(words), feats.shape[1], dim, k, 100 * ratio)
+    return {"words": len(words), "components": k, "explained_variance_ratio_sum": ratio}
+
+
+def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
+                sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3,
+                margin: float = 0.5, visual_negatives: int = 20, visual_weight: float = 1.0,
+                visual_map: str = "linear", seed: int = 0, threads: int | None = 1, progress: bool = True) -> dict:
+    _check((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
+           (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
+           (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
+           (sample >= 0, "sample must be >= 0"), (math.isfinite(margin), "margin must be finite"),
+           (visual_negatives >= 1, "visual negatives must be >= 1"),
+           (visual_weight >= 0, "visual weight must be >= 0"),
+           (visual_map in VISUAL_MAPS, f"visual map must be one of {', '.join(VISUAL_MAPS)} (got {visual_map!r})"))
+    words, counts, enc = text_inputs(corpus, vocab_tsv)
+    feats, mask, vattrs = align_visual(words, visual_h5)
+    if mask.sum() < 2:
+        raise UserError(f"{visual_h5}: only {int(mask.sum())} vocabulary word has features; the max-margin "
+                        "term needs at least 2 (contrastive words)")
+    if visual_map == "identity" and feats.shape[1] != dim:
+        raise UserError(f"--visual-map identity needs --dim equal to the feature size ({feats.shape[1]})")
+    keep = keep_probabilities(counts, sample) if sample > 0 else None
+    c, x, w = occurrence_pairs(enc.tokens, enc.offsets, window, keep, seed)
+    if len(c) == 0:
+        raise UserError(f"{corpus}: no skip-gram pairs (sentences too short?)")
+    data = {"centre": torch.from_numpy(c), "context": torch.from_numpy(x), "weight": torch.from_numpy(w)}
+    n_vis_pairs = int(mask[c].sum())
+    log.info("vsgns: %d tokens, vocabulary %d (%d with visual features), %d pairs (%d with a visual centre)",
+             len(enc.tokens), len(words), int(mask.sum()), len(c), n_vis_pairs)
+    with torch_settings(threads):
+        torch.manual_seed(seed)  # SGNS's embedding initialisation uses the global RNG
+        model = VSGNS(len(words), dim, counts=counts, visual_features=torch.from_numpy(feats),
+                      has_visual=torch.from_numpy(mask), negatives=negatives, margin=margin,
+                      visual_negatives=visual_negatives, visual_weight=visual_weight, visual_map=visual_map,
+                      seed=seed)
+        before = model.alignment()
+        t0 = time.perf_counter()
+        history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", seed=seed,
+                      words_per_epoch=len(enc.tokens), progress=progress)
+        seconds = time.perf_counter() - t0
+        after = model.alignment()
+        used_threads = torch.get_num_threads()
+        vectors = model.word_vectors().numpy()
+    if not np.isfinite(vectors).all():
+        raise UserError("V-SGNS diverged: the vectors contain NaN/inf (lower --lr)")
+    info = {
+        "model": "vsgns",
+        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
+                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "adam",
+                            "margin": margin, "visual_negatives": visual_negatives, "visual_weight": visual_weight,
+                            "visual_map": visual_map, "visual_term": "per occurrence", "seed": seed},
+        "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5)},
+        "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
+        "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
+        "n_pairs": int(len(c)), "n_visual_pairs": n_vis_pairs, "alignment_before": before,
+        "alignment_after": after, "train_seconds": seconds, "history": history,
+        "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
+        "outputs": {"vectors.txt": "e_w (every word)"},
+    }
+    write_outputs(out_dir, words, vectors, history, info)
+    log.info("wrote %s: %d x %d V-SGNS vectors; cos(M e_w, v_w) %.3f -> %.3f (mismatched %.3f)", out_dir,
+             *vectors.shape, before["cos_match"], after["cos_match"], after["cos_mismatch"])
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# IV-SGNS
+
+
+def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", hidden: int = 300,
+                 epochs: int = 1000, lr: float = 1e-3, batch_size: int = 64, normalize: bool = True,
+                 seed: int = 0, threads: int | None = 1, progress: bool = False) -> dict:
+    _check((mapping in MAPPINGS, f"mapping must be one of {', '.join(MAPPINGS)} (got {mapping!r})"),
+           (hidden >= 1, "hidden must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
+           (lr > 0, "lr must be > 0"), (batch_size >= 1, "batch size must be >= 1"))
+    if not Path(sgns_vectors).exists():
+        raise UserError(f"SGNS vectors not found: {sgns_vectors}")
+    words, text = load_vectors(sgns_vectors)
+    if not np.isfinite(text).all():
+        raise UserError(f"{sgns_vectors}: the vectors contain NaN/inf")
+    feats, mask, vattrs = align_visual(words, visual_h5)
+    x, y = text[mask], feats[mask]
+    log.info("ivsgns: %d SGNS words, %d with visual features (%d-d -> %d-d, %s map)",
+             len(words), len(x), text.shape[1], y.shape[1], mapping)
+    with torch_settings(threads):
+        start = fit_quality(Imagination(x.shape[1], y.shape[1], mapping, hidden, seed=seed), x, y)  # = f's init
+        t0 = time.perf_counter()
+        f, history = fit_imagination(x, y, mapping=mapping, hidden=hidden, epochs=epochs, batch_size=batch_size,
+                                     lr=lr, seed=seed, progress=progress)
+        seconds = time.perf_counter() - t0
+        end = fit_quality(f, x, y)
+        vectors = imagined_vectors(f, text, normalize=normalize)
+    if not np.isfinite(vectors).all():
+        raise UserError("IV-SGNS diverged: the vectors contain NaN/inf (lower --lr)")
+    info = {
+        "model": "ivsgns",
+        "hyperparameters": {"mapping": mapping, "hidden": hidden if mapping == "nonlinear" else None,
+                            "activation": "tanh" if mapping == "nonlinear" else None, "epochs": epochs,
+                            "lr": lr, "batch_size": batch_size, "normalize": normalize,
+                            "optimizer": "adam" if mapping == "nonlinear" else "lstsq (exact; epochs, lr, batch unused)",
+                            "seed": seed},
+        "inputs": {"sgns": str(sgns_vectors), "visual": str(visual_h5)},
+        "visual_scaling": vattrs.get("scaling"), "n_words": len(words), "n_fit_words": int(len(x)),
+        "text_dim": int(text.shape[1]), "visual_dim": int(y.shape[1]),
+        "fit_mse_start": start["mse"], "fit_mse_end": end["mse"], "fit_r2_end": end["r2"],
+        "train_seconds": seconds, "history": history, "torch_version": torch.__version__,
+        "outputs": {"vectors.txt": "[e_w, f(e_w)]" + (" each L2-normalised" if normalize else "") + ", every word"},
+    }
+    write_outputs(out_dir, words, vectors, history, info)
+    log.info("wrote %s: %d x %d IV-SGNS vectors; fit MSE %.4g -> %.4g (R² %.3f)", out_dir, *vectors.shape,
+             start["mse"], end["mse"], end["r2"])
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# VAE, CNN, concatenation
+
+
+class _VAEWithJ(nn.Module):
+    """:class:`VisualVAE` with J samples, for :func:`groundwords.training.fit` (which calls ``loss(batch)``)."""
+
+    def __init__(self, vae: VisualVAE, J: int):
+        super().__init__()
+        self.vae, self.J = vae, J
+
+    def loss(self, batch):
+        return self.vae.loss(batch, self.J)
+
+    def sparse_parameters(self):
+        return []
+
+
+def train_vae(visual_h5, out_dir, *, dim: int = 100, hidden: int = 500, J: int = 1, epochs: int = 200,
+              batch_size: int = 64, lr: float = 1e-3, seed: int = 0, threads: int | None = 1,
+              progress: bool = False) -> dict:
+    _check((dim >= 1, "dim must be >= 1"), (hidden >= 1, "hidden must be >= 1"), (J >= 1, "J must be >= 1"),
+           (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
+           (lr > 0, "lr must be > 0"))
+    words, feats, vattrs = read_visual(visual_h5)
+    if feats.min() < 0 or feats.max() > 1:
+        log.warning("%s: features outside [0, 1]; the VAE's sigmoid decoder means cannot fit them "
+                    "(make them with 'pixie features --scale minmax')", visual_h5)
+    x = torch.from_numpy(feats)
+    with torch_settings(threads):  # VisualVAE draws from private generators only
+        vae = VisualVAE(x.shape[1], latent=dim, hidden=hidden, seed=seed)
+        with torch.no_grad():
+            elbo_start = vae.elbo(x, J).mean().item()
+        t0 = time.perf_counter()
+        history = fit(_VAEWithJ(vae, J), {"x": x}, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
+                      seed=seed, progress=progress)
+        seconds = time.perf_counter() - t0
+        with torch.no_grad():
+            elbo_end = vae.elbo(x, J).mean().item()
+            vectors = vae.encode(x)[0].numpy()
+    if not np.isfinite(vectors).all():
+        raise UserError("VAE diverged: the vectors contain NaN/inf (lower --lr)")
+    for rec in history:
+        rec["elbo"] = -rec["total"]
+    info = {
+        "model": "vae",
+        "hyperparameters": {"dim": dim, "hidden": hidden, "J": J, "epochs": epochs, "batch_size": batch_size,
+                            "lr": lr, "optimizer": "adam", "seed": seed},
+        "inputs": {"visual": str(visual_h5)}, "visual_scaling": vattrs.get("scaling"),
+        "n_words": len(words), "visual_dim": int(feats.shape[1]),
+        "elbo_start": elbo_start, "elbo_end": elbo_end, "train_seconds": seconds, "history": history,
+        "torch_version": torch.__version__, "outputs": {"vectors.txt": "μ_φ(x_w), visual words only"},
+    }
+    write_outputs(out_dir, words, vectors, history, info)
+    log.info("wrote %s: %d x %d VAE vectors; mean ELBO %.4g -> %.4g", out_dir, *vectors.shape, elbo_start, elbo_end)
+    return info
+
+
+def write_cnn(visual_h5, out_txt) -> dict:
+    words, feats, _ = read_visual(visual_h5)
+    write_word2vec_text(out_txt, words, feats)
+    log.info("wrote %s: %d x %d CNN vectors", out_txt, *feats.shape)
+    return {"words": len(words), "dim": int(feats.shape[1])}
+
+
+def unit_rows(v: np.ndarray) -> np.ndarray:
+    """Rows divided by their L2 norm (zero rows stay zero)."""
+    n = np.linalg.norm(v, axis=1, keepdims=True)
+    return (v / np.where(n > 0, n, 1.0)).astype(np.float32)
+
+
+def concat_vectors(a_path, b_path, out_txt, *, normalize: bool = True) -> dict:
+    for name, p in (("--a", a_path), ("--b", b_path)):
+        if not Path(p).exists():
+            raise UserError(f"{name} vectors not found: {p}")
+    wa, va = load_vectors(a_path)
+    wb, vb = load_vectors(b_path)
+    first_b = {}
+    for i, w in enumerate(wb):
+        first_b.setdefault(w, i)
+    seen: set[str] = set()
+    ia, ib = [], []
+    for i, w in enumerate(wa):
+        if w in first_b and w not in seen:
+            seen.add(w)
+            ia.append(i)
+            ib.append(first_b[w])
+    if not ia:
+        raise UserError(f"{a_path} ({len(wa)} words) and {b_path} ({len(wb)} words) share no word")
+    a, b = va[ia], vb[ib]
+    if normalize:
+        a, b = unit_rows(a), unit_rows(b)
+    out = np.concatenate([a, b], 1)
+    write_word2vec_text(out_txt, [wa[i] for i in ia], out)
+    log.info("wrote %s: %d shared words x (%d + %d) dims%s", out_txt, len(ia), a.shape[1], b.shape[1],
+             " (each part L2-normalised)" if normalize else "")
+    return {"words": len(ia), "dim": int(out.shape[1])}
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m groundwords.studies.pixie.baselines", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    v = sub.add_parser("vsgns", help="V-SGNS (Lazaridou et al. 2015): SGNS + max-margin visual term")
+    add_skipgram_args(v)
+    v.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
+    v.add_argument("--margin", type=float, default=0.5, help="γ (Lazaridou et al.: 0.5)")
+    v.add_argument("--visual-negatives", type=int, default=20, help="contrastive words k (Lazaridou et al.: 20)")
+    v.add_argument("--visual-weight", type=float, default=1.0, help="weight of the max-margin term (0: SGNS)")
+    v.add_argument("--visual-map", default="linear", help="linear (M, default) or identity (model A, dim = k)")
+
+    r = sub.add_parser("reduce", help="per-word features reduced by PCA to the text dimension (V-SGNS model A)")
+    r.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
+    r.add_argument("--out", required=True, help="reduced features HDF5 to write")
+    r.add_argument("--dim", type=int, required=True, help="the word vectors' dimension")
+    r.add_argument("--seed", type=int, default=0)
+
+    i = sub.add_parser("ivsgns", help="IV-SGNS (Collell et al. 2017): SGNS + imagined visual features")
+    i.add_argument("--sgns", required=True, help="SGNS vectors (word2vec text, or a dir with vectors.npy)")
+    i.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
+    i.add_argument("--out-dir", required=True)
+    i.add_argument("--mapping", required=True, help="linear or nonlinear (one tanh hidden layer)")
+    i.add_argument("--hidden", type=int, default=300, help="hidden units of the nonlinear map")
+    i.add_argument("--epochs", type=int, default=1000)
+    i.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
+    i.add_argument("--batch-size", type=int, default=64)
+    i.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the two halves")
+    i.add_argument("--seed", type=int, default=0)
+    i.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+
+    a = sub.add_parser("vae", help="the VAE of PIXIE alone, on the visual features")
+    a.add_argument("--visual", required=True, help="per-word features HDF5 in [0, 1] ('pixie features')")
+    a.add_argument("--out-dir", required=True)
+    a.add_argument("--dim", type=int, default=100, help="latent size (PIXIE: 100)")
+    a.add_argument("--hidden", type=int, default=500, help="hidden units (PIXIE: 500)")
+    a.add_argument("--J", type=int, default=1, help="Monte-Carlo samples of z per word")
+    a.add_argument("--epochs", type=int, default=200)
+    a.add_argument("--batch-size", type=int, default=64)
+    a.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (PIXIE: 1e-3)")
+    a.add_argument("--seed", type=int, default=0)
+    a.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+
+    c = sub.add_parser("cnn", help="the visual features as word vectors")
+    c.add_argument("--visual", required=True, help="per-word features HDF5")
+    c.add_argument("--out", required=True, help="word2vec text file to write")
+
+    k = sub.add_parser("concat", help="[a/|a|, b/|b|] for the words of both files (CNN+SGNS, VAE+SGNS)")
+    k.add_argument("--a", required=True, help="vectors (word2vec text or a dir); its word order is kept")
+    k.add_argument("--b", required=True, help="vectors (word2vec text or a dir)")
+    k.add_argument("--out", required=True, help="word2vec text file to write")
+    k.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the two parts")
+
+    o = p.parse_args(argv)
+    setup_logging()
+    if o.cmd == "vsgns":
+        train_vsgns(o.corpus, o.vocab, o.visual, o.out_dir, dim=o.dim, window=o.window, negatives=o.negatives,
+                    sample=o.sample, epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, margin=o.margin,
+                    visual_negatives=o.visual_negatives, visual_weight=o.visual_weight, visual_map=o.visual_map,
+                    seed=o.seed, threads=o.threads or None, progress=not o.no_progress)
+    elif o.cmd == "reduce":
+        reduce_features(o.visual, o.out, o.dim, seed=o.seed)
+    elif o.cmd == "ivsgns":
+        train_ivsgns(o.sgns, o.visual, o.out_dir, mapping=o.mapping, hidden=o.hidden, epochs=o.epochs, lr=o.lr,
+                     batch_size=o.batch_size, normalize=not o.no_normalize, seed=o.seed, threads=o.threads or None)
+    elif o.cmd == "vae":
+        train_vae(o.visual, o.out_dir, dim=o.dim, hidden=o.hidden, J=o.J, epochs=o.epochs, batch_size=o.batch_size,
+                  lr=o.lr, seed=o.seed, threads=o.threads or None)
+    elif o.cmd == "cnn":
+        write_cnn(o.visual, o.out)
+    else:
+        concat_vectors(o.a, o.b, o.out, normalize=not o.no_normalize)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,325 @@
+"""The PIXIE stage (Ailem et al., EMNLP 2018): per-word visual features, then PIXIE training.
+
+Two sub-commands::
+
+    python -m groundwords.studies.pixie.stage features --word-images T --features H5 --out H5 \
+        [--hide N --hidden-out TSV --seed S --scale minmax|none]
+    python -m groundwords.studies.pixie.stage train --corpus F --vocab V --visual H5 --out-dir D ...
+
+``features``
+    x_w = the mean of the image encodings (HDF5 from :mod:`groundwords.data.encode`, ids = image
+    ids) of word w's images in the word-image table (:mod:`groundwords.grounding.word_images`), **all
+    splits** (PIXIE's visual features are word-level inputs, not a retrieval task); an image
+    listed twice for one word counts once, images without an encoding are skipped. Then
+    (``--scale minmax``, default) every dimension is min-max scaled to [0, 1] over the written
+    words (constant dimensions become 0): the VAE decoder's means are sigmoids
+    (:mod:`groundwords.models.pixie`), so features must lie in [0, 1]. The per-dimension
+    ``scale_min``/``scale_max`` are stored as JSON attrs (``scaling`` names the method).
+    ``--vocab V``: only the words of a vocabulary TSV are kept (before ``--hide`` draws).
+    ``--exclude-split S``: the images a ``retrieval split`` table puts in validation or test are
+    left out, so a retrieval evaluation on the same images (PIXIE's Table 6 on the embedded
+    data) never sees its test images through the word features.
+    ``--hide N``: a random subset of N visual words (numpy ``default_rng(--seed)``, drawn
+    from the sorted word list) is withheld from the output and written one per line to
+    ``--hidden-out`` (the paper's Table 3: visual propagation to words without images);
+    the scaling is computed without them. Output HDF5: ``ids`` = words (sorted),
+    ``features``, ``counts`` (images averaged per word).
+``train``
+    PIXIE (:class:`~groundwords.models.pixie.PIXIE`) with Adam (paper: lr 1e-3) via
+    :func:`groundwords.training.fit` on the skip-gram pairs of a tokenized corpus
+    (:func:`~groundwords.text.skipgram.skipgram_pairs`, word2vec reduced windows and
+    subsampling ``--sample``, drawn once, reused for every epoch). The visual features are
+    aligned to the vocabulary: words without features get a zero row and ``has_visual``
+    False (their z_w is 0, the text term is plain SGNS). Defaults: dim 100, window 10, J 1,
+    hidden 500 (paper); ``--negatives`` 5 (paper: 64, slower). Writes ``concat_vectors.txt``
+    (PIXIE⊕ [e_w, m_w μ_φ(x_w)], word2vec text, 2·dim columns) and, via
+    :func:`groundwords.training.write_outputs`, ``vectors.npy``, ``vocab.txt``, ``vectors.txt``
+    (PIXIE+ e_w + m_w μ_φ(x_w)), ``loss.csv`` (epoch, ce, total, ...) and ``train.json``
+    (last; with the full per-epoch history including the VAE terms ``nll_x`` and ``kl``).
+"""
+
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import pandas as pd
+import torch
+
+from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.files import atomic_path, load_image_features, read_feature_matrix, write_features
+from groundwords.grounding.word_images import read_word_images
+from groundwords.models.pixie import MIN_VAR, PIXIE, VAE_WEIGHTINGS
+from groundwords.models.sgns import SGNS
+from groundwords.text.corpora import corpus_ids
+from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
+from groundwords.text.vocab import load_vocab
+from groundwords.training import fit, torch_settings, write_outputs, write_word2vec_text
+
+SCALINGS = ("minmax", "none")
+OPTIMIZERS = ("adam", "sparse_adam")
+
+
+# ---------------------------------------------------------------------------------------------
+# features
+
+
+def word_means(table: pd.DataFrame, image_ids: list[str], feats: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(sorted words, mean features (W, k), image counts (W,)) over every (word, image) pair with an encoding."""
+    pairs = table[["word", "image_id"]].astype(str).drop_duplicates()
+    rows = pd.Index(image_ids).get_indexer(pairs["image_id"])
+    pairs = pairs[rows >= 0].assign(row=rows[rows >= 0])
+    if pairs.empty:
+        return [], np.zeros((0, feats.shape[1]), np.float32), np.zeros(0, np.int64)
+    codes, words = pd.factorize(pairs["word"], sort=True)
+    sums = np.zeros((len(words), feats.shape[1]), np.float64)
+    np.add.at(sums, codes, feats[pairs["row"].to_numpy()].astype(np.float64))
+    counts = np.bincount(codes, minlength=len(words))
+    return list(words), (sums / counts[:, None]).astype(np.float32), counts.astype(np.int64)
+
+
+def held_out_images(split_tsv) -> set[str]:
+    """Image ids of a ``retrieval split`` table whose split is not ``train``."""
+    if not Path(split_tsv).is_file():
+        raise UserError(f"split table not found: {split_tsv}")
+    df = pd.read_csv(split_tsv, sep="\t", dtype=str, keep_default_na=False)
+    if not {"image_id", "split"} <= set(df.columns):
+        raise UserError(f"{split_tsv}: expected columns image_id, split (python -m groundwords.studies.pixie.retrieval split)")
+    return set(df.loc[df["split"] != "train", "image_id"])
+
+
+def minmax_scale(x: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Per-dimension (x − min) / (max − min) into [0, 1]; constant dimensions → 0. Returns (scaled, min, max)."""
+    lo, hi = x.min(0), x.max(0)
+    span = np.where(hi > lo, hi - lo, 1.0)
+    return np.clip((x - lo) / span, 0.0, 1.0).astype(np.float32), lo, hi
+
+
+def make_features(word_images_tsv, features_h5, out_h5, *, hide: int = 0, hidden_out=None, seed: int = 0,
+                  scale: str = "minmax", vocab_tsv=None, exclude_split=None) -> dict:
+    if scale not in SCALINGS:
+        raise UserError(f"unknown scaling {scale!r} (choose from {', '.join(SCALINGS)})")
+    if hide < 0:
+        raise UserError(f"--hide must be >= 0 (got {hide})")
+    if hide and not hidden_out:
+        raise UserError("--hide needs --hidden-out (where the withheld words are written)")
+    table = read_word_images(word_images_tsv)
+    image_ids, feats = load_image_features(features_h5)
+    n_excluded = 0
+    if exclude_split is not None:  # keep the retrieval val/test images out of the word features
+        held = held_out_images(exclude_split)
+        drop = table["image_id"].astype(str).isin(held)
+        n_excluded = int(table.loc[drop, "image_id"].nunique())
+        table = table[~drop]
+        log.info("excluding %d images of the retrieval validation/test split (%s)", n_excluded, exclude_split)
+    words, means, counts = word_means(table, image_ids, feats)
+    if not words:
+        raise UserError(f"no word of {word_images_tsv} has an image encoded in {features_h5} (check the image ids)")
+    n_with_images = len(words)
+    if vocab_tsv is not None:  # only words the models can use: the hidden subset is drawn among them
+        if not Path(vocab_tsv).is_file():
+            raise UserError(f"vocabulary not found: {vocab_tsv}")
+        keep = np.isin(np.array(words, dtype=object), load_vocab(vocab_tsv)["word"].astype(str).to_numpy())
+        if not keep.any():
+            raise UserError(f"no word with images in {word_images_tsv} is in the vocabulary {vocab_tsv}")
+        words, means, counts = [w for w, k in zip(words, keep) if k], means[keep], counts[keep]
+    hidden: list[str] = []
+    if hide:
+        if hide >= len(words):
+            raise UserError(f"pixie.hide (--hide) = {hide}, but there are only {len(words)} visual words (vocabulary "
+                            f"words with an encoded image; at least one must stay visible): set pixie.hide below {len(words)}")
+        hidden = sorted(np.random.default_rng(seed).choice(np.array(words, dtype=object), hide, replace=False))
+        keep = ~np.isin(np.array(words, dtype=object), hidden)
+        words, means, counts = [w for w, k in zip(words, keep) if k], means[keep], counts[keep]
+    attrs = {"kind": "pixie_word_features", "source_features": str(features_h5),
+             "word_images": str(word_images_tsv), "scaling": scale, "n_hidden": len(hidden), "hide_seed": seed,
+             "n_words_with_images": n_with_images, "vocab": str(vocab_tsv) if vocab_tsv else "",
+             "n_excluded_images": n_excluded}
+    if scale == "minmax":
+        means, lo, hi = minmax_scale(means)
+        attrs.update(scale_min=lo.tolist(), scale_max=hi.tolist())
+    write_features(out_h5, words, means, attrs, extra={"counts": counts})
+    if hidden_out:
+        with atomic_path(hidden_out) as tmp:
+            tmp.write_text("".join(w + "\n" for w in hidden), encoding="utf-8")
+    log.info("pixie features -> %s: %d words x %d dims (%d hidden, scaling %s)", out_h5, len(words),
+             means.shape[1], len(hidden), scale)
+    return {"words": len(words), "dim": int(means.shape[1]), "hidden": hidden}
+
+
+# ---------------------------------------------------------------------------------------------
+# train
+
+
+def align_visual(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, dict]:
+    """(features (V, k) with zero rows for words without features, has_visual (V,), attrs)."""
+    ids, feats, attrs = read_feature_matrix(visual_h5, "visual features")
+    index = pd.Index(words)
+    if not index.is_unique:
+        raise UserError(f"duplicate words in the vocabulary / vectors (e.g. {index[index.duplicated()][0]!r})")
+    rows = index.get_indexer(ids)
+    ok = rows >= 0
+    if not ok.any():
+        raise UserError(f"no word of {visual_h5} ({len(ids)} words) is in the vocabulary ({len(words)} words)")
+    out = np.zeros((len(words), feats.shape[1]), np.float32)
+    out[rows[ok]] = feats[ok]
+    mask = np.zeros(len(words), bool)
+    mask[rows[ok]] = True
+    return out, mask, attrs
+
+
+def text_inputs(corpus, vocab_tsv):
+    """(words, counts, corpus token ids) of a vocabulary TSV and a tokenized corpus, checked."""
+    if not Path(vocab_tsv).is_file():
+        raise UserError(f"vocabulary not found: {vocab_tsv}")
+    vocab = load_vocab(vocab_tsv)
+    if vocab.empty:
+        raise UserError(f"{vocab_tsv}: the vocabulary is empty")
+    words = vocab["word"].astype(str).tolist()
+    enc = corpus_ids(corpus, words)
+    if len(enc.tokens) < 2:
+        raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
+    return words, vocab["count"].to_numpy(np.float64), enc
+
+
+def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
+          sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3, J: int = 1,
+          hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
+          optimizer: str = "adam", seed: int = 0,
+          threads: int | None = 1, progress: bool = True) -> dict:
+    for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
+                    (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
+                    (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
+                    (J >= 1, "J must be >= 1"), (hidden >= 1, "hidden must be >= 1"),
+                    (vae_weight >= 0, "vae weight must be >= 0"), (0 < min_var < 1, "min var must be in (0, 1)"), (sample >= 0, "sample must be >= 0"),
+                    (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+                    (vae_weighting in VAE_WEIGHTINGS, f"vae weighting must be one of {', '.join(VAE_WEIGHTINGS)}")]:
+        if not ok:
+            raise UserError(msg)
+    words, counts, enc = text_inputs(corpus, vocab_tsv)
+    if visual_h5 is None:  # plain SGNS, trained exactly as PIXIE is (same pairs, optimiser, seed)
+        feats, mask, vattrs = np.zeros((len(words), 0), np.float32), np.zeros(len(words), bool), {}
+    else:
+        feats, mask, vattrs = align_visual(words, visual_h5)
+        if feats[mask].min() < 0 or feats[mask].max() > 1:
+            log.warning("%s: features outside [0, 1]; the VAE's sigmoid decoder means cannot fit them "
+                        "(make them with 'pixie features --scale minmax')", visual_h5)
+    keep = keep_probabilities(counts, sample) if sample > 0 else None
+    c, x = skipgram_pairs(enc.tokens, enc.offsets, window, keep_prob=keep, rng=seed)
+    if len(c) == 0:
+        raise UserError(f"{corpus}: no skip-gram pairs (sentences too short?)")
+    data = {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
+    log.info("pixie: %d tokens, vocabulary %d (%d with visual features), %d pairs",
+             len(enc.tokens), len(words), int(mask.sum()), len(c))
+    with torch_settings(threads):
+        torch.manual_seed(seed)  # SGNS's embedding initialisation uses the global RNG
+        sparse = optimizer == "sparse_adam"
+        if visual_h5 is None:
+            model = SGNS(len(words), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
+        else:
+            model = PIXIE(len(words), dim, counts=counts, visual_features=torch.from_numpy(feats),
+                          has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
+                          vae_weight=vae_weight, min_var=min_var, vae_weighting=vae_weighting,
+                          pairs_per_word=np.bincount(c, minlength=len(words)), sparse=sparse, seed=seed)
+        t0 = time.perf_counter()
+        history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
+                      words_per_epoch=len(enc.tokens), progress=progress)
+        seconds = time.perf_counter() - t0
+        used_threads = torch.get_num_threads()
+        plus = model.word_vectors().numpy()
+        concat = model.concat_vectors().numpy() if visual_h5 is not None else None
+    if not (np.isfinite(plus).all() and (concat is None or np.isfinite(concat).all())):
+        raise UserError("PIXIE diverged: the vectors contain NaN/inf (lower --lr)")
+    out_dir = Path(out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if concat is not None:
+        write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
+    info = {
+        "model": "pixie" if visual_h5 is not None else "sgns",
+        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
+                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
+                            "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
+                            "vae_weighting": vae_weighting, "seed": seed},
+        "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5) if visual_h5 else None},
+        "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
+        "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
+        "n_pairs": int(len(c)), "train_seconds": seconds, "history": history,
+        "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
+        "outputs": ({"vectors.txt": "PIXIE+ (eq. 10)", "concat_vectors.txt": "PIXIE⊕ (eq. 11)"}
+                    if visual_h5 is not None else {"vectors.txt": "SGNS word vectors"}),
+    }
+    write_outputs(out_dir, words, plus, history, info)
+    if concat is None:
+        log.info("wrote %s: %d x %d SGNS vectors", out_dir, *plus.shape)
+    else:
+        log.info("wrote %s: %d x %d PIXIE+ vectors, %d x %d PIXIE⊕", out_dir, *plus.shape, *concat.shape)
+    return info
+
+
+# ---------------------------------------------------------------------------------------------
+# CLI
+
+
+def add_skipgram_args(p: argparse.ArgumentParser) -> None:
+    """The corpus and skip-gram flags of every model trained on text pairs (PIXIE, SGNS, V-SGNS)."""
+    p.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.text.corpora)")
+    p.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
+    p.add_argument("--out-dir", required=True)
+    p.add_argument("--dim", type=int, default=100)
+    p.add_argument("--window", type=int, default=10)
+    p.add_argument("--negatives", type=int, default=5, help="noise words per pair (PIXIE paper: 64)")
+    p.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
+    p.add_argument("--epochs", type=int, default=5)
+    p.add_argument("--batch-size", type=int, default=1024)
+    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (PIXIE paper: 1e-3)")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    p.add_argument("--no-progress", action="store_true")
+
+
+def main(argv=None) -> None:
+    p = argparse.ArgumentParser(prog="python -m groundwords.studies.pixie.stage", description=__doc__.split("\n")[0])
+    sub = p.add_subparsers(dest="cmd", required=True)
+
+    f = sub.add_parser("features", help="per-word mean image features, min-max scaled to [0, 1]")
+    f.add_argument("--word-images", required=True, help="TSV word, image_id, path, split")
+    f.add_argument("--features", required=True, help="image encodings HDF5 (ids = image ids)")
+    f.add_argument("--out", required=True, help="per-word features HDF5 to write (ids = words)")
+    f.add_argument("--vocab", help="keep only the words of this vocabulary TSV (before --hide draws)")
+    f.add_argument("--exclude-split", help="a 'retrieval split' table: its validation/test images are not averaged")
+    f.add_argument("--hide", type=int, default=0, help="withhold N random visual words (Table 3)")
+    f.add_argument("--hidden-out", help="file for the withheld words, one per line")
+    f.add_argument("--scale", choices=SCALINGS, default="minmax")
+    f.add_argument("--seed", type=int, default=0)
+
+    t = sub.add_parser("train", help="train PIXIE (SGNS + VAE over visual features) with Adam")
+    add_skipgram_args(t)
+    t.add_argument("--visual", help="per-word features HDF5 ('pixie features'); without it: plain SGNS, "
+                                    "trained exactly as PIXIE (the paper's SGNS baseline)")
+    t.add_argument("--J", type=int, default=1, help="Monte-Carlo samples of z per word")
+    t.add_argument("--hidden", type=int, default=500, help="VAE hidden units (paper: 500)")
+    t.add_argument("--vae-weight", type=float, default=1.0)
+    t.add_argument("--min-var", type=float, default=MIN_VAR,
+                   help=f"floor of the decoder's variance (default {MIN_VAR}; features are in [0, 1])")
+    t.add_argument("--vae-weighting", choices=VAE_WEIGHTINGS, default="per_word",
+                   help="per_word: each word's VAE term once per epoch beside all its pairs (eq. 9); "
+                        "per_batch: once per batch the word is in (an ablation)")
+    t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
+                   help="adam: dense Adam over everything (the paper); sparse_adam: SparseAdam for the "
+                        "embedding tables (only the rows of a batch move; much faster on large vocabularies)")
+
+    a = p.parse_args(argv)
+    setup_logging()
+    if a.cmd == "features":
+        make_features(a.word_images, a.features, a.out, hide=a.hide, hidden_out=a.hidden_out, seed=a.seed,
+                      scale=a.scale, vocab_tsv=a.vocab, exclude_split=a.exclude_split)
+    else:
+        train(a.corpus, a.vocab, a.visual, a.out_dir, dim=a.dim, window=a.window, negatives=a.negatives,
+              sample=a.sample, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, J=a.J, hidden=a.hidden,
+              vae_weight=a.vae_weight, min_var=a.min_var, vae_weighting=a.vae_weighting, optimizer=a.optimizer, seed=a.seed, threads=a.threads or None, progress=not a.no_progress)
+
+
+if __name__ == "__main__":
+    raise SystemExit(run_cli(main))

@@ -1,0 +1,1 @@
+"""WIELD (Covey et al.): the training stage, its tables and figures."""

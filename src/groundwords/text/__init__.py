@@ -1,0 +1,1 @@
+"""Text: tokenizer and vocabulary, raw corpora, caption windows, skip-gram pairs and training."""

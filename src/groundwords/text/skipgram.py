@@ -1,0 +1,143 @@
+"""Skip-gram training data and the SGNS training run (IESG's pretraining, PIXIE's text side).
+
+:func:`skipgram_pairs` draws (centre, context) pairs from CSR sentences with word2vec's frequent-word
+subsampling (:func:`keep_probabilities`) and reduced windows; :func:`train_sgns` trains
+:class:`groundwords.models.sgns.SGNS` on them through :func:`groundwords.training.fit`.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+
+from groundwords.models.sgns import SGNS
+
+
+def keep_probabilities(counts, sample: float) -> np.ndarray:
+    """Per-word probability of keeping an occurrence (gensim's ``sample`` formula; 1 if sample <= 0)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if sample <= 0:
+        return np.ones(len(counts))
+    t = sample * counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (np.sqrt(counts / t) + 1.0) * t / counts
+    return np.where(counts > 0, np.minimum(p, 1.0), 1.0)
+
+
+def subsample(tokens: np.ndarray, offsets: np.ndarray, keep_prob: np.ndarray,
+              rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+    """Drop each occurrence of word ``w`` with probability ``1 - keep_prob[w]``; CSR in, CSR out."""
+    keep = rng.random(len(tokens)) < keep_prob[tokens]
+    kept_before = np.concatenate([[0], np.cumsum(keep, dtype=np.int64)])
+    return tokens[keep], kept_before[offsets]
+
+
+def skipgram_pairs(
+    tokens: np.ndarray,
+    offsets: np.ndarray,
+    window: int,
+    *,
+    shrink: bool = True,
+    keep_prob: np.ndarray | None = None,
+    centres: np.ndarray | None = None,
+    rng: np.random.Generator | int | None = 0,
+    dtype=np.int64,
+) -> tuple[np.ndarray, np.ndarray]:
+    """All ``(centre, context)`` skip-gram pairs of CSR sentences (``tokens[offsets[s]:offsets[s+1]]``).
+
+    Windows never cross sentence boundaries. See the module docstring for ``shrink`` and
+    ``keep_prob`` (subsampling). ``centres`` (bool per word id) keeps only the pairs whose
+    centre word is marked (IESG: words with images), without materialising the others.
+    Returns two arrays of equal length, ordered by distance.
+    """
+    if window < 1:
+        raise ValueError(f"window must be >= 1 (got {window})")
+    rng = rng if isinstance(rng, np.random.Generator) else np.random.default_rng(rng)
+    tokens = np.asarray(tokens, dtype=np.int64)
+    offsets = np.asarray(offsets, dtype=np.int64)
+    if keep_prob is not None:
+        tokens, offsets = subsample(tokens, offsets, np.asarray(keep_prob), rng)
+    n = len(tokens)
+    lengths = np.diff(offsets)
+    sent = np.repeat(np.arange(len(lengths), dtype=np.int64), lengths)
+    start, end = offsets[:-1][sent], offsets[1:][sent]
+    pos = np.arange(n, dtype=np.int64)
+    reach = rng.integers(1, window + 1, size=n) if shrink else np.full(n, window)
+    if centres is not None:
+        reach = np.where(np.asarray(centres, bool)[tokens], reach, 0)
+    centres, contexts = [], []
+    for d in range(1, window + 1):
+        for j in (pos + d, pos - d):
+            ok = (reach >= d) & (j >= start) & (j < end)
+            centres.append(tokens[ok].astype(dtype))
+            contexts.append(tokens[j[ok]].astype(dtype))
+    if not centres:
+        return np.zeros(0, dtype), np.zeros(0, dtype)
+    return np.concatenate(centres), np.concatenate(contexts)
+
+
+def train_sgns(
+    tokens: np.ndarray,
+    offsets: np.ndarray,
+    counts,
+    *,
+    dim: int = 100,
+    window: int = 5,
+    negatives: int = 5,
+    sample: float = 1e-3,
+    epochs: int = 5,
+    batch_size: int = 1024,
+    alpha: float = 0.025,
+    shrink: bool = True,
+    redraw: str = "epoch",
+    sparse: bool = True,
+    seed: int = 0,
+    progress: bool = True,
+) -> tuple[SGNS, list[dict], dict]:
+    """Train :class:`SGNS` on CSR sentences with :func:`groundwords.training.fit` (plain SGD).
+
+    ``alpha`` is word2vec's per-pair learning rate (the SGD rate of the batch-mean loss is
+    ``alpha · batch_size``), decayed linearly towards ``alpha · 1e-4`` over the run.
+    ``redraw="epoch"`` (default) draws fresh pairs (subsampling, reduced windows) every epoch,
+    like word2vec; the learning rate is then constant within an epoch, at the linear schedule's
+    value at the epoch's midpoint. ``redraw="once"``: one draw, trained for ``epochs`` epochs
+    with a per-step linear decay. Seeds the global torch RNG (for the initialisation): call it
+    inside ``torch.random.fork_rng`` to keep the caller's RNG state.
+    ``words_per_s`` in the history counts corpus tokens (before subsampling), like word2vec.
+    Returns ``(model, history, stats)``.
+    """
+    from groundwords.training import (
+        fit,  # here, not at import time: groundwords.studies.wield.stage imports the models package
+    )
+
+    if redraw not in ("epoch", "once"):
+        raise ValueError(f"redraw must be 'epoch' or 'once' (got {redraw!r})")
+    counts = np.asarray(counts, dtype=np.float64)
+    rng = np.random.default_rng(seed)
+    keep = keep_probabilities(counts, sample) if sample > 0 else None
+    torch.manual_seed(seed)
+    model = SGNS(len(counts), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
+    lr = alpha * batch_size
+
+    def draw():
+        c, x = skipgram_pairs(tokens, offsets, window, shrink=shrink, keep_prob=keep, rng=rng,
+                              dtype=np.int32 if len(counts) < 2**31 else np.int64)
+        return {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
+
+    history: list[dict] = []
+    n_pairs = 0
+    if redraw == "once":
+        data = draw()
+        n_pairs = len(data["centre"]) * epochs
+        history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="sgd",
+                      lr_schedule="linear", seed=seed, words_per_epoch=len(tokens), progress=progress)
+    else:
+        for e in range(epochs):
+            data = draw()
+            n_pairs += len(data["centre"])
+            lr_e = lr * max(1e-4, 1.0 - (e + 0.5) / epochs)
+            (rec,) = fit(model, data, epochs=1, batch_size=batch_size, lr=lr_e, optimizer="sgd",
+                         lr_schedule="constant", seed=seed + e, words_per_epoch=len(tokens), progress=progress)
+            rec.update(epoch=e + 1, lr=lr_e / batch_size)
+            history.append(rec)
+    return model, history, {"n_pairs": int(n_pairs)}
