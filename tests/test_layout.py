@@ -98,3 +98,18 @@ def test_studies_do_not_import_each_other():
                 bad += [(m, d) for d in deps for o in studies
                         if o != s and d.startswith(f"groundwords.studies.{o}")]
     assert not bad, bad
+
+
+def test_every_package_import_resolves():
+    """Imports of groundwords modules, at any depth (function-level ones too), name modules that exist."""
+    modules = {_module_name(p) for p in PKG_DIR.rglob("*.py")}
+    bad = []
+    for path in PKG_DIR.rglob("*.py"):
+        for node in ast.walk(ast.parse(path.read_text(encoding="utf-8"))):
+            if isinstance(node, ast.ImportFrom) and not node.level and (node.module or "").startswith("groundwords"):
+                if node.module not in modules:
+                    bad.append((_module_name(path), node.module))
+            elif isinstance(node, ast.Import):
+                bad += [(_module_name(path), a.name) for a in node.names
+                        if a.name.startswith("groundwords") and a.name not in modules]
+    assert not bad, bad

@@ -11,6 +11,7 @@ import numpy as np
 import torch
 
 from groundwords.models.sgns import SGNS
+from groundwords.training import fit
 
 
 def keep_probabilities(counts, sample: float) -> np.ndarray:
@@ -106,10 +107,6 @@ def train_sgns(
     ``words_per_s`` in the history counts corpus tokens (before subsampling), like word2vec.
     Returns ``(model, history, stats)``.
     """
-    from groundwords.training import (
-        fit,  # here, not at import time: groundwords.studies.wield.stage imports the models package
-    )
-
     if redraw not in ("epoch", "once"):
         raise ValueError(f"redraw must be 'epoch' or 'once' (got {redraw!r})")
     counts = np.asarray(counts, dtype=np.float64)
