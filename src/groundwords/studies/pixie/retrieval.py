@@ -18,8 +18,8 @@ captions as token lists pointing at their image):
 * ``--manifest M --features H5`` (default setting): the manifest rows (:mod:`groundwords.data.manifest`,
   several rows may share an image ``id``, e.g. an OpenMoji's name and its aliases) with status
   ``ok`` whose image has an encoding in ``H5`` (:mod:`groundwords.data.encode`). The *images* are split
-  into train / val / test: sorted ids permuted by ``numpy.random.default_rng(--split-seed)``,
-  the first ``round(test_frac·N)`` are test, the next ``round(val_frac·N)`` val, the rest train.
+  into train / validation / test (:func:`groundwords.grounding.word_images.split_images`): sorted ids permuted by ``numpy.random.default_rng(--split-seed)``,
+  the first ``round(test_frac·N)`` are test, the next ``round(val_frac·N)`` validation, the rest train.
   The split depends on the manifest, the encodings and the seed only, never on the word vectors,
   so every vector file is evaluated on the same images.
 * ``--precomp DIR``: VSE++'s precomputed features (Faghri et al. 2017, e.g. ``f30k_precomp``, the
@@ -70,7 +70,7 @@ import math
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable, Sequence
+from typing import Iterable
 
 import numpy as np
 import pandas as pd
@@ -80,15 +80,15 @@ from tqdm.auto import tqdm
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.evaluation.similarity import load_vectors, word_index
 from groundwords.files import load_image_features, read_tsv, write_json, write_tsv
+from groundwords.grounding.word_images import SPLITS, split_images
 from groundwords.models.vse import VSE
 from groundwords.text.vocab import tokenize
 from groundwords.training import make_optimizer, torch_settings
 
-SPLITS = ("train", "val", "test")
 KS = (1, 5, 10)
 DIRECTIONS = ("i2s", "s2i")
 CAPTIONS_PER_IMAGE = 5  # VSE++ precomputed files
-PRECOMP_SPLITS = {"train": "train", "dev": "val", "test": "test"}
+PRECOMP_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 SELECT = ("final", "best-val")
 RESULT_COLUMNS = ["direction", "k", "recall", "n_queries"]
 
@@ -185,28 +185,6 @@ class RetrievalData:
             raise ValueError("inconsistent RetrievalData lengths")
 
 
-def split_images(image_ids: Sequence[str], val_frac: float, test_frac: float, seed: int) -> np.ndarray:
-    """Split names for ``image_ids`` (any order, unique): a seeded permutation of the sorted ids,
-    first ``round(test_frac·N)`` test, next ``round(val_frac·N)`` val, rest train."""
-    if not (0 < test_frac < 1 and 0 <= val_frac < 1 and val_frac + test_frac < 1):
-        raise UserError(f"need 0 < test fraction, 0 <= val fraction and val + test < 1 "
-                        f"(got val {val_frac}, test {test_frac})")
-    ids = np.asarray(list(image_ids), dtype=object)
-    if len(set(ids.tolist())) != len(ids):
-        raise ValueError("image ids must be unique")
-    n = len(ids)
-    n_test, n_val = int(round(test_frac * n)), int(round(val_frac * n))
-    if n_test < 1 or n - n_test - n_val < 1 or (val_frac > 0 and n_val < 1):
-        raise UserError(f"{n} images cannot be split into train / val / test with fractions "
-                        f"{1 - val_frac - test_frac:g} / {val_frac:g} / {test_frac:g} (too few images)")
-    order = np.argsort(ids.astype(str), kind="stable")
-    perm = order[np.random.default_rng(seed).permutation(n)]
-    split = np.full(n, "train", dtype=object)
-    split[perm[:n_test]] = "test"
-    split[perm[n_test:n_test + n_val]] = "val"
-    return split
-
-
 def from_manifest(manifest, features_h5, *, val_frac: float = 0.1, test_frac: float = 0.1,
                   split_seed: int = 0) -> RetrievalData:
     """Captions of the manifest rows with status ``ok`` and an encoded image, split by image."""
@@ -231,7 +209,8 @@ def from_manifest(manifest, features_h5, *, val_frac: float = 0.1, test_frac: fl
     used_rows = enc_row[live]
     uniq = np.unique(used_rows)  # encoding rows of the used images
     image_ids = [enc_ids[r] for r in uniq]
-    split = split_images(image_ids, val_frac, test_frac, split_seed)
+    split_of = split_images(image_ids, val_frac, test_frac, split_seed, every_split=True)
+    split = np.array([split_of[i] for i in image_ids], dtype=object)
     caption_image = np.searchsorted(uniq, used_rows).astype(np.int64)
     captions = [tokenize(c) for c in df["caption"].astype(str)[live]]
     return RetrievalData(image_ids, np.ascontiguousarray(feats[uniq]), split, caption_image, captions,
@@ -251,7 +230,7 @@ def _read_lines(path: Path) -> list[str]:
 
 def from_precomp(directory) -> RetrievalData:
     """VSE++'s precomputed features: ``{train,dev,test}_ims.npy`` + ``{...}_caps.txt``,
-    caption j of a split belongs to image j // 5 of that split. ``dev`` (val) is optional."""
+    caption j of a split belongs to image j // 5 of that split. ``dev`` (validation) is optional."""
     d = Path(directory)
     if not d.is_dir():
         raise UserError(f"precomputed-features directory not found: {d}")
@@ -507,7 +486,7 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
     for s in ("train", "test"):
         if sets[s].n_captions == 0:
             raise UserError(f"the {s} split has no caption with an in-vocabulary word ({counts[s]['images']} images)")
-    if select == "best-val" and sets["val"].n_captions == 0:
+    if select == "best-val" and sets["validation"].n_captions == 0:
         raise UserError("--select best-val needs a validation split with captions")
     log.info("data (%s): %d/%d rows used (%d empty after OOV, %d without encoding, %d not ok); %s; "
              "%d/%d tokens out of vocabulary", data.source, rows["used"], rows["total"], rows["empty_after_oov"],
@@ -523,8 +502,8 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
 
         def on_epoch_end(rec):
             rec["val_rsum"], rec["val"] = None, None
-            if sets["val"].n_captions:
-                r, _ = sets["val"].recalls(model)
+            if sets["validation"].n_captions:
+                r, _ = sets["validation"].recalls(model)
                 rec["val"] = r
                 rec["val_rsum"] = rsum(r)
                 if select == "best-val" and rec["val_rsum"] > best["rsum"]:
@@ -602,7 +581,7 @@ def write_split(manifest, features_h5, out_tsv, *, val_frac: float = 0.1, test_f
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.studies.pixie.retrieval", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    sp = sub.add_parser("split", help="write the manifest images' train/val/test split (image_id, split)")
+    sp = sub.add_parser("split", help="write the manifest images' train/validation/test split (image_id, split)")
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--features", required=True)
     sp.add_argument("--val-frac", type=float, default=0.1)
