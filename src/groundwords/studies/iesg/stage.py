@@ -67,9 +67,9 @@ from groundwords.files import atomic_path, load_image_features, write_json, writ
 from groundwords.grounding.word_images import read_word_images
 from groundwords.models.iesg import IESG
 from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
-from groundwords.text.corpora import corpus_ids, iter_corpus, vocab_from_counts
+from groundwords.text.corpora import corpus_ids, iter_corpus
 from groundwords.text.skipgram import skipgram_pairs, train_sgns
-from groundwords.text.vocab import load_vocab
+from groundwords.text.vocab import load_vocab, vocab_from_counts
 from groundwords.training import torch_settings, write_outputs, write_word2vec_text
 
 IMAGE_NORMS = ("l2", "center_l2", "none")
