@@ -71,6 +71,7 @@ from groundwords.text.corpora import corpus_ids, iter_corpus
 from groundwords.text.skipgram import skipgram_pairs, train_sgns
 from groundwords.text.vocab import load_vocab, vocab_from_counts
 from groundwords.training import torch_settings, write_outputs, write_word2vec_text
+from groundwords.vectors import unit_rows
 
 IMAGE_NORMS = ("l2", "center_l2", "none")
 L2_FITS = ("sgd", "lstsq")
@@ -95,8 +96,7 @@ def normalize_images(feats: np.ndarray, mode: str, mean: np.ndarray | None = Non
         if mean is None:
             raise ValueError("center_l2 needs the training images' mean")
         x = x - np.asarray(mean, np.float32)
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+    return unit_rows(x, axis=1, eps=1e-12).astype(np.float32)
 
 
 def load_sgns(sgns_dir) -> tuple[list[str], np.ndarray, np.ndarray, Path]:

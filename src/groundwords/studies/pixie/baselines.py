@@ -56,6 +56,7 @@ from groundwords.studies.pixie.imagination import fit_imagination, fit_quality, 
 from groundwords.studies.pixie.stage import add_skipgram_args, align_visual, text_inputs
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, subsample
 from groundwords.training import fit, torch_settings, write_outputs, write_word2vec_text
+from groundwords.vectors import unit_rows
 
 
 def _check(*conditions) -> None:
@@ -281,12 +282,6 @@ def write_cnn(visual_h5, out_txt) -> dict:
     return {"words": len(words), "dim": int(feats.shape[1])}
 
 
-def unit_rows(v: np.ndarray) -> np.ndarray:
-    """Rows divided by their L2 norm (zero rows stay zero)."""
-    n = np.linalg.norm(v, axis=1, keepdims=True)
-    return (v / np.where(n > 0, n, 1.0)).astype(np.float32)
-
-
 def concat_vectors(a_path, b_path, out_txt, *, normalize: bool = True) -> dict:
     for name, p in (("--a", a_path), ("--b", b_path)):
         if not Path(p).exists():
@@ -307,7 +302,7 @@ def concat_vectors(a_path, b_path, out_txt, *, normalize: bool = True) -> dict:
         raise UserError(f"{a_path} ({len(wa)} words) and {b_path} ({len(wb)} words) share no word")
     a, b = va[ia], vb[ib]
     if normalize:
-        a, b = unit_rows(a), unit_rows(b)
+        a, b = unit_rows(a, axis=1).astype(np.float32), unit_rows(b, axis=1).astype(np.float32)
     out = np.concatenate([a, b], 1)
     write_word2vec_text(out_txt, [wa[i] for i in ia], out)
     log.info("wrote %s: %d shared words x (%d + %d) dims%s", out_txt, len(ia), a.shape[1], b.shape[1],
