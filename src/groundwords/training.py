@@ -189,3 +189,19 @@ def write_outputs(out_dir, words: list[str], vectors: np.ndarray, history: list[
         loss.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
     write_word2vec_text(out_dir / "vectors.txt", words, vectors)
     write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+
+
+def check_finite(model: str, *arrays, lower: str = "--lr") -> None:
+    """Refuse a diverged run: a UserError naming ``model`` (and the flag to ``lower``) unless every
+    array is finite. Every training stage calls it before it writes anything."""
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise UserError(f"{model} diverged: the trained vectors contain NaN/inf (lower {lower})")
+
+
+def finish_run(out_dir, words: list[str], vectors: np.ndarray, history: list[dict], info: dict, *,
+               model: str, lower: str = "--lr") -> dict:
+    """The tail the training stages share: :func:`check_finite`, then :func:`write_outputs`
+    (``train.json`` last). Returns ``info``."""
+    check_finite(model, vectors, lower=lower)
+    write_outputs(out_dir, words, vectors, history, info)
+    return info

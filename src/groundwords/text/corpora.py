@@ -47,8 +47,6 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-import pandas as pd
-
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.files import atomic_path, download_verified, write_tsv
 from groundwords.text.captions import encode_token_lists

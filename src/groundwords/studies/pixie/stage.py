@@ -57,7 +57,7 @@ from groundwords.models.sgns import SGNS
 from groundwords.text.corpora import corpus_ids
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
 from groundwords.text.vocab import load_vocab
-from groundwords.training import fit, torch_settings, write_outputs, write_word2vec_text
+from groundwords.training import check_finite, fit, torch_settings, write_outputs, write_word2vec_text
 
 SCALINGS = ("minmax", "none")
 OPTIMIZERS = ("adam", "sparse_adam")
@@ -217,8 +217,7 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
         used_threads = torch.get_num_threads()
         plus = model.word_vectors().numpy()
         concat = model.concat_vectors().numpy() if visual_h5 is not None else None
-    if not (np.isfinite(plus).all() and (concat is None or np.isfinite(concat).all())):
-        raise UserError("PIXIE diverged: the vectors contain NaN/inf (lower --lr)")
+    check_finite("PIXIE" if concat is not None else "SGNS", plus, *([] if concat is None else [concat]))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if concat is not None:

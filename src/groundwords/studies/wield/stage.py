@@ -52,7 +52,7 @@ from groundwords.files import read_features, read_tsv
 from groundwords.models import WIELD, ImageInputCBOW
 from groundwords.text.captions import build_examples, word_rows
 from groundwords.text.vocab import load_vocab
-from groundwords.training import OPTIMIZERS, fit, torch_settings, write_outputs
+from groundwords.training import OPTIMIZERS, finish_run, fit, torch_settings
 
 MODELS = ("wield", "imginput")
 IMAGE_MODES = ("caption", "word")
@@ -267,8 +267,6 @@ def train(
         used_threads = torch.get_num_threads()
         vectors = net.word_vectors().cpu().numpy()
 
-    if not np.isfinite(vectors).all():
-        raise UserError("training diverged: the word vectors contain NaN/inf (lower --lr)")
     n_words = stats["n_examples"] * epochs
     final = history[-1]
     info = {
@@ -298,7 +296,7 @@ def train(
         "device": str(device),
         "threads": used_threads,
     }
-    write_outputs(out_dir, words, vectors, history, info)
+    finish_run(out_dir, words, vectors, history, info, model="WIELD" if model == "wield" else "image-input CBOW")
     log.info("wrote %s: %d x %d vectors, %.0f words/s", out_dir, *vectors.shape, info["words_per_s"])
     return info
 
