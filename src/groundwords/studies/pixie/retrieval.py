@@ -75,7 +75,6 @@ from typing import Iterable
 import numpy as np
 import pandas as pd
 import torch
-from tqdm.auto import tqdm
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.evaluation.similarity import load_vectors, word_index
@@ -83,7 +82,7 @@ from groundwords.files import load_image_features, read_tsv, write_json, write_t
 from groundwords.grounding.word_images import SPLITS, split_images
 from groundwords.models.vse import VSE
 from groundwords.text.vocab import tokenize
-from groundwords.training import make_optimizer, torch_settings
+from groundwords.training import fit, make_optimizer, torch_settings
 
 KS = (1, 5, 10)
 DIRECTIONS = ("i2s", "s2i")
@@ -386,49 +385,50 @@ class SplitTensors:
 def fit_vse(model: VSE, tr: SplitTensors, *, epochs: int, batch_size: int, lr: float, lr_step: int,
             grad_clip: float, seed: int, progress: bool = True, on_epoch_end=None) -> list[dict]:
     """Adam over the trainable parameters, lr ÷ 10 every ``lr_step`` epochs (0: never), batches of
-    captions with their images drawn from a generator seeded with ``seed``."""
+    captions with their images drawn from a generator seeded with ``seed``, in
+    :func:`groundwords.training.fit`'s loop. Returns one record per epoch: ``epoch``, ``lr``,
+    ``loss`` (per caption), ``seconds`` (+ what ``on_epoch_end`` adds)."""
     n = tr.n_captions
     opt = make_optimizer(model, "adam", lr)[0]
     params = [p for p in model.parameters() if p.requires_grad]
-    shuffler = torch.Generator().manual_seed(seed)
-    image_keys = torch.from_numpy(tr.cap_image).to(tr.tokens.device)
-    history = []
-    model.train()
-    for epoch in range(1, epochs + 1):
-        cur_lr = lr * (0.1 ** ((epoch - 1) // lr_step) if lr_step > 0 else 1.0)
+    dev = tr.tokens.device
+    data = {"tokens": tr.tokens, "lengths": tr.lengths.to(dev), "image_ids": torch.from_numpy(tr.cap_image).to(dev)}
+    state = {"epoch": 1, "total": torch.zeros((), dtype=torch.float64)}
+
+    def epoch_lr(epoch: int) -> float:
+        return lr * (0.1 ** ((epoch - 1) // lr_step) if lr_step > 0 else 1.0)
+
+    def step(batch: dict[str, torch.Tensor]) -> dict:
+        if state["total"] is None:  # the first step of an epoch
+            state["total"] = torch.zeros((), dtype=torch.float64)
         for g in opt.param_groups:
-            g["lr"] = cur_lr
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=shuffler)
-        total = torch.zeros((), dtype=torch.float64)
-        bar = tqdm(total=n, desc=f"epoch {epoch}/{epochs}", unit="cap", disable=not progress, leave=False,
-                   mininterval=1.0)
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
-            lengths = tr.lengths[idx]
-            idx_d = idx.to(tr.tokens.device)
-            keys = image_keys[idx_d]
-            batch = {"tokens": tr.tokens[idx_d, :int(lengths.max())], "lengths": lengths,
-                     "images": tr.features[keys], "image_ids": keys}
-            loss = model.loss(batch)["total"]
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            if grad_clip > 0:
-                torch.nn.utils.clip_grad_norm_(params, grad_clip)
-            opt.step()
-            total += loss.detach().double().cpu()
-            bar.update(len(idx))
-        bar.close()
-        rec = {"epoch": epoch, "lr": cur_lr, "loss": float(total) / n, "seconds": time.perf_counter() - t0}
+            g["lr"] = epoch_lr(state["epoch"])
+        lengths = batch["lengths"].cpu()  # pack_padded_sequence wants them on the CPU
+        keys = batch["image_ids"]
+        loss = model.loss({"tokens": batch["tokens"][:, :int(lengths.max())], "lengths": lengths,
+                           "images": tr.features[keys], "image_ids": keys})["total"]
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        if grad_clip > 0:
+            torch.nn.utils.clip_grad_norm_(params, grad_clip)
+        opt.step()
+        state["total"] += loss.detach().double().cpu()
+        return {}
+
+    def epoch_end(rec: dict) -> None:
+        epoch, seconds = rec["epoch"], rec["seconds"]
+        rec.clear()
+        rec.update(epoch=epoch, lr=epoch_lr(epoch), loss=float(state["total"]) / n, seconds=seconds)
+        state.update(epoch=epoch + 1, total=None)
         if not math.isfinite(rec["loss"]):
             raise UserError(f"training diverged at epoch {epoch} (loss {rec['loss']}); lower --lr")
         if on_epoch_end is not None:
             on_epoch_end(rec)
-        log.info("epoch %d/%d: loss/caption %.4f, lr %.2g%s (%.1fs)", epoch, epochs, rec["loss"], cur_lr,
-                 f", val R-sum {rec['val_rsum']:.1f}" if rec.get("val_rsum") is not None else "", rec["seconds"])
-        history.append(rec)
-    model.eval()
-    return history
+        log.info("epoch %d/%d: loss/caption %.4f, lr %.2g%s (%.1fs)", epoch, epochs, rec["loss"], rec["lr"],
+                 f", val R-sum {rec['val_rsum']:.1f}" if rec.get("val_rsum") is not None else "", seconds)
+
+    return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
+               step_fn=step, on_epoch_end=epoch_end)
 
 
 def _check_args(hidden, epochs, lr, lr_step, margin, batch_size, grad_clip, select):
