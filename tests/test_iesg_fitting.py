@@ -8,7 +8,11 @@ import pytest
 import torch
 
 from groundwords.models.iesg import IESG
-from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_sgd, word_image_index
+from groundwords.studies.iesg.fitting import (
+    fit_alternating,
+    fit_l2_sgd,
+    word_image_index,
+)
 
 
 def _old_l2_sgd(X, Y, steps, batch_size, lr, momentum, seed):

@@ -77,8 +77,9 @@ import pandas as pd
 import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.data.manifest import read_captions
 from groundwords.evaluation.similarity import load_vectors, word_index
-from groundwords.files import load_image_features, read_tsv, write_json, write_tsv
+from groundwords.files import load_image_features, write_json, write_tsv
 from groundwords.grounding.word_images import SPLITS, split_images
 from groundwords.models.vse import VSE
 from groundwords.text.vocab import tokenize
@@ -189,13 +190,7 @@ def from_manifest(manifest, features_h5, *, val_frac: float = 0.1, test_frac: fl
     """Captions of the manifest rows with status ``ok`` and an encoded image, split by image."""
     if not Path(manifest).is_file():
         raise UserError(f"manifest not found: {manifest}")
-    try:
-        df = read_tsv(manifest, dtype={"id": str, "caption": str, "status": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(f"{manifest}: cannot read the manifest TSV ({e})") from e
-    missing = [c for c in ("id", "caption", "status") if c not in df.columns]
-    if missing:
-        raise UserError(f"{manifest}: missing column(s) {missing} (expected rank, row, id, caption, url, status)")
+    df = read_captions(manifest, "the manifest TSV", "rank, row, id, caption, url, status")
     enc_ids, feats = load_image_features(features_h5, unique=True)
     ok = (df["status"] == "ok").to_numpy()
     enc_row = pd.Index(enc_ids).get_indexer(df["id"].astype(str))

@@ -44,11 +44,11 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
-from groundwords.files import read_features, read_tsv
+from groundwords.data.manifest import read_captions
+from groundwords.files import read_features
 from groundwords.models import WIELD, ImageInputCBOW
 from groundwords.text.captions import build_examples, word_rows
 from groundwords.text.vocab import load_vocab
@@ -130,13 +130,7 @@ def _read_inputs(captions_tsv, vocab_tsv, images_h5, image_dim):
     for name, p in (("captions", captions_tsv), ("vocabulary", vocab_tsv), ("images", images_h5)):
         if p is not None and not Path(p).is_file():
             raise UserError(f"{name} file not found: {p}")
-    try:
-        caps = read_tsv(captions_tsv, dtype={"id": str, "caption": str, "status": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(f"{captions_tsv}: cannot read captions TSV ({e})") from e
-    missing = [c for c in ("id", "caption", "status") if c not in caps.columns]
-    if missing:
-        raise UserError(f"{captions_tsv}: missing column(s) {missing} (expected rank, row, id, caption, status, path)")
+    caps = read_captions(captions_tsv, "captions TSV", "rank, row, id, caption, status, path")
     vocab = load_vocab(vocab_tsv)
     if vocab.empty:
         raise UserError(f"{vocab_tsv}: the vocabulary is empty")
