@@ -2,7 +2,9 @@
 
 :func:`fit` optimises any model with a ``loss(batch) -> {"total": ..., ...}`` method over a dict of
 example tensors (shuffled per epoch from a seeded generator; Adam, SGD or SparseAdam; constant or
-word2vec's linear learning-rate decay). :func:`torch_settings` runs a stage with a given number of
+word2vec's linear learning-rate decay; SGD's momentum, a step budget, or the caller's own update
+step for loops that need one: IESG's alternating updates, the retrieval model's clipped steps).
+:func:`check_finite` and :func:`finish_run` are the shared tail of the training stages. :func:`torch_settings` runs a stage with a given number of
 threads and a forked RNG; :func:`write_outputs` writes ``vectors.npy``, ``vocab.txt``,
 ``loss.csv``, ``vectors.txt`` and, last, ``train.json``.
 """
