@@ -68,237 +68,44 @@ import argparse
 import copy
 import math
 import time
-from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Iterable
 
 import numpy as np
 import pandas as pd
 import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
-from groundwords.data.manifest import read_captions
-from groundwords.evaluation.similarity import load_vectors, word_index
-from groundwords.files import load_image_features, write_json, write_tsv
-from groundwords.grounding.word_images import SPLITS, split_images
+from groundwords.evaluation.similarity import load_vectors
+from groundwords.files import write_json, write_tsv
+from groundwords.grounding.word_images import SPLITS
 from groundwords.models.vse import VSE
-from groundwords.text.vocab import tokenize
+from groundwords.studies.pixie.retrieval_data import (  # noqa: F401 - this module's interface too
+    CAPTIONS_PER_IMAGE,
+    PRECOMP_SPLITS,
+    Encoded,
+    RetrievalData,
+    encode_captions,
+    from_manifest,
+    from_precomp,
+)
+from groundwords.studies.pixie.retrieval_metrics import (  # noqa: F401 - this module's interface too
+    DIRECTIONS,
+    KS,
+    best_true_ranks,
+    recall_at_k,
+    retrieval_ranks,
+    retrieval_recalls,
+    rsum,
+    truth_mask,
+)
 from groundwords.training import fit, make_optimizer, torch_settings
 
-KS = (1, 5, 10)
-DIRECTIONS = ("i2s", "s2i")
-CAPTIONS_PER_IMAGE = 5  # VSE++ precomputed files
-PRECOMP_SPLITS = {"train": "train", "dev": "validation", "test": "test"}
 SELECT = ("final", "best-val")
 RESULT_COLUMNS = ["direction", "k", "recall", "n_queries"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Metrics (pure functions of arrays)
-
-
-def truth_mask(truth, shape: tuple[int, int]) -> np.ndarray:
-    """(Q, I) boolean mask of the true items of each query.
-
-    ``truth`` is a boolean (Q, I) array, a (Q,) integer array (one true item per query) or a
-    sequence of Q iterables of item indices.
-    """
-    q, n = shape
-    if isinstance(truth, np.ndarray) and truth.dtype == bool:
-        if truth.shape != (q, n):
-            raise ValueError(f"truth mask has shape {truth.shape}, scores {shape}")
-        return truth
-    if isinstance(truth, np.ndarray) and truth.ndim == 1 and np.issubdtype(truth.dtype, np.integer):
-        truth = truth[:, None]
-    if len(truth) != q:
-        raise ValueError(f"{len(truth)} truth entries for {q} queries")
-    mask = np.zeros((q, n), dtype=bool)
-    for i, items in enumerate(truth):
-        items = np.atleast_1d(np.asarray(list(items) if not isinstance(items, np.ndarray) else items,
-                                         dtype=np.int64))
-        if len(items) and (items.min() < 0 or items.max() >= n):
-            raise ValueError(f"query {i}: true item index out of range [0, {n})")
-        mask[i, items] = True
-    return mask
-
-
-def best_true_ranks(scores, truth) -> np.ndarray:
-    """Rank (1 = best) of each query's best-scoring true item among the *false* items.
-
-    ``rank = 1 + #{false items scoring >= the best true item}``: the other true items never
-    count against a query, ties with false items always do (a constant scorer gets the worst
-    rank). Every query needs at least one true item; NaN scores are an error.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.ndim != 2:
-        raise ValueError(f"scores must be a (queries, items) matrix, got shape {scores.shape}")
-    if np.isnan(scores).any():
-        raise ValueError("scores contain NaN")
-    mask = truth_mask(truth, scores.shape)
-    if not mask.any(axis=1).all():
-        raise ValueError("every query needs at least one true item")
-    best = np.where(mask, scores, -np.inf).max(axis=1, keepdims=True)
-    return 1 + ((scores >= best) & ~mask).sum(axis=1)
-
-
-def recall_at_k(scores, truth, ks: Iterable[int] = KS) -> dict[int, float]:
-    """``{k: fraction of queries whose best true item ranks <= k}`` (see :func:`best_true_ranks`).
-
-    ``scores`` (Q, I): query q's score for item i; ``truth``: see :func:`truth_mask`.
-    NaN for every k when there is no query.
-    """
-    scores = np.asarray(scores, dtype=np.float64)
-    if scores.shape[0] == 0:
-        return {int(k): float("nan") for k in ks}
-    ranks = best_true_ranks(scores, truth)
-    return {int(k): float((ranks <= k).mean()) for k in ks}
-
-
-def rsum(recalls: dict[str, dict[int, float]]) -> float:
-    """VSE++'s R-sum: R@1 + R@5 + R@10 of both directions, in percent (max 600)."""
-    return float(sum(100.0 * r for d in DIRECTIONS for r in recalls[d].values()))
-
-
-# ---------------------------------------------------------------------------------------------
-# Data
-
-
-@dataclass
-class RetrievalData:
-    """Images (features, split) and captions (token lists) pointing at them.
-
-    ``rows``: accounting of the source rows before the vocabulary is applied (``total``,
-    ``not_ok``, ``no_encoding``, ``captions`` = rows that became captions).
-    """
-
-    image_ids: list[str]
-    features: np.ndarray          # (N_img, k) float32
-    image_split: np.ndarray       # (N_img,) split names
-    caption_image: np.ndarray     # (N_cap,) int64 rows of ``image_ids``
-    captions: list[list[str]]     # (N_cap,) token lists
-    rows: dict = field(default_factory=dict)
-    source: str = ""
-
-    def __post_init__(self):
-        n_img, n_cap = len(self.image_ids), len(self.captions)
-        if self.features.shape[0] != n_img or len(self.image_split) != n_img or len(self.caption_image) != n_cap:
-            raise ValueError("inconsistent RetrievalData lengths")
-
-
-def from_manifest(manifest, features_h5, *, val_frac: float = 0.1, test_frac: float = 0.1,
-                  split_seed: int = 0) -> RetrievalData:
-    """Captions of the manifest rows with status ``ok`` and an encoded image, split by image."""
-    if not Path(manifest).is_file():
-        raise UserError(f"manifest not found: {manifest}")
-    df = read_captions(manifest, "the manifest TSV", "rank, row, id, caption, url, status")
-    enc_ids, feats = load_image_features(features_h5, unique=True)
-    ok = (df["status"] == "ok").to_numpy()
-    enc_row = pd.Index(enc_ids).get_indexer(df["id"].astype(str))
-    live = ok & (enc_row >= 0)
-    rows = {"total": len(df), "not_ok": int((~ok).sum()), "no_encoding": int((ok & (enc_row < 0)).sum()),
-            "captions": int(live.sum())}
-    if not live.any():
-        raise UserError(f"no manifest row of {manifest} has status 'ok' and an image in {features_h5} "
-                        f"({rows['total']} rows, {rows['not_ok']} not ok, {rows['no_encoding']} without encoding)")
-    used_rows = enc_row[live]
-    uniq = np.unique(used_rows)  # encoding rows of the used images
-    image_ids = [enc_ids[r] for r in uniq]
-    split_of = split_images(image_ids, val_frac, test_frac, split_seed, every_split=True)
-    split = np.array([split_of[i] for i in image_ids], dtype=object)
-    caption_image = np.searchsorted(uniq, used_rows).astype(np.int64)
-    captions = [tokenize(c) for c in df["caption"].astype(str)[live]]
-    return RetrievalData(image_ids, np.ascontiguousarray(feats[uniq]), split, caption_image, captions,
-                         rows, source="manifest")
-
-
-def _read_lines(path: Path) -> list[str]:
-    try:
-        text = path.read_text(encoding="utf-8")
-    except UnicodeDecodeError:
-        raise UserError(f"{path}: not UTF-8 text") from None
-    lines = text.split("\n")
-    if lines and lines[-1] == "":
-        lines.pop()  # the final newline
-    return [ln.rstrip("\r") for ln in lines]
-
-
-def from_precomp(directory) -> RetrievalData:
-    """VSE++'s precomputed features: ``{train,dev,test}_ims.npy`` + ``{...}_caps.txt``,
-    caption j of a split belongs to image j // 5 of that split. ``dev`` (validation) is optional."""
-    d = Path(directory)
-    if not d.is_dir():
-        raise UserError(f"precomputed-features directory not found: {d}")
-    ids, feats, split, cap_img, caps = [], [], [], [], []
-    for name, our in PRECOMP_SPLITS.items():
-        ims_p, caps_p = d / f"{name}_ims.npy", d / f"{name}_caps.txt"
-        if not ims_p.is_file() and not caps_p.is_file() and name == "dev":
-            log.warning("%s: no dev split (no validation R-sum)", d)
-            continue
-        for p in (ims_p, caps_p):
-            if not p.is_file():
-                raise UserError(f"{d}: missing {p.name} (expected {{train,dev,test}}_ims.npy and _caps.txt)")
-        try:
-            ims = np.load(ims_p, allow_pickle=False)
-        except (ValueError, OSError) as e:
-            raise UserError(f"{ims_p}: not a .npy array ({e})") from e
-        lines = _read_lines(caps_p)
-        if ims.ndim != 2 or ims.shape[0] < 1:
-            raise UserError(f"{ims_p}: expected an (images, features) matrix, got shape {ims.shape}")
-        if len(lines) != CAPTIONS_PER_IMAGE * ims.shape[0]:
-            raise UserError(f"{d}: {caps_p.name} has {len(lines)} captions but {ims_p.name} has {ims.shape[0]} "
-                            f"images; expected exactly {CAPTIONS_PER_IMAGE} consecutive captions per image "
-                            f"({CAPTIONS_PER_IMAGE * ims.shape[0]} lines)")
-        if feats and ims.shape[1] != feats[0].shape[1]:
-            raise UserError(f"{ims_p}: {ims.shape[1]}-d features, but {feats[0].shape[1]}-d in the train split")
-        if not np.isfinite(ims).all():
-            raise UserError(f"{ims_p}: features contain NaN or infinite values")
-        base = len(ids)
-        ids += [f"{name}/{i}" for i in range(ims.shape[0])]
-        feats.append(ims.astype(np.float32, copy=False))
-        split += [our] * ims.shape[0]
-        cap_img.append(base + np.arange(len(lines), dtype=np.int64) // CAPTIONS_PER_IMAGE)
-        caps += [tokenize(c) for c in lines]
-    rows = {"total": len(caps), "not_ok": 0, "no_encoding": 0, "captions": len(caps)}
-    return RetrievalData(ids, np.concatenate(feats), np.asarray(split, dtype=object), np.concatenate(cap_img),
-                         caps, rows, source="precomp")
-
-
-@dataclass
-class Encoded:
-    """The captions that kept at least one in-vocabulary token, as padded id matrices."""
-
-    word_vectors: np.ndarray      # (V_used, d): the rows of the vector file the captions use
-    words: list[str]
-    tokens: np.ndarray            # (n, T) int64, padded with V_used
-    lengths: np.ndarray           # (n,) >= 1
-    caption_image: np.ndarray     # (n,) rows of RetrievalData.image_ids
-    kept: np.ndarray              # (N_cap,) bool over RetrievalData.captions
-    n_tokens: int
-    n_oov_tokens: int
-
-
-def encode_captions(data: RetrievalData, words: list[str], vectors: np.ndarray) -> Encoded:
-    """Look the caption tokens up in the vectors (case-insensitively); drop OOV tokens and then
-    the captions left empty. The embedding keeps only the vector rows the captions use."""
-    index = word_index(words, case_insensitive=True)
-    rows = [[index[t.lower()] for t in c if t.lower() in index] for c in data.captions]
-    n_tokens = sum(len(c) for c in data.captions)
-    n_kept = sum(len(r) for r in rows)
-    kept = np.array([len(r) > 0 for r in rows], dtype=bool)
-    used = np.unique(np.fromiter((i for r in rows for i in r), dtype=np.int64, count=n_kept))
-    remap = {int(v): j for j, v in enumerate(used)}
-    kept_rows = [r for r in rows if r]
-    lengths = np.array([len(r) for r in kept_rows], dtype=np.int64)
-    pad = len(used)
-    tokens = np.full((len(kept_rows), int(lengths.max()) if len(lengths) else 1), pad, dtype=np.int64)
-    for i, r in enumerate(kept_rows):
-        tokens[i, :len(r)] = [remap[v] for v in r]
-    return Encoded(np.ascontiguousarray(vectors[used], dtype=np.float32), [words[i] for i in used], tokens,
-                   lengths, data.caption_image[kept], kept, n_tokens, n_tokens - n_kept)
-
-
-# ---------------------------------------------------------------------------------------------
-# Training and evaluation
+# Training and evaluation (the data: retrieval_data; the metrics: retrieval_metrics)
 
 
 @torch.no_grad()
@@ -316,31 +123,6 @@ def embed_split(model: VSE, features: torch.Tensor, tokens: torch.Tensor, length
     h = model.hidden
     return (torch.cat(imgs).cpu().numpy() if imgs else np.zeros((0, h), np.float32),
             torch.cat(caps).cpu().numpy() if caps else np.zeros((0, h), np.float32))
-
-
-def retrieval_ranks(img_emb: np.ndarray, cap_emb: np.ndarray, cap_image: np.ndarray) -> dict:
-    """Per-query ranks of both directions (see :func:`best_true_ranks`): ``{"i2s": (images,
-    ranks), "s2i": (captions, ranks)}``, where ``images`` are the rows of ``img_emb`` that query
-    (those with a caption) and ``captions`` the rows of ``cap_emb`` (all of them)."""
-    scores = img_emb.astype(np.float64) @ cap_emb.astype(np.float64).T  # (I, C)
-    queries = np.unique(cap_image)  # i2s: images with at least one caption
-    if len(queries) == 0:
-        empty = np.zeros(0, np.int64)
-        return {"i2s": (empty, empty), "s2i": (empty, empty)}
-    i2s_truth = cap_image[None, :] == queries[:, None]
-    return {"i2s": (queries, best_true_ranks(scores[queries], i2s_truth)),
-            "s2i": (np.arange(len(cap_image)), best_true_ranks(scores.T, np.asarray(cap_image, np.int64)))}
-
-
-def retrieval_recalls(img_emb: np.ndarray, cap_emb: np.ndarray, cap_image: np.ndarray,
-                      ks: Iterable[int] = KS) -> tuple[dict, dict]:
-    """R@K of both directions for images ``img_emb`` (I, h) and captions ``cap_emb`` (C, h) whose
-    image is row ``cap_image[c]`` of ``img_emb``. Returns ``(recalls, n_queries)`` keyed by direction."""
-    ks = tuple(ks)
-    ranks = retrieval_ranks(img_emb, cap_emb, np.asarray(cap_image, np.int64))
-    recalls = {d: {int(k): float((r <= k).mean()) if len(r) else float("nan") for k in ks}
-               for d, (_, r) in ranks.items()}
-    return recalls, {d: len(r) for d, (_, r) in ranks.items()}
 
 
 class SplitTensors:
