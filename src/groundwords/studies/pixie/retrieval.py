@@ -358,7 +358,7 @@ def write_split(manifest, features_h5, out_tsv, *, val_frac: float = 0.1, test_f
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.studies.pixie.retrieval", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
-    sp = sub.add_parser("split", help="write the manifest images' train/validation/test split (image_id, split)")
+    sp = sub.add_parser("split", help="write the manifest images' train/val/test split (image_id, split)")
     sp.add_argument("--manifest", required=True)
     sp.add_argument("--features", required=True)
     sp.add_argument("--val-frac", type=float, default=0.1)
