@@ -224,6 +224,42 @@ def _check_args(hidden, epochs, lr, lr_step, margin, batch_size, grad_clip, sele
             raise UserError(msg)
 
 
+def _prepare(vectors, manifest, features, precomp, val_frac: float, test_frac: float, split_seed: int,
+             select: str, dev: torch.device):
+    """``(words, vecs, data, enc, rows, sets, counts)`` of :func:`train`: the word vectors, the
+    captions looked up in them, the row accounting and the per-split tensors (UserError where a
+    split the run needs has no caption)."""
+    words, vecs = load_vectors(vectors)
+    if vecs.ndim != 2 or len(words) == 0 or not np.isfinite(vecs).all():
+        raise UserError(f"{vectors}: the word vectors must be a non-empty finite matrix")
+    if precomp is not None:
+        data = from_precomp(precomp)
+    else:
+        data = from_manifest(manifest, features, val_frac=val_frac, test_frac=test_frac, split_seed=split_seed)
+    enc = encode_captions(data, words, vecs)
+    n_used = int(enc.kept.sum())
+    rows = {"total": data.rows["total"], "used": n_used, "empty_after_oov": data.rows["captions"] - n_used,
+            "no_encoding": data.rows["no_encoding"], "not_ok": data.rows["not_ok"]}
+    assert rows["used"] + rows["empty_after_oov"] + rows["no_encoding"] + rows["not_ok"] == rows["total"]
+    if n_used == 0:
+        raise UserError(f"no caption has a word of {vectors} ({data.rows['captions']} captions, "
+                        f"{enc.n_tokens} tokens, all out of vocabulary): do the vectors match the captions' language?")
+    sets = {s: SplitTensors(data, enc, s, dev) for s in SPLITS}
+    counts = {s: {"images": t.n_images, "images_with_caption": t.n_images_with_caption, "captions": t.n_captions}
+              for s, t in sets.items()}
+    for s in ("train", "test"):
+        if sets[s].n_captions == 0:
+            raise UserError(f"the {s} split has no caption with an in-vocabulary word ({counts[s]['images']} images)")
+    if select == "best-val" and sets["validation"].n_captions == 0:
+        raise UserError("--select best-val needs a validation split with captions")
+    log.info("data (%s): %d/%d rows used (%d empty after OOV, %d without encoding, %d not ok); %s; "
+             "%d/%d tokens out of vocabulary", data.source, rows["used"], rows["total"], rows["empty_after_oov"],
+             rows["no_encoding"], rows["not_ok"],
+             ", ".join(f"{s} {c['images']} images / {c['captions']} captions" for s, c in counts.items()),
+             enc.n_oov_tokens, enc.n_tokens)
+    return words, vecs, data, enc, rows, sets, counts
+
+
 def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_frac: float = 0.1,
           test_frac: float = 0.1, split_seed: int = 0, hidden: int = 1024, epochs: int = 30, lr: float = 2e-4,
           lr_step: int = 15, margin: float = 0.2, batch_size: int = 128, max_violation: bool = False,
@@ -241,35 +277,9 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
         raise UserError("--manifest and --features go together")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {device!r} requested but CUDA is not available")
-    words, vecs = load_vectors(vectors)
-    if vecs.ndim != 2 or len(words) == 0 or not np.isfinite(vecs).all():
-        raise UserError(f"{vectors}: the word vectors must be a non-empty finite matrix")
-    if precomp is not None:
-        data = from_precomp(precomp)
-    else:
-        data = from_manifest(manifest, features, val_frac=val_frac, test_frac=test_frac, split_seed=split_seed)
-    enc = encode_captions(data, words, vecs)
-    n_used = int(enc.kept.sum())
-    rows = {"total": data.rows["total"], "used": n_used, "empty_after_oov": data.rows["captions"] - n_used,
-            "no_encoding": data.rows["no_encoding"], "not_ok": data.rows["not_ok"]}
-    assert rows["used"] + rows["empty_after_oov"] + rows["no_encoding"] + rows["not_ok"] == rows["total"]
-    if n_used == 0:
-        raise UserError(f"no caption has a word of {vectors} ({data.rows['captions']} captions, "
-                        f"{enc.n_tokens} tokens, all out of vocabulary): do the vectors match the captions' language?")
     dev = torch.device(device)
-    sets = {s: SplitTensors(data, enc, s, dev) for s in SPLITS}
-    counts = {s: {"images": t.n_images, "images_with_caption": t.n_images_with_caption, "captions": t.n_captions}
-              for s, t in sets.items()}
-    for s in ("train", "test"):
-        if sets[s].n_captions == 0:
-            raise UserError(f"the {s} split has no caption with an in-vocabulary word ({counts[s]['images']} images)")
-    if select == "best-val" and sets["validation"].n_captions == 0:
-        raise UserError("--select best-val needs a validation split with captions")
-    log.info("data (%s): %d/%d rows used (%d empty after OOV, %d without encoding, %d not ok); %s; "
-             "%d/%d tokens out of vocabulary", data.source, rows["used"], rows["total"], rows["empty_after_oov"],
-             rows["no_encoding"], rows["not_ok"],
-             ", ".join(f"{s} {c['images']} images / {c['captions']} captions" for s, c in counts.items()),
-             enc.n_oov_tokens, enc.n_tokens)
+    words, vecs, data, enc, rows, sets, counts = _prepare(vectors, manifest, features, precomp, val_frac, test_frac,
+                                                          split_seed, select, dev)
 
     best = {"rsum": -math.inf, "epoch": None, "state": None}
     with torch_settings(threads, dev):
