@@ -140,7 +140,7 @@ def test_split_is_by_image_seeded_and_independent_of_vectors(tmp_path):
     man, h5, _ = write_inputs(tmp_path, ids, feats, caps, words, vecs)
     d = sentret.from_manifest(man, h5, val_frac=0.2, test_frac=0.25, split_seed=3)
     assert len(d.image_ids) == 40 and len(d.captions) == 120
-    assert (d.image_split == "test").sum() == 10 and (d.image_split == "val").sum() == 8
+    assert (d.image_split == "test").sum() == 10 and (d.image_split == "validation").sum() == 8
     cap_split = pd.Series(d.image_split[d.caption_image])
     per_image = cap_split.groupby(np.asarray(d.image_ids)[d.caption_image]).nunique()
     assert (per_image == 1).all()  # all captions of an image in one split
@@ -265,7 +265,7 @@ def test_precomp_directory(tmp_path):
                                   "16", "--epochs", "2", "--batch-size", "32", "--no-progress"]) == 0
     info = json.loads((tmp_path / "out" / "train.json").read_text())
     assert info["splits"] == {"train": {"images": 24, "images_with_caption": 24, "captions": 120},
-                              "val": {"images": 4, "images_with_caption": 4, "captions": 20},
+                              "validation": {"images": 4, "images_with_caption": 4, "captions": 20},
                               "test": {"images": 8, "images_with_caption": 8, "captions": 40}}
     assert info["rows"] == {"total": 180, "used": 180, "empty_after_oov": 0, "no_encoding": 0, "not_ok": 0}
     assert info["word_dim"] == 24 and info["image_dim"] == 20 and len(info["history"]) == 2
@@ -323,6 +323,6 @@ def test_split_command_writes_the_split_train_uses(tmp_path):
     got = pd.read_csv(out, sep="\t")
     d = sentret.from_manifest(man, h5, val_frac=0.2, test_frac=0.2, split_seed=5)
     assert dict(zip(got["image_id"], got["split"])) == dict(zip(d.image_ids, d.image_split))
-    assert sorted(got["split"].value_counts().to_dict().items()) == [("test", 6), ("train", 18), ("val", 6)]
+    assert sorted(got["split"].value_counts().to_dict().items()) == [("test", 6), ("train", 18), ("validation", 6)]
     assert run_cli(sentret.main, ["split", "--manifest", str(tmp_path / "nope.tsv"), "--features", str(h5),
                                   "--out", str(out)]) == 2

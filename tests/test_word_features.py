@@ -84,3 +84,30 @@ def test_errors(tmp_path):
     with pytest.raises(UserError, match="no ok caption"):
         word_image_features(tmp_path / "captions.tsv", tmp_path / "other.h5", tmp_path / "vocab.tsv", tmp_path / "o.h5")
     assert not (tmp_path / "o.h5").exists()
+
+
+def _old_word_means(table, image_ids, feats):  # PIXIE's former copy, for the pin below
+    pairs = table[["word", "image_id"]].astype(str).drop_duplicates()
+    rows = pd.Index(image_ids).get_indexer(pairs["image_id"])
+    pairs = pairs[rows >= 0].assign(row=rows[rows >= 0])
+    codes, words = pd.factorize(pairs["word"], sort=True)
+    sums = np.zeros((len(words), feats.shape[1]), np.float64)
+    np.add.at(sums, codes, feats[pairs["row"].to_numpy()].astype(np.float64))
+    counts = np.bincount(codes, minlength=len(words))
+    return list(words), (sums / counts[:, None]).astype(np.float32), counts.astype(np.int64)
+
+
+def test_pair_means_match_pixies_former_copy_bit_for_bit():
+    from groundwords.grounding.word_features import pair_means
+
+    rng = np.random.default_rng(0)
+    image_ids = [f"im{i}" for i in rng.permutation(300)]
+    feats = (rng.normal(size=(300, 7)) * 10 ** rng.uniform(-3, 3, size=(300, 1))).astype(np.float32)
+    table = pd.DataFrame({"word": rng.choice([f"w{j}" for j in range(40)], 2000),
+                          "image_id": rng.choice(image_ids + ["nofeat1", "nofeat2"], 2000)})
+    got = pair_means(table, image_ids, feats)
+    old = _old_word_means(table, image_ids, feats)
+    assert got[0] == old[0] and got[1].tobytes() == old[1].tobytes() and got[2].tobytes() == old[2].tobytes()
+    assert got[2].min() > 3  # sums of many terms, images unsorted within a word
+    empty = pair_means(table.iloc[:0], image_ids, feats)
+    assert empty[0] == [] and empty[1].shape == (0, 7) and empty[2].dtype == np.int64

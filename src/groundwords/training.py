@@ -2,7 +2,9 @@
 
 :func:`fit` optimises any model with a ``loss(batch) -> {"total": ..., ...}`` method over a dict of
 example tensors (shuffled per epoch from a seeded generator; Adam, SGD or SparseAdam; constant or
-word2vec's linear learning-rate decay). :func:`torch_settings` runs a stage with a given number of
+word2vec's linear learning-rate decay; SGD's momentum, a step budget, or the caller's own update
+step for loops that need one: IESG's alternating updates, the retrieval model's clipped steps).
+:func:`check_finite` and :func:`finish_run` are the shared tail of the training stages. :func:`torch_settings` runs a stage with a given number of
 threads and a forked RNG; :func:`write_outputs` writes ``vectors.npy``, ``vocab.txt``,
 ``loss.csv``, ``vectors.txt`` and, last, ``train.json``.
 """
@@ -26,11 +28,11 @@ from groundwords.files import atomic_path, write_json
 OPTIMIZERS = ("adam", "sgd", "sparse_adam")
 
 
-def make_optimizer(model: torch.nn.Module, name: str, lr: float) -> list[torch.optim.Optimizer]:
+def make_optimizer(model: torch.nn.Module, name: str, lr: float, momentum: float = 0.0) -> list[torch.optim.Optimizer]:
     """Optimisers for ``model``.
 
     adam: torch.optim.Adam over everything (dense gradients; the paper's setting).
-    sgd: plain SGD; works with dense and sparse gradients (the model decides which).
+    sgd: SGD (with ``momentum``, if > 0); works with dense and sparse gradients (the model decides which).
     sparse_adam: SparseAdam for the model's sparse parameters + Adam for the dense rest.
     """
     params = [p for p in model.parameters() if p.requires_grad]
@@ -38,7 +40,7 @@ def make_optimizer(model: torch.nn.Module, name: str, lr: float) -> list[torch.o
         # fused: one kernel per step instead of ~10 passes over every parameter (same maths)
         return [torch.optim.Adam(params, lr=lr, fused=True)]
     if name == "sgd":
-        return [torch.optim.SGD(params, lr=lr)]
+        return [torch.optim.SGD(params, lr=lr, momentum=momentum)]
     if name == "sparse_adam":
         sparse = model.sparse_parameters() if hasattr(model, "sparse_parameters") else []
         sparse_ids = {id(p) for p in sparse}
@@ -90,6 +92,9 @@ def fit(
     words_per_epoch: int | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
+    momentum: float = 0.0,
+    max_steps: int | None = None,
+    step_fn: Callable[[dict[str, torch.Tensor]], dict] | None = None,
 ) -> list[dict]:
     """Optimise ``model.loss`` over ``data`` (a dict of tensors sharing their first dim).
 
@@ -99,6 +104,11 @@ def fit(
     Returns one dict per epoch: example-weighted means of every loss component, ``seconds``,
     ``words_per_s`` and ``examples_per_s``. ``words_per_epoch`` defaults to the number of
     examples (one target word per example, as in CBOW).
+    ``momentum``: SGD's momentum (``optimizer="sgd"``). ``max_steps``: stop after this many
+    updates, also within an epoch (``epochs`` is then an upper bound). ``step_fn(batch)``: makes
+    the update itself in place of ``model.loss`` + backward + the optimiser's step (e.g. IESG's
+    alternating word and image steps, each with its own optimiser) and returns the losses to
+    average (tensors or floats).
     """
     n = next(iter(data.values())).shape[0]
     if any(v.shape[0] != n for v in data.values()):
@@ -107,7 +117,7 @@ def fit(
         raise UserError("no training examples")
     words_per_epoch = n if words_per_epoch is None else words_per_epoch
     device = next(iter(data.values())).device
-    opts = make_optimizer(model, optimizer, lr)
+    opts = make_optimizer(model, optimizer, lr, momentum) if step_fn is None else []
     shuffler = torch.Generator().manual_seed(seed)
     steps_per_epoch = math.ceil(n / batch_size)
     total_steps = steps_per_epoch * epochs
@@ -115,6 +125,8 @@ def fit(
     history = []
     model.train()
     for epoch in range(1, epochs + 1):
+        if max_steps is not None and step >= max_steps:
+            break
         t0 = time.perf_counter()
         perm = torch.randperm(n, generator=shuffler).to(device)
         sums: dict[str, torch.Tensor] = {}
@@ -129,12 +141,15 @@ def fit(
                 for opt in opts:
                     for g in opt.param_groups:
                         g["lr"] = cur
-            out = model.loss(batch)
-            for opt in opts:
-                opt.zero_grad(set_to_none=True)
-            out["total"].backward()
-            for opt in opts:
-                opt.step()
+            if step_fn is not None:
+                out = step_fn(batch)
+            else:
+                out = model.loss(batch)
+                for opt in opts:
+                    opt.zero_grad(set_to_none=True)
+                out["total"].backward()
+                for opt in opts:
+                    opt.step()
             step += 1
             b = len(idx)
             with torch.no_grad():
@@ -142,9 +157,11 @@ def fit(
                     if k.startswith("n_"):
                         continue
                     w = out.get(f"n_{k}", b)
-                    sums[k] = sums.get(k, 0.0) + v.detach() * w
+                    sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v) * w
                     weights[k] = weights.get(k, 0) + w
             bar.update(b)
+            if max_steps is not None and step >= max_steps:
+                break
         bar.close()
         seconds = time.perf_counter() - t0
         rec = {"epoch": epoch}
@@ -189,3 +206,19 @@ def write_outputs(out_dir, words: list[str], vectors: np.ndarray, history: list[
         loss.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
     write_word2vec_text(out_dir / "vectors.txt", words, vectors)
     write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+
+
+def check_finite(model: str, *arrays, lower: str = "--lr") -> None:
+    """Refuse a diverged run: a UserError naming ``model`` (and the flag to ``lower``) unless every
+    array is finite. Every training stage calls it before it writes anything."""
+    if not all(np.isfinite(a).all() for a in arrays):
+        raise UserError(f"{model} diverged: the trained vectors contain NaN/inf (lower {lower})")
+
+
+def finish_run(out_dir, words: list[str], vectors: np.ndarray, history: list[dict], info: dict, *,
+               model: str, lower: str = "--lr") -> dict:
+    """The tail the training stages share: :func:`check_finite`, then :func:`write_outputs`
+    (``train.json`` last). Returns ``info``."""
+    check_finite(model, vectors, lower=lower)
+    write_outputs(out_dir, words, vectors, history, info)
+    return info

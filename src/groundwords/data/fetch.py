@@ -136,11 +136,11 @@ from groundwords.data.images import (
     tar_member_path,
     to_rgb,
 )
+from groundwords.data.manifest import COLUMNS as MANIFEST_COLUMNS
 from groundwords.files import atomic_path, read_tsv, write_json, write_tsv
 
 log = logging.getLogger("groundwords.data.fetch")
 
-MANIFEST_COLUMNS = ["rank", "row", "id", "caption", "url", "status"]
 SHARD_COLUMNS = [
     "id", "url", "status", "http_status", "attempts", "bytes", "sha256", "path",
     "width", "height", "format", "error", "elapsed_s",

@@ -217,6 +217,19 @@ def build(source, out_tsv, summary_json, limit=0, how="first", seed=0, layout: d
     return summary
 
 
+def read_captions(path, what: str, expected: str) -> pd.DataFrame:
+    """A captions table (the manifest, or a subset's ``captions.tsv``) as strings; ``id``,
+    ``caption`` and ``status`` must be there (``expected``: the columns the error names)."""
+    try:
+        df = read_tsv(path, dtype={"id": str, "caption": str, "status": str})
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
+        raise UserError(f"{path}: cannot read {what} ({e})") from e
+    missing = [c for c in ("id", "caption", "status") if c not in df.columns]
+    if missing:
+        raise UserError(f"{path}: missing column(s) {missing} (expected {expected})")
+    return df
+
+
 def subset(fetched_tsv, size: int, out_tsv) -> pd.DataFrame:
     """The captions table of one subset: well-formed rows with rank < size (0: all)."""
     df = read_tsv(fetched_tsv, dtype={"id": str, "caption": str, "path": str, "status": str})

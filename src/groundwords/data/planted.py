@@ -122,8 +122,8 @@ class Planted:
         from groundwords.grounding.word_features import word_image_features
         from groundwords.grounding.word_images import COLUMNS, write_word_images
         from groundwords.studies.pixie.stage import make_features
-        from groundwords.text.corpora import vocab_from_counts, write_corpus
-        from groundwords.text.vocab import build_vocab
+        from groundwords.text.corpora import write_corpus
+        from groundwords.text.vocab import build_vocab, vocab_from_counts
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)

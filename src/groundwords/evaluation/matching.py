@@ -30,6 +30,8 @@ from typing import Iterable, Sequence
 import numpy as np
 import pandas as pd
 
+from groundwords.vectors import unit_rows
+
 SCORINGS = ("dot", "cosine", "neg_l2")
 
 
@@ -74,8 +76,8 @@ def score(queries: np.ndarray, items: np.ndarray, scoring: str = "dot") -> np.nd
     if scoring == "dot":
         return np.einsum("qd,qcd->qc", queries, items)
     if scoring == "cosine":
-        qn = queries / np.maximum(np.linalg.norm(queries, axis=1, keepdims=True), 1e-12)
-        itn = items / np.maximum(np.linalg.norm(items, axis=2, keepdims=True), 1e-12)
+        qn = unit_rows(queries, axis=1, eps=1e-12)
+        itn = unit_rows(items, axis=2, eps=1e-12)
         return np.einsum("qd,qcd->qc", qn, itn)
     if scoring == "neg_l2":
         return -np.linalg.norm(items - queries[:, None, :], axis=2)

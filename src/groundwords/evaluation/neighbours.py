@@ -4,11 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
+from groundwords.vectors import unit_rows
+
 
 def nearest_neighbours(words: list[str], vectors: np.ndarray, queries: list[str], k: int = 5) -> dict[str, list]:
     """Top-``k`` cosine neighbours (word, cosine) of each query word; [] for a word not in the vocabulary."""
     index = {w.lower(): i for i, w in reversed(list(enumerate(words)))}
-    unit = vectors / np.maximum(np.linalg.norm(vectors, axis=1, keepdims=True), 1e-12)
+    unit = unit_rows(vectors, axis=1, eps=1e-12)
     out = {}
     for q in queries:
         i = index.get(q.lower())

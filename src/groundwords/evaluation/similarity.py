@@ -57,6 +57,7 @@ from scipy import stats
 from groundwords.cli import UserError, run_cli, setup_logging
 from groundwords.evaluation import sets as bm
 from groundwords.files import read_features, write_tsv
+from groundwords.vectors import unit_rows
 
 log = logging.getLogger(__name__)
 
@@ -247,14 +248,9 @@ def concat_image(words: list[str], vectors: np.ndarray, img_words: list[str], im
     e = np.asarray(vectors, dtype=np.float32)[e_rows]
     im = np.asarray(img_feats, dtype=np.float32)[i_rows]
     if normalize:
-        e = _l2(e)
-        im = _l2(im)
+        e = unit_rows(e, axis=1)
+        im = unit_rows(im, axis=1)
     return out_words, np.concatenate([e, np.float32(image_weight) * im], axis=1)
-
-
-def _l2(x: np.ndarray) -> np.ndarray:
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return np.divide(x, n, out=np.zeros_like(x), where=n > 0)
 
 
 # ---------------------------------------------------------------------------------------------

@@ -31,6 +31,7 @@ import logging
 import os
 
 import numpy as np
+import pandas as pd
 import scipy.sparse as sp
 
 from groundwords.cli import UserError, run_cli, setup_logging
@@ -63,15 +64,25 @@ def incidence_matrix(captions: list[str], image_index: np.ndarray, vocab: list[s
     return m
 
 
-def mean_features(incidence: sp.csr_matrix, feats: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def mean_features(incidence: sp.spmatrix, feats: np.ndarray, *,
+                  sum_first: bool = False) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """``(rows, means, counts)``: row-normalised ``incidence @ feats`` for the rows with >= 1 image.
 
     ``rows`` are the indices of those rows (rows without an image are dropped); ``means[i]`` and
-    ``counts[i]`` belong to row ``rows[i]``. Sums are accumulated in float64 over blocks of
-    images, so only one block of the features is ever converted to float64.
+    ``counts[i]`` belong to row ``rows[i]``. ``incidence`` is binary (word x image column).
+
+    Two roundings (both in float64, then float32), kept apart because the outputs depend on them:
+    ``sum_first=False`` (WIELD's ``word_images.h5``): ``Σ feats / count`` accumulated over blocks of
+    images, so only one block of the features is ever converted to float64;
+    ``sum_first=True`` (PIXIE's features): ``(Σ feats) / count``, summed in column order.
     """
     counts_all = np.asarray(incidence.sum(axis=1)).ravel().astype(np.int64)
     keep = np.flatnonzero(counts_all)
+    if sum_first:
+        entries = incidence[keep].tocsc().tocoo()  # by column: each row's sum in column order
+        sums = np.zeros((len(keep), feats.shape[1]), np.float64)
+        np.add.at(sums, entries.row, np.asarray(feats, dtype=np.float64)[entries.col])
+        return keep, (sums / counts_all[keep][:, None]).astype(np.float32), counts_all[keep]
     # weights[w, i] = 1 / count(w) if image i shows word w; column slices are cheap in CSC
     weights = (sp.diags(1.0 / counts_all[keep]) @ incidence[keep]).tocsc().astype(np.float64)
     acc = np.zeros((len(keep), feats.shape[1]), dtype=np.float64)
@@ -79,6 +90,22 @@ def mean_features(incidence: sp.csr_matrix, feats: np.ndarray) -> tuple[np.ndarr
         stop = start + BLOCK_IMAGES
         acc += weights[:, start:stop] @ np.asarray(feats[start:stop], dtype=np.float64)
     return keep, acc.astype(np.float32), counts_all[keep]
+
+
+def pair_means(table: pd.DataFrame, image_ids: list[str], feats: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
+    """(sorted words, mean features (W, k), image counts (W,)) of a word-image table's distinct
+    (word, image) pairs whose image has a row in ``feats`` (``image_ids``): :func:`mean_features`
+    with ``sum_first`` over one column per pair, in table order."""
+    pairs = table[["word", "image_id"]].astype(str).drop_duplicates()
+    rows = pd.Index(image_ids).get_indexer(pairs["image_id"])
+    pairs = pairs[rows >= 0].assign(row=rows[rows >= 0])
+    if pairs.empty:
+        return [], np.zeros((0, feats.shape[1]), np.float32), np.zeros(0, np.int64)
+    codes, words = pd.factorize(pairs["word"], sort=True)
+    n = len(codes)
+    incidence = sp.csr_matrix((np.ones(n), (codes, np.arange(n))), shape=(len(words), n))
+    _, means, counts = mean_features(incidence, feats[pairs["row"].to_numpy()], sum_first=True)
+    return list(words), means, counts
 
 
 def word_image_features(captions_tsv: str | os.PathLike, features_h5: str | os.PathLike,

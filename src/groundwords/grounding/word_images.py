@@ -211,17 +211,29 @@ def folder_pairs(root, class_names: dict[str, str] | None = None, wordnet=None,
 
 
 def split_images(image_ids, val_frac: float = DEFAULT_VAL_FRAC, test_frac: float = DEFAULT_TEST_FRAC,
-                 seed: int = 0) -> dict[str, str]:
-    """``{image_id: split}``: a seeded split of the distinct image ids (see the module docstring)."""
+                 seed: int = 0, *, every_split: bool = False) -> dict[str, str]:
+    """``{image_id: split}`` (split names :data:`SPLITS`): a seeded split of the distinct image ids.
+
+    The ids are sorted and permuted with ``numpy.random.default_rng(seed)``; the first
+    ``round(test_frac·n)`` go to ``test``, the next ``round(val_frac·n)`` to ``validation``, the
+    rest to ``train``. The one split of the project: the word-image table and PIXIE's retrieval
+    images. ``every_split=True`` (retrieval): ``test_frac`` must be > 0 and ``test``, ``train``
+    (and ``validation`` when ``val_frac > 0``) must each get at least one image.
+    """
     for name, f in (("val_frac", val_frac), ("test_frac", test_frac)):
         if not (0 <= f < 1):
             raise UserError(f"{name} must be in [0, 1) (got {f})")
     if val_frac + test_frac >= 1:
         raise UserError(f"val_frac + test_frac must be < 1 (got {val_frac + test_frac})")
+    if every_split and test_frac <= 0:
+        raise UserError(f"test_frac must be > 0 (got {test_frac})")
     ids = np.array(sorted(set(map(str, image_ids))), dtype=object)
     n = len(ids)
-    perm = np.random.default_rng(seed).permutation(n)
     n_test, n_val = int(round(test_frac * n)), int(round(val_frac * n))
+    if every_split and (n_test < 1 or n - n_test - n_val < 1 or (val_frac > 0 and n_val < 1)):
+        raise UserError(f"{n} images cannot be split into train / validation / test with fractions "
+                        f"{1 - val_frac - test_frac:g} / {val_frac:g} / {test_frac:g} (too few images)")
+    perm = np.random.default_rng(seed).permutation(n)
     split = np.full(n, "train", dtype=object)
     split[perm[:n_test]] = "test"
     split[perm[n_test:n_test + n_val]] = "validation"

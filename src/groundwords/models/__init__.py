@@ -1,4 +1,4 @@
-"""Word-embedding models trained by :mod:`groundwords.studies.wield.stage`.
+"""Word-embedding models, all trained by :func:`groundwords.training.fit`.
 
 A model is an ``nn.Module`` with
 
@@ -15,8 +15,10 @@ skip-gram, paper 001), :class:`PIXIE` (SGNS coupled to a VAE over visual feature
 and PIXIE's baselines :class:`VSGNS` (Lazaridou et al. 2015's multimodal skip-gram) and
 :class:`Imagination` (Collell et al. 2017's text-to-visual map, IV-SGNS).
 
-:class:`VSE` (the GRU sentence / linear image retrieval model of PIXIE's Table 6) is trained by
-its own loop in :mod:`groundwords.studies.pixie.retrieval` (step learning-rate schedule); it has ``loss`` only.
+:class:`VSE` (the GRU sentence / linear image retrieval model of PIXIE's Table 6) has ``loss`` only;
+:func:`groundwords.studies.pixie.retrieval.fit_vse` trains it through ``fit`` with its own step (step
+learning-rate schedule, gradient clipping), as :mod:`groundwords.studies.iesg.fitting` does for
+IESG's alternating updates.
 """
 
 from groundwords.models.iesg import IESG

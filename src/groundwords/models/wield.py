@@ -44,7 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
-from groundwords.models.noise import alias_table
+from groundwords.models.noise import NoiseSampler
 
 IMAGE_HEAD_SEED_OFFSET = 1_000_003  # the image head's generator seed = seed + this
 
@@ -101,10 +101,8 @@ class WIELD(nn.Module):
             nn.init.zeros_(self.out.weight)
             if counts is None:
                 raise ValueError("objective='negative' needs word counts for the noise distribution")
-            accept, alias = alias_table(np.clip(np.asarray(counts, dtype=np.float64), 0, None) ** 0.75)
-            self.register_buffer("noise_accept", torch.from_numpy(accept).float(), persistent=False)
-            self.register_buffer("noise_alias", torch.from_numpy(alias).long(), persistent=False)
-            self.sampler = None  # torch.Generator, created on first use on the model's device
+            # noise ∝ counts^0.75, from a generator seeded with ``seed`` (created on first use on the device)
+            self.noise = NoiseSampler(np.clip(np.asarray(counts, dtype=np.float64), 0, None) ** 0.75, seed)
 
         # --- image part (own generator: never touches the global RNG) --------------------
         self.image_head = None
@@ -132,11 +130,7 @@ class WIELD(nn.Module):
 
     def sample_noise(self, n: int, device) -> torch.Tensor:
         """``n`` word ids drawn from the unigram^0.75 distribution (alias method)."""
-        if self.sampler is None or self.sampler.device != torch.device(device):
-            self.sampler = torch.Generator(device=device).manual_seed(self.seed)
-        i = torch.randint(0, self.vocab_size, (n,), generator=self.sampler, device=device)
-        u = torch.rand(n, generator=self.sampler, device=device)
-        return torch.where(u < self.noise_accept[i], i, self.noise_alias[i])
+        return self.noise((n,), device)
 
     def word_loss(self, h: torch.Tensor, target: torch.Tensor, out=None) -> torch.Tensor:
         """Cross-entropy (softmax) or negative-sampling loss of the centre words, batch mean.

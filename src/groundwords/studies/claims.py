@@ -237,28 +237,8 @@ def wield_claims(t2: pd.DataFrame, t1: pd.DataFrame | None, margin: float, t1_wh
                             se=r.get("delta_learned_se"), n=r["pairs_used_learned"],
                             note="; ".join(x for x in (bnote, f"{int(r['n_seeds'])} seed(s)") if x)))
         # W2: γ = 250 vs the best other γ > 0 (⊕ image column, as the paper's bold figures)
-        col = "with_image" if g["rho_with_image"].notna().any() else "learned"
-        others = pos[pos["gamma"] != 250].dropna(subset=[f"rho_{col}"])
         at250 = pos[pos["gamma"] == 250]
-        if at250.empty or others.empty:
-            rows.append(row("W2", where, f"ρ {col}", status="inputs absent",
-                            note="needs γ = 250 and another γ > 0 in wield.gammas"))
-        else:
-            a = at250.iloc[0]
-            b = others.loc[others[f"rho_{col}"].idxmax()]
-            d = _num(a[f"delta_{col}_vs_baseline"]) - _num(b[f"delta_{col}_vs_baseline"])
-            se = math.hypot(_num(a.get(f"delta_{col}_se")), _num(b.get(f"delta_{col}_se")))
-            i = 0 if col == "learned" else 1
-            best_other = max((gm for gm in paper if gm not in (0, 250)), key=lambda gm: paper[gm][i], default=None)
-            pdl = paper[250][i] - paper[best_other][i] if paper and best_other is not None else math.nan
-            rows.append(row("W2", where, f"ρ {col.replace('_', ' ')}, γ = 250 − γ = {float(b['gamma']):g} "
-                            "(the best other)",
-                            paper=(f"{paper[250][i]:.4f} vs {paper[best_other][i]:.4f} (γ = {best_other:g})"
-                                   if paper and best_other is not None else ""),
-                            paper_delta=pdl, delta=d, lo=d - Z * se, hi=d + Z * se, se=se,
-                            n=a[f"pairs_used_{col}"],
-                            note="; ".join(x for x in (bnote, "CI from the two Δs vs γ = 0 as if independent "
-                                                       "(conservative); " + ADAM_NOTE) if x)))
+        rows.append(_w2_row(g, pos, at250, where, paper, bnote))
         # W3: ⊕ image − learned, at γ = 250 (else the largest γ)
         pick = at250 if len(at250) else (pos.tail(1) if len(pos) else g.tail(1))
         if pick.empty or "delta_image_vs_learned" not in g.columns:
@@ -276,25 +256,53 @@ def wield_claims(t2: pd.DataFrame, t1: pd.DataFrame | None, margin: float, t1_wh
     if len(sizes) < 2:
         rows.append(row("W1", bench, "ρ learned", status="inputs absent",
                         note="one dataset size configured (data.subsets); the paper has two"))
-    # W4: Table 1, image as input, on the smallest subset (the paper: 8.2k captions)
+    return rows + _w4_rows(t1, margin, t1_why)
+
+
+def _w2_row(g: pd.DataFrame, pos: pd.DataFrame, at250: pd.DataFrame, where: str, paper: dict, bnote: str) -> dict:
+    """W2 at one size: γ = 250 vs the best other γ > 0 (⊕ image column, as the paper's bold figures)."""
+    col = "with_image" if g["rho_with_image"].notna().any() else "learned"
+    others = pos[pos["gamma"] != 250].dropna(subset=[f"rho_{col}"])
+    if at250.empty or others.empty:
+        return row("W2", where, f"ρ {col}", status="inputs absent",
+                   note="needs γ = 250 and another γ > 0 in wield.gammas")
+    a = at250.iloc[0]
+    b = others.loc[others[f"rho_{col}"].idxmax()]
+    d = _num(a[f"delta_{col}_vs_baseline"]) - _num(b[f"delta_{col}_vs_baseline"])
+    se = math.hypot(_num(a.get(f"delta_{col}_se")), _num(b.get(f"delta_{col}_se")))
+    i = 0 if col == "learned" else 1
+    best_other = max((gm for gm in paper if gm not in (0, 250)), key=lambda gm: paper[gm][i], default=None)
+    pdl = paper[250][i] - paper[best_other][i] if paper and best_other is not None else math.nan
+    return row("W2", where, f"ρ {col.replace('_', ' ')}, γ = 250 − γ = {float(b['gamma']):g} "
+               "(the best other)",
+               paper=(f"{paper[250][i]:.4f} vs {paper[best_other][i]:.4f} (γ = {best_other:g})"
+                      if paper and best_other is not None else ""),
+               paper_delta=pdl, delta=d, lo=d - Z * se, hi=d + Z * se, se=se,
+               n=a[f"pairs_used_{col}"],
+               note="; ".join(x for x in (bnote, "CI from the two Δs vs γ = 0 as if independent "
+                                          "(conservative); " + ADAM_NOTE) if x))
+
+
+def _w4_rows(t1: pd.DataFrame | None, margin: float, t1_why: str) -> list[dict]:
+    """W4: Table 1, image as input, on the smallest subset (the paper: 8.2k captions)."""
     if t1 is None:
-        rows.append(_absent("W4", "not run", t1_why or "wield.image_input.enabled is false"))
-    else:
-        b1, n1 = _main_benchmark(t1)
-        small = _sizes(t1)[-1][0]
-        g = t1[(t1["subset"] == small) & (t1["benchmark"] == b1) & (t1["lambda"] > 0)]
-        for _, r in g.sort_values(["variant", "lambda"]).iterrows():
-            lam = float(r["lambda"])
-            pdl = WIELD_T1[lam] - WIELD_T1[0] if lam in WIELD_T1 else math.nan
-            rows.append(row("W4", f"{b1}, {_size_name(t1, small, '8.2k')}",
-                            f"ρ learned, {r['variant']} λ = {lam:g} − λ = 0",
-                            paper=f"{WIELD_T1[lam]:.2f} vs {WIELD_T1[0]:.2f}" if lam in WIELD_T1 else "",
-                            paper_delta=pdl, delta=r["delta_learned_vs_baseline"], lo=r.get("delta_learned_ci95_lo"),
-                            hi=r.get("delta_learned_ci95_hi"), se=r.get("delta_learned_se"),
-                            n=r["pairs_used_learned"], margin=margin,
-                            note="; ".join(x for x in (n1, f"margin ±{margin:g}") if x)))
-        if g.empty:
-            rows.append(row("W4", b1, "ρ learned", status="inputs absent", note="no λ > 0 in wield.image_input.lambdas"))
+        return [_absent("W4", "not run", t1_why or "wield.image_input.enabled is false")]
+    rows = []
+    b1, n1 = _main_benchmark(t1)
+    small = _sizes(t1)[-1][0]
+    g = t1[(t1["subset"] == small) & (t1["benchmark"] == b1) & (t1["lambda"] > 0)]
+    for _, r in g.sort_values(["variant", "lambda"]).iterrows():
+        lam = float(r["lambda"])
+        pdl = WIELD_T1[lam] - WIELD_T1[0] if lam in WIELD_T1 else math.nan
+        rows.append(row("W4", f"{b1}, {_size_name(t1, small, '8.2k')}",
+                        f"ρ learned, {r['variant']} λ = {lam:g} − λ = 0",
+                        paper=f"{WIELD_T1[lam]:.2f} vs {WIELD_T1[0]:.2f}" if lam in WIELD_T1 else "",
+                        paper_delta=pdl, delta=r["delta_learned_vs_baseline"], lo=r.get("delta_learned_ci95_lo"),
+                        hi=r.get("delta_learned_ci95_hi"), se=r.get("delta_learned_se"),
+                        n=r["pairs_used_learned"], margin=margin,
+                        note="; ".join(x for x in (n1, f"margin ±{margin:g}") if x)))
+    if g.empty:
+        rows.append(row("W4", b1, "ρ learned", status="inputs absent", note="no λ > 0 in wield.image_input.lambdas"))
     return rows
 
 

@@ -47,12 +47,10 @@ from collections import Counter
 from pathlib import Path
 from typing import Iterator
 
-import pandas as pd
-
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.files import atomic_path, download_verified, write_tsv
 from groundwords.text.captions import encode_token_lists
-from groundwords.text.vocab import tokenize
+from groundwords.text.vocab import tokenize, vocab_from_counts
 
 ENWIKI_SAMPLE = "enwiki-sample"
 ENWIKI_SAMPLE_FILE = "enwiki-latest-pages-articles1.xml-p000000010p000030302-shortened.bz2"
@@ -214,12 +212,6 @@ def write_corpus(sentences, out, counts: Counter | None = None) -> dict:
             if counts is not None:
                 counts.update(toks)
     return {"sentences": n_sent, "tokens": n_tok}
-
-
-def vocab_from_counts(counts: Counter, min_count: int = 5, max_size: int | None = None) -> pd.DataFrame:
-    """Vocabulary table like :func:`groundwords.text.vocab.build_vocab` (count desc, then word)."""
-    items = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda x: (-x[1], x[0]))
-    return pd.DataFrame(items[:max_size] if max_size else items, columns=["word", "count"])
 
 
 def build_text_corpus(source, out, *, max_bytes: int | None = None, fmt: str = "auto",

@@ -37,13 +37,16 @@ def count_tokens(texts: Iterable[str]) -> Counter:
     return counts
 
 
-def build_vocab(texts: Iterable[str], min_count: int = 5, max_size: int | None = None) -> pd.DataFrame:
-    """Vocabulary DataFrame (word, count), count >= min_count, most frequent first."""
-    counts = count_tokens(texts)
+def vocab_from_counts(counts: Counter, min_count: int = 5, max_size: int | None = None) -> pd.DataFrame:
+    """Vocabulary DataFrame (word, count) of token counts: count >= min_count, most frequent first
+    (ties by word), at most ``max_size`` words (None / 0: no limit)."""
     items = sorted(((w, c) for w, c in counts.items() if c >= min_count), key=lambda x: (-x[1], x[0]))
-    if max_size:
-        items = items[:max_size]
-    return pd.DataFrame(items, columns=["word", "count"])
+    return pd.DataFrame(items[:max_size] if max_size else items, columns=["word", "count"])
+
+
+def build_vocab(texts: Iterable[str], min_count: int = 5, max_size: int | None = None) -> pd.DataFrame:
+    """Vocabulary DataFrame (word, count) of raw texts (tokenized): see :func:`vocab_from_counts`."""
+    return vocab_from_counts(count_tokens(texts), min_count, max_size)
 
 
 def load_vocab(path) -> pd.DataFrame:

@@ -2,15 +2,12 @@
 
 from __future__ import annotations
 
-import math
-import time
-
 import numpy as np
 import torch
-from tqdm.auto import tqdm
 
-from groundwords.cli import UserError, log
+from groundwords.cli import UserError
 from groundwords.models.iesg import IESG
+from groundwords.training import fit
 
 
 def word_image_index(word_ids: np.ndarray, image_rows: np.ndarray, vocab_size: int) -> tuple[np.ndarray, np.ndarray]:
@@ -39,54 +36,45 @@ def fit_alternating(
 
     Every step takes one shuffled batch of (centre, context) pairs, draws the noise words and
     one random image per centre word, then makes a word step (eq. 1) and an image step (eq. 2)
-    on the same words, each with its own Momentum-SGD optimiser. Returns one dict per epoch:
-    mean ``word``, ``image`` and ``total`` losses (measured before each update), ``seconds``,
-    ``examples_per_s``.
+    on the same words, each with its own Momentum-SGD optimiser (the step of
+    :func:`groundwords.training.fit`'s loop). Returns one dict per epoch: mean ``word``,
+    ``image`` and ``total`` losses (measured before each update), ``seconds``, ``examples_per_s``.
     """
-    centre_all, context_all = data["centre"].long(), data["context"].long()
-    n = len(centre_all)
+    data = {"centre": data["centre"].long(), "context": data["context"].long()}
+    n = len(data["centre"])
     if n == 0:
         raise UserError("no IESG training examples (no corpus window is centred on a word with a training image)")
     opt_word = torch.optim.SGD(model.word_parameters(), lr=lr, momentum=momentum)
     image_params = [model.proj] + (model.word_parameters() if model.image_updates_words else [])
     opt_image = torch.optim.SGD(image_params, lr=lr, momentum=momentum)
-    shuffler = torch.Generator().manual_seed(seed)
-    history = []
-    model.train()
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
-        perm = torch.randperm(n, generator=shuffler)
-        sum_w = sum_i = 0.0
-        for start in tqdm(range(0, n, batch_size), desc=f"iesg epoch {epoch}/{epochs}", unit="batch",
-                          disable=not progress, leave=False, mininterval=1.0):
-            idx = perm[start:start + batch_size]
-            centre, context = centre_all[idx], context_all[idx]
-            noise = model.sample_noise(len(idx), centre.device)
-            rows = model.random_images(centre)
+    sums = [0.0, 0.0]  # this epoch's Σ word and Σ image losses (× batch size), for the total
 
-            lw = model.word_loss(centre, context, noise)  # eq. 1 -> word embeddings
-            opt_word.zero_grad(set_to_none=True)
-            lw.backward()
-            opt_word.step()
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
+        centre, context = batch["centre"], batch["context"]
+        noise = model.sample_noise(len(centre), centre.device)
+        rows = model.random_images(centre)
 
-            li = model.image_loss(rows, context, noise)  # eq. 2 -> W_p
-            opt_image.zero_grad(set_to_none=True)
-            li.backward()
-            opt_image.step()
+        lw = model.word_loss(centre, context, noise)  # eq. 1 -> word embeddings
+        opt_word.zero_grad(set_to_none=True)
+        lw.backward()
+        opt_word.step()
 
-            sum_w += lw.item() * len(idx)
-            sum_i += li.item() * len(idx)
-        seconds = time.perf_counter() - t0
-        rec = {"epoch": epoch, "word": sum_w / n, "image": sum_i / n, "total": (sum_w + sum_i) / n,
-               "seconds": seconds, "examples_per_s": n / seconds}
-        for k in ("word", "image"):
-            if not math.isfinite(rec[k]):
-                log.warning("epoch %d: IESG %s loss is %s", epoch, k, rec[k])
-        history.append(rec)
-        log.info("iesg epoch %d/%d: word=%.4f image=%.4f (%.1fs, %.0f ex/s)",
-                 epoch, epochs, rec["word"], rec["image"], seconds, rec["examples_per_s"])
-    model.eval()
-    return history
+        li = model.image_loss(rows, context, noise)  # eq. 2 -> W_p
+        opt_image.zero_grad(set_to_none=True)
+        li.backward()
+        opt_image.step()
+
+        out = {"word": lw.item(), "image": li.item()}
+        sums[0] += out["word"] * len(centre)
+        sums[1] += out["image"] * len(centre)
+        return out
+
+    def epoch_end(rec: dict) -> None:
+        rec["total"] = (sums[0] + sums[1]) / n
+        sums[:] = [0.0, 0.0]
+
+    return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
+               step_fn=step, on_epoch_end=epoch_end)
 
 
 def fit_l2_projection(image_features, targets, ridge: float = 0.0) -> np.ndarray:
@@ -112,8 +100,9 @@ def fit_l2_projection(image_features, targets, ridge: float = 0.0) -> np.ndarray
 def fit_l2_sgd(image_features, targets, *, steps: int, batch_size: int = 16, lr: float = 0.01,
                momentum: float = 0.9, seed: int = 0) -> tuple[np.ndarray, float]:
     """The L2-distance baseline trained by Momentum SGD from ``W_p = 0``: minimise the batch mean of
-    ``‖x W_p − y‖²`` over shuffled (image, word) pairs for ``steps`` steps (reshuffled every pass).
-    Returns ``(W_p (k, d) float32, the last pass's mean loss)``."""
+    ``‖x W_p − y‖²`` over shuffled (image, word) pairs for ``steps`` steps (reshuffled every pass),
+    by :func:`groundwords.training.fit`. Returns ``(W_p (k, d) float32, the last pass's mean loss
+    per pair)``."""
     X = torch.as_tensor(np.asarray(image_features, dtype=np.float32))
     Y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
@@ -122,21 +111,19 @@ def fit_l2_sgd(image_features, targets, *, steps: int, batch_size: int = 16, lr:
         raise UserError("no training (image, word) pairs for the L2 baseline")
     if steps < 1:
         raise ValueError(f"steps must be >= 1 (got {steps})")
-    W = torch.zeros(X.shape[1], Y.shape[1], requires_grad=True)
-    opt = torch.optim.SGD([W], lr=lr, momentum=momentum)
-    g = torch.Generator().manual_seed(seed)
-    n, step, last = X.shape[0], 0, []
-    while step < steps:
-        perm = torch.randperm(n, generator=g)
-        last = []
-        for start in range(0, n, batch_size):
-            idx = perm[start:start + batch_size]
-            loss = (X[idx] @ W - Y[idx]).pow(2).sum(1).mean()
-            opt.zero_grad(set_to_none=True)
-            loss.backward()
-            opt.step()
-            last.append(loss.item())
-            step += 1
-            if step >= steps:
-                break
-    return W.detach().numpy().astype(np.float32), float(np.mean(last))
+    model = _Projection(X.shape[1], Y.shape[1])
+    n = X.shape[0]
+    history = fit(model, {"x": X, "y": Y}, epochs=-(-steps // -(-n // batch_size)), batch_size=batch_size, lr=lr,
+                  optimizer="sgd", momentum=momentum, seed=seed, max_steps=steps, progress=False)
+    return model.W.detach().numpy().astype(np.float32), history[-1]["total"]
+
+
+class _Projection(torch.nn.Module):
+    """``W_p`` (k, d) from zero, with the L2 baseline's loss: the batch mean of ``‖x W_p − y‖²``."""
+
+    def __init__(self, k: int, d: int):
+        super().__init__()
+        self.W = torch.nn.Parameter(torch.zeros(k, d))
+
+    def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        return {"total": (batch["x"] @ self.W - batch["y"]).pow(2).sum(1).mean()}

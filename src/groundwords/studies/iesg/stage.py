@@ -67,10 +67,11 @@ from groundwords.files import atomic_path, load_image_features, write_json, writ
 from groundwords.grounding.word_images import read_word_images
 from groundwords.models.iesg import IESG
 from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
-from groundwords.text.corpora import corpus_ids, iter_corpus, vocab_from_counts
+from groundwords.text.corpora import corpus_ids, iter_corpus
 from groundwords.text.skipgram import skipgram_pairs, train_sgns
-from groundwords.text.vocab import load_vocab
-from groundwords.training import torch_settings, write_outputs, write_word2vec_text
+from groundwords.text.vocab import load_vocab, vocab_from_counts
+from groundwords.training import check_finite, torch_settings, write_outputs, write_word2vec_text
+from groundwords.vectors import unit_rows
 
 IMAGE_NORMS = ("l2", "center_l2", "none")
 L2_FITS = ("sgd", "lstsq")
@@ -95,8 +96,7 @@ def normalize_images(feats: np.ndarray, mode: str, mean: np.ndarray | None = Non
         if mean is None:
             raise ValueError("center_l2 needs the training images' mean")
         x = x - np.asarray(mean, np.float32)
-    n = np.linalg.norm(x, axis=1, keepdims=True)
-    return (x / np.maximum(n, 1e-12)).astype(np.float32)
+    return unit_rows(x, axis=1, eps=1e-12).astype(np.float32)
 
 
 def load_sgns(sgns_dir) -> tuple[list[str], np.ndarray, np.ndarray, Path]:
@@ -163,8 +163,7 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
     vectors = model.word_vectors().numpy()
-    if not np.isfinite(vectors).all():
-        raise UserError("SGNS diverged: the vectors contain NaN/inf (lower --alpha)")
+    check_finite("SGNS", vectors, lower="--alpha")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "context_vectors.npy", suffix=".npy") as tmp:
@@ -270,8 +269,7 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
         used_threads = torch.get_num_threads()
     vectors = model.word_vectors().numpy()
     W_iesg = model.projection().numpy()
-    if not (np.isfinite(vectors).all() and np.isfinite(W_iesg).all()):
-        raise UserError("IESG diverged: NaN/inf parameters (lower --lr)")
+    check_finite("IESG", vectors, W_iesg)
 
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

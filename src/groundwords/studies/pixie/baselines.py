@@ -55,7 +55,8 @@ from groundwords.models.vsgns import VISUAL_MAPS, VSGNS
 from groundwords.studies.pixie.imagination import fit_imagination, fit_quality, imagined_vectors
 from groundwords.studies.pixie.stage import add_skipgram_args, align_visual, text_inputs
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, subsample
-from groundwords.training import fit, torch_settings, write_outputs, write_word2vec_text
+from groundwords.training import finish_run, fit, torch_settings, write_word2vec_text
+from groundwords.vectors import unit_rows
 
 
 def _check(*conditions) -> None:
@@ -145,8 +146,6 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window
         after = model.alignment()
         used_threads = torch.get_num_threads()
         vectors = model.word_vectors().numpy()
-    if not np.isfinite(vectors).all():
-        raise UserError("V-SGNS diverged: the vectors contain NaN/inf (lower --lr)")
     info = {
         "model": "vsgns",
         "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
@@ -161,7 +160,7 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window
         "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
         "outputs": {"vectors.txt": "e_w (every word)"},
     }
-    write_outputs(out_dir, words, vectors, history, info)
+    finish_run(out_dir, words, vectors, history, info, model="V-SGNS")
     log.info("wrote %s: %d x %d V-SGNS vectors; cos(M e_w, v_w) %.3f -> %.3f (mismatched %.3f)", out_dir,
              *vectors.shape, before["cos_match"], after["cos_match"], after["cos_mismatch"])
     return info
@@ -194,8 +193,6 @@ def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", h
         seconds = time.perf_counter() - t0
         end = fit_quality(f, x, y)
         vectors = imagined_vectors(f, text, normalize=normalize)
-    if not np.isfinite(vectors).all():
-        raise UserError("IV-SGNS diverged: the vectors contain NaN/inf (lower --lr)")
     info = {
         "model": "ivsgns",
         "hyperparameters": {"mapping": mapping, "hidden": hidden if mapping == "nonlinear" else None,
@@ -210,7 +207,7 @@ def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", h
         "train_seconds": seconds, "history": history, "torch_version": torch.__version__,
         "outputs": {"vectors.txt": "[e_w, f(e_w)]" + (" each L2-normalised" if normalize else "") + ", every word"},
     }
-    write_outputs(out_dir, words, vectors, history, info)
+    finish_run(out_dir, words, vectors, history, info, model="IV-SGNS")
     log.info("wrote %s: %d x %d IV-SGNS vectors; fit MSE %.4g -> %.4g (R² %.3f)", out_dir, *vectors.shape,
              start["mse"], end["mse"], end["r2"])
     return info
@@ -256,8 +253,6 @@ def train_vae(visual_h5, out_dir, *, dim: int = 100, hidden: int = 500, J: int =
         with torch.no_grad():
             elbo_end = vae.elbo(x, J).mean().item()
             vectors = vae.encode(x)[0].numpy()
-    if not np.isfinite(vectors).all():
-        raise UserError("VAE diverged: the vectors contain NaN/inf (lower --lr)")
     for rec in history:
         rec["elbo"] = -rec["total"]
     info = {
@@ -269,7 +264,7 @@ def train_vae(visual_h5, out_dir, *, dim: int = 100, hidden: int = 500, J: int =
         "elbo_start": elbo_start, "elbo_end": elbo_end, "train_seconds": seconds, "history": history,
         "torch_version": torch.__version__, "outputs": {"vectors.txt": "μ_φ(x_w), visual words only"},
     }
-    write_outputs(out_dir, words, vectors, history, info)
+    finish_run(out_dir, words, vectors, history, info, model="VAE")
     log.info("wrote %s: %d x %d VAE vectors; mean ELBO %.4g -> %.4g", out_dir, *vectors.shape, elbo_start, elbo_end)
     return info
 
@@ -279,12 +274,6 @@ def write_cnn(visual_h5, out_txt) -> dict:
     write_word2vec_text(out_txt, words, feats)
     log.info("wrote %s: %d x %d CNN vectors", out_txt, *feats.shape)
     return {"words": len(words), "dim": int(feats.shape[1])}
-
-
-def unit_rows(v: np.ndarray) -> np.ndarray:
-    """Rows divided by their L2 norm (zero rows stay zero)."""
-    n = np.linalg.norm(v, axis=1, keepdims=True)
-    return (v / np.where(n > 0, n, 1.0)).astype(np.float32)
 
 
 def concat_vectors(a_path, b_path, out_txt, *, normalize: bool = True) -> dict:
@@ -307,7 +296,7 @@ def concat_vectors(a_path, b_path, out_txt, *, normalize: bool = True) -> dict:
         raise UserError(f"{a_path} ({len(wa)} words) and {b_path} ({len(wb)} words) share no word")
     a, b = va[ia], vb[ib]
     if normalize:
-        a, b = unit_rows(a), unit_rows(b)
+        a, b = unit_rows(a, axis=1).astype(np.float32), unit_rows(b, axis=1).astype(np.float32)
     out = np.concatenate([a, b], 1)
     write_word2vec_text(out_txt, [wa[i] for i in ia], out)
     log.info("wrote %s: %d shared words x (%d + %d) dims%s", out_txt, len(ia), a.shape[1], b.shape[1],

@@ -50,13 +50,14 @@ import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.files import atomic_path, load_image_features, read_feature_matrix, write_features
+from groundwords.grounding.word_features import pair_means
 from groundwords.grounding.word_images import read_word_images
 from groundwords.models.pixie import MIN_VAR, PIXIE, VAE_WEIGHTINGS
 from groundwords.models.sgns import SGNS
 from groundwords.text.corpora import corpus_ids
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
 from groundwords.text.vocab import load_vocab
-from groundwords.training import fit, torch_settings, write_outputs, write_word2vec_text
+from groundwords.training import check_finite, fit, torch_settings, write_outputs, write_word2vec_text
 
 SCALINGS = ("minmax", "none")
 OPTIMIZERS = ("adam", "sparse_adam")
@@ -64,20 +65,6 @@ OPTIMIZERS = ("adam", "sparse_adam")
 
 # ---------------------------------------------------------------------------------------------
 # features
-
-
-def word_means(table: pd.DataFrame, image_ids: list[str], feats: np.ndarray) -> tuple[list[str], np.ndarray, np.ndarray]:
-    """(sorted words, mean features (W, k), image counts (W,)) over every (word, image) pair with an encoding."""
-    pairs = table[["word", "image_id"]].astype(str).drop_duplicates()
-    rows = pd.Index(image_ids).get_indexer(pairs["image_id"])
-    pairs = pairs[rows >= 0].assign(row=rows[rows >= 0])
-    if pairs.empty:
-        return [], np.zeros((0, feats.shape[1]), np.float32), np.zeros(0, np.int64)
-    codes, words = pd.factorize(pairs["word"], sort=True)
-    sums = np.zeros((len(words), feats.shape[1]), np.float64)
-    np.add.at(sums, codes, feats[pairs["row"].to_numpy()].astype(np.float64))
-    counts = np.bincount(codes, minlength=len(words))
-    return list(words), (sums / counts[:, None]).astype(np.float32), counts.astype(np.int64)
 
 
 def held_out_images(split_tsv) -> set[str]:
@@ -114,7 +101,7 @@ def make_features(word_images_tsv, features_h5, out_h5, *, hide: int = 0, hidden
         n_excluded = int(table.loc[drop, "image_id"].nunique())
         table = table[~drop]
         log.info("excluding %d images of the retrieval validation/test split (%s)", n_excluded, exclude_split)
-    words, means, counts = word_means(table, image_ids, feats)
+    words, means, counts = pair_means(table, image_ids, feats)
     if not words:
         raise UserError(f"no word of {word_images_tsv} has an image encoded in {features_h5} (check the image ids)")
     n_with_images = len(words)
@@ -230,8 +217,7 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
         used_threads = torch.get_num_threads()
         plus = model.word_vectors().numpy()
         concat = model.concat_vectors().numpy() if visual_h5 is not None else None
-    if not (np.isfinite(plus).all() and (concat is None or np.isfinite(concat).all())):
-        raise UserError("PIXIE diverged: the vectors contain NaN/inf (lower --lr)")
+    check_finite("PIXIE" if concat is not None else "SGNS", plus, *([] if concat is None else [concat]))
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     if concat is not None:

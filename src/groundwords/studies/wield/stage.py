@@ -44,15 +44,15 @@ import time
 from pathlib import Path
 
 import numpy as np
-import pandas as pd
 import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
-from groundwords.files import read_features, read_tsv
+from groundwords.data.manifest import read_captions
+from groundwords.files import read_features
 from groundwords.models import WIELD, ImageInputCBOW
 from groundwords.text.captions import build_examples, word_rows
 from groundwords.text.vocab import load_vocab
-from groundwords.training import OPTIMIZERS, fit, torch_settings, write_outputs
+from groundwords.training import OPTIMIZERS, finish_run, fit, torch_settings
 
 MODELS = ("wield", "imginput")
 IMAGE_MODES = ("caption", "word")
@@ -130,13 +130,7 @@ def _read_inputs(captions_tsv, vocab_tsv, images_h5, image_dim):
     for name, p in (("captions", captions_tsv), ("vocabulary", vocab_tsv), ("images", images_h5)):
         if p is not None and not Path(p).is_file():
             raise UserError(f"{name} file not found: {p}")
-    try:
-        caps = read_tsv(captions_tsv, dtype={"id": str, "caption": str, "status": str})
-    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as e:
-        raise UserError(f"{captions_tsv}: cannot read captions TSV ({e})") from e
-    missing = [c for c in ("id", "caption", "status") if c not in caps.columns]
-    if missing:
-        raise UserError(f"{captions_tsv}: missing column(s) {missing} (expected rank, row, id, caption, status, path)")
+    caps = read_captions(captions_tsv, "captions TSV", "rank, row, id, caption, status, path")
     vocab = load_vocab(vocab_tsv)
     if vocab.empty:
         raise UserError(f"{vocab_tsv}: the vocabulary is empty")
@@ -267,8 +261,6 @@ def train(
         used_threads = torch.get_num_threads()
         vectors = net.word_vectors().cpu().numpy()
 
-    if not np.isfinite(vectors).all():
-        raise UserError("training diverged: the word vectors contain NaN/inf (lower --lr)")
     n_words = stats["n_examples"] * epochs
     final = history[-1]
     info = {
@@ -298,7 +290,7 @@ def train(
         "device": str(device),
         "threads": used_threads,
     }
-    write_outputs(out_dir, words, vectors, history, info)
+    finish_run(out_dir, words, vectors, history, info, model="WIELD" if model == "wield" else "image-input CBOW")
     log.info("wrote %s: %d x %d vectors, %.0f words/s", out_dir, *vectors.shape, info["words_per_s"])
     return info
 
