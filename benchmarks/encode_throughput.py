@@ -33,7 +33,8 @@ import pandas as pd
 import torch
 from PIL import Image
 
-from groundwords.data.encode import encode_images, load_encoder, load_rgb
+from groundwords.data.encode import encode_images
+from groundwords.data.encoders import load_encoder, load_rgb
 
 
 def make_images(folder: Path, n: int, size=(400, 300), seed=0) -> Path:

@@ -15,7 +15,8 @@ from PIL import Image
 
 from groundwords.cli import UserError, run_cli
 from groundwords.data import encode
-from groundwords.data.encode import encode_images, load_encoder
+from groundwords.data.encode import encode_images
+from groundwords.data.encoders import load_encoder
 from groundwords.files import read_features
 
 N_IMAGES = 12
@@ -341,7 +342,7 @@ def test_transparent_images_are_composited_onto_white(tmp_path):
     the arbitrary colour they hold (red here), opaque ones keep theirs."""
     from PIL import Image
 
-    from groundwords.data.encode import load_rgb
+    from groundwords.data.encoders import load_rgb
 
     rgba = Image.new("RGBA", (20, 10), (255, 0, 0, 0))  # transparent red
     rgba.paste((0, 0, 255, 255), (0, 0, 10, 10))  # opaque blue left half
