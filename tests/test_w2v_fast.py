@@ -139,33 +139,58 @@ def test_cbow_same_seed_same_vectors_and_threads_run():
 
 
 def test_quality_within_margin_of_gensim():
-    """SGNS on gensim's Lee corpus, 10 epochs: ρ(WS353) within 0.08 of gensim's (seed-averaged
-    gensim ρ ~0.2 on this tiny corpus; the margin covers its seed-to-seed spread)."""
-    from gensim.models import KeyedVectors, Word2Vec
+    """SGNS (numba engine) on gensim's Lee corpus, the setting of test_iesg's gensim comparison
+    (8 epochs, α 0.08, dim 32, window 5, 5 negatives, sample 1e-3, min_count 3): the mean
+    WS353 ρ over seeds 0-2 is within 0.05 of gensim's mean over the same seeds (measured:
+    ours 0.29/0.25/0.24, gensim 0.26/0.19/0.29; single seeds spread ±0.05 on these 102 covered pairs)."""
+    from gensim.models import Word2Vec
     from gensim.test.utils import datapath
 
-    from groundwords.textcorpus import vocab_from_counts
     from groundwords.corpus import encode_token_lists
-    from collections import Counter
+    from groundwords.evaluate import similarity_spearman
+    from groundwords.vocab import build_vocab, tokenize
 
-    sents = [line.lower().split() for line in open(datapath("lee_background.cor"), encoding="utf-8")]
-    vocab = vocab_from_counts(Counter(t for s in sents for t in s), 2)
-    words = vocab["word"].astype(str).tolist()
+    lines = open(datapath("lee_background.cor"), encoding="utf-8").read().splitlines()
+    sents = [tokenize(line) for line in lines]
+    hp = dict(dim=32, window=5, negatives=5, sample=1e-3, epochs=8, alpha=0.08)
+    vocab = build_vocab(lines, min_count=3)
+    words = vocab["word"].tolist()
     enc = encode_token_lists(sents, words)
-    counts = vocab["count"].to_numpy(np.float64)
-
-    def rho(kv):
-        return kv.evaluate_word_pairs(datapath("wordsim353.tsv"))[1][0]
-
+    ws353 = datapath("wordsim353.tsv")
     ours, theirs = [], []
-    for seed in (0, 1):
-        m, _, _ = train_sgns(enc.tokens, enc.offsets, counts, dim=50, epochs=10, seed=seed, progress=False,
-                             engine="numba", threads=1)
-        kv = KeyedVectors(50)
-        kv.add_vectors(words, m.word_vectors().numpy())
-        ours.append(rho(kv))
-        g = Word2Vec(sents, vector_size=50, window=5, min_count=2, sg=1, negative=5, sample=1e-3, epochs=10,
-                     workers=1, seed=seed)
-        theirs.append(rho(g.wv))
-    print(ours, theirs)
-    assert np.mean(ours) >= np.mean(theirs) - 0.08, (ours, theirs)
+    for seed in (0, 1, 2):
+        m, _, _ = train_sgns(enc.tokens, enc.offsets, vocab["count"].to_numpy(), seed=seed, progress=False,
+                             engine="numba", threads=1, **hp)
+        ours.append(similarity_spearman(words, m.word_vectors().numpy(), ws353)["rho"])
+        g = Word2Vec(sents, sg=1, vector_size=hp["dim"], window=hp["window"], negative=hp["negatives"],
+                     sample=hp["sample"], epochs=hp["epochs"], alpha=hp["alpha"], min_count=3, seed=seed, workers=1)
+        theirs.append(similarity_spearman(list(g.wv.index_to_key), g.wv.vectors, ws353)["rho"])
+    assert np.mean(ours) >= np.mean(theirs) - 0.05, (ours, theirs)
+
+
+def test_wield_stage_numba_engine(tmp_path):
+    """groundwords.train.train with engine numba: outputs, train.json fields, determinism with
+    one thread, the image loss going down, and the engine refused where it does not apply."""
+    import json
+
+    import pandas as pd
+
+    from groundwords.io import UserError
+    from groundwords.train import train
+    from test_train import lee_captions, write_inputs
+
+    paths = write_inputs(tmp_path, lee_captions(150))
+    kw = dict(dim=16, epochs=3, batch_size=20, lr=0.5, objective="negative", optimizer="sgd", lr_schedule="linear",
+              progress=False, engine="numba")
+    a = train(*paths, tmp_path / "a", gamma=1.0, threads=1, seed=3, **kw)
+    train(*paths, tmp_path / "b", gamma=1.0, threads=1, seed=3, **kw)
+    assert np.array_equal(np.load(tmp_path / "a" / "vectors.npy"), np.load(tmp_path / "b" / "vectors.npy"))
+    info = json.loads((tmp_path / "a" / "train.json").read_text())
+    assert (info["engine"], info["threads"], info["deterministic"]) == ("numba", 1, True)
+    assert info == json.loads(json.dumps(a))
+    loss = pd.read_csv(tmp_path / "a" / "loss.csv")
+    assert loss["mse"].iloc[-1] < loss["mse"].iloc[0] and loss["ce"].iloc[-1] < loss["ce"].iloc[0]
+    two = train(*paths, tmp_path / "c", gamma=0.0, threads=2, seed=3, **kw)
+    assert (two["threads"], two["deterministic"]) == (2, False)
+    with pytest.raises(UserError, match="engine numba"):
+        train(*paths, tmp_path / "d", gamma=1.0, **{**kw, "optimizer": "adam"})

@@ -235,8 +235,9 @@ def _sgns_job(syn0, syn1, tokens, offsets, s_lo, s_hi, keep_prob, window, shrink
 
 @nb.njit(**_KW)
 def _cbow_job(syn0, syn1, context, target, image_row, lo, hi, pad, negatives, accept, alias,
-              alpha0, done0, total, w_word, w_img, img_w, img_b, img_y, state):
-    """Train on CBOW examples [lo, hi). ``done0``: examples of the run before this job (lr)."""
+              alpha0, done0, total, linear, w_word, w_img, img_w, img_b, img_y, state):
+    """Train on CBOW examples [lo, hi). ``done0``: examples of the run before this job (lr);
+    ``linear``: decay the rate linearly (else constant ``alpha0``)."""
     d = syn0.shape[1]
     h = np.empty(d, np.float32)
     neu1e = np.empty(d, np.float32)
@@ -245,7 +246,7 @@ def _cbow_job(syn0, syn1, context, target, image_row, lo, hi, pad, negatives, ac
     none = np.empty(0, np.float32)
     loss, mse_sum, n_mse = 0.0, 0.0, 0
     for e in range(lo, hi):
-        alpha = alpha0 * max(MIN_ALPHA_FRAC, 1.0 - (done0 + e - lo) / total)
+        alpha = alpha0 * max(MIN_ALPHA_FRAC, 1.0 - (done0 + e - lo) / total) if linear else alpha0
         for k in range(negatives):
             noise[k] = _noise(state, accept, alias)
         row = image_row[e]
@@ -345,15 +346,16 @@ def train_sgns_arrays(syn0: np.ndarray, syn1: np.ndarray, tokens, offsets, count
 
 
 def train_cbow_arrays(syn0: np.ndarray, syn1: np.ndarray, context, target, pad: int, counts, *,
-                      negatives: int = 5, epochs: int = 5, alpha: float = 0.025, seed: int = 0,
-                      threads: int = 1, gamma: float = 0.0, image_row=None, image_targets=None,
+                      negatives: int = 5, epochs: int = 5, alpha: float = 0.025, linear: bool = True,
+                      seed: int = 0, threads: int = 1, gamma: float = 0.0, image_row=None, image_targets=None,
                       img_w: np.ndarray | None = None, img_b: np.ndarray | None = None,
                       job_words: int = JOB_WORDS, on_epoch_end=None) -> list[dict]:
     """Train CBOW-NS (WIELD's objective) in place on ``syn0`` ((V+1, d), row ``pad`` = padding),
     ``syn1`` ((V, d)) and, with ``gamma > 0``, the image head ``img_w`` ((k, d)), ``img_b`` ((k,)).
 
     ``context`` (N, width) / ``target`` (N,) / ``image_row`` (N,; -1: no image) are the rows of
-    :func:`groundwords.corpus.build_examples`; examples are visited in order. Returns one
+    :func:`groundwords.corpus.build_examples`; examples are visited in order. ``linear``:
+    word2vec's linear decay of ``alpha`` over the run (else constant). Returns one
     record per epoch (``ce``: mean word loss; ``mse``: mean image MSE; ``total`` = weighted sum).
     """
     context = np.ascontiguousarray(context, dtype=np.int64)
@@ -376,7 +378,7 @@ def train_cbow_arrays(syn0: np.ndarray, syn1: np.ndarray, context, target, pad: 
     for ep in range(epochs):
         def fn(i, job, ep=ep):
             return _cbow_job(syn0, syn1, context, target, rows, job[0], job[1], pad, negatives, accept, alias,
-                             alpha, float(ep * n + job[0]), total, w_word, w_img, img_w, img_b, img_y,
+                             alpha, float(ep * n + job[0]), total, linear, w_word, w_img, img_w, img_b, img_y,
                              job_state(seed, ep, i))
         t0 = time.perf_counter()
         res = _run(jobs, fn, threads)
@@ -386,7 +388,7 @@ def train_cbow_arrays(syn0: np.ndarray, syn1: np.ndarray, context, target, pad: 
         mse = sum(r[1] for r in res) / n_mse if n_mse else float("nan")
         rec = {"epoch": ep + 1, "ce": ce, "total": w_word * ce + (w_img * mse if n_mse else 0.0),
                "seconds": sec, "words_per_s": n / sec if sec > 0 else float("inf"),
-               "lr": alpha * max(MIN_ALPHA_FRAC, 1.0 - (ep + 1) / epochs)}
+               "lr": alpha * max(MIN_ALPHA_FRAC, 1.0 - (ep + 1) / epochs) if linear else alpha}
         if n_mse:
             rec["mse"] = mse
         history.append(rec)

@@ -41,6 +41,7 @@ import torch.nn.functional as F
 from .wield import alias_table
 
 ENGINES = ("numba", "torch")  # train_sgns: the compiled word2vec kernel or groundwords.train.fit
+DEFAULT_ENGINE = "numba"  # the config schema (iesg.sgns.engine) is the pipeline's default
 
 
 def keep_probabilities(counts, sample: float) -> np.ndarray:
@@ -186,7 +187,7 @@ def train_sgns(
     sparse: bool = True,
     seed: int = 0,
     progress: bool = True,
-    engine: str = "numba",
+    engine: str = DEFAULT_ENGINE,
     threads: int = 1,
 ) -> tuple[SGNS, list[dict], dict]:
     """Train :class:`SGNS` on CSR sentences with :func:`groundwords.train.fit` (plain SGD).
