@@ -146,11 +146,13 @@ def sgns_pair(syn0, syn1, w, c, noise, alpha, neu1e):
 
 
 @nb.njit(**_KW)
-def cbow_example(syn0, syn1, ctx, pad, target, noise, alpha, w_word, w_img, img_w, img_b, y, h, neu1e, pred):
+def cbow_example(syn0, syn1, ctx, pad, target, noise, alpha, w_word, w_img, img_w, img_b, img_y, row, h, neu1e,
+                 pred):
     """One SGD step on one CBOW (WIELD, negative sampling) example.
 
-    ``ctx``: context ids (``pad`` = empty slot); ``y``: the image target (length-0 array or
-    ``w_img == 0``: no image term). Returns (word loss, image MSE or -1)."""
+    ``ctx``: context ids (``pad`` = empty slot); ``img_y[row]``: the image target (``row < 0``
+    or ``w_img == 0``: no image term); ``img_w`` (k, d), ``img_b`` (k,): the image head.
+    Returns (word loss, image MSE or -1)."""
     d = syn0.shape[1]
     h[:] = 0.0
     cw = 0
@@ -166,25 +168,23 @@ def cbow_example(syn0, syn1, ctx, pad, target, noise, alpha, w_word, w_img, img_
     neu1e[:] = 0.0
     loss = _neg_update(syn1, h, target, noise, alpha * w_word, neu1e)
     mse = -1.0
-    if w_img > 0.0 and y.shape[0] > 0:
-        k = y.shape[0]
+    if w_img > 0.0 and row >= 0:
+        # per output a: the residual p_a = (W h + b − y)_a, then one fused pass over W's row a
+        k = img_w.shape[0]
+        scale = np.float32(alpha * w_img * 2.0 / k)
         mse = 0.0
         for a in range(k):
-            s = img_b[a]
             wa = img_w[a]
+            s = img_b[a] - img_y[row, a]
             for i in range(d):
                 s += wa[i] * h[i]
-            pred[a] = s - y[a]
-            mse += pred[a] * pred[a]
-        mse /= k
-        scale = np.float32(alpha * w_img * 2.0 / k)
-        for a in range(k):
-            ga = scale * pred[a]  # alpha · ∂loss/∂pred_a
-            wa = img_w[a]
-            for i in range(d):
+            mse += s * s
+            ga = scale * s  # alpha · ∂loss/∂pred_a
+            img_b[a] -= ga
+            for i in range(d):  # neu1e −= g_a W_a (old W), then W_a −= g_a h
                 neu1e[i] -= ga * wa[i]
                 wa[i] -= ga * h[i]
-            img_b[a] -= ga
+        mse /= k
     for j in range(ctx.shape[0]):
         c = ctx[j]
         if c != pad:
@@ -243,16 +243,13 @@ def _cbow_job(syn0, syn1, context, target, image_row, lo, hi, pad, negatives, ac
     neu1e = np.empty(d, np.float32)
     pred = np.empty(max(img_w.shape[0], 1), np.float32)
     noise = np.empty(negatives, np.int64)
-    none = np.empty(0, np.float32)
     loss, mse_sum, n_mse = 0.0, 0.0, 0
     for e in range(lo, hi):
         alpha = alpha0 * max(MIN_ALPHA_FRAC, 1.0 - (done0 + e - lo) / total) if linear else alpha0
         for k in range(negatives):
             noise[k] = _noise(state, accept, alias)
-        row = image_row[e]
-        y = img_y[row] if (w_img > 0.0 and row >= 0) else none
         l, m = cbow_example(syn0, syn1, context[e], pad, target[e], noise, alpha, w_word, w_img,
-                            img_w, img_b, y, h, neu1e, pred)
+                            img_w, img_b, img_y, image_row[e], h, neu1e, pred)
         loss += l
         if m >= 0.0:
             mse_sum += m
