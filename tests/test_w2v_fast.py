@@ -84,9 +84,9 @@ def test_cbow_step_equals_wield_step(gamma):
     torch.optim.SGD(m.parameters(), lr=alpha).step()
 
     s0, s1, W1, b1 = syn0.copy(), syn1.copy(), W.copy(), b.copy()
-    h, neu1e, pred = np.zeros(D, np.float32), np.zeros(D, np.float32), np.zeros(k, np.float32)
-    ce, mse = w2v_fast.cbow_example(s0, s1, ctx[0], pad, 2, noise.numpy(), alpha, 1 / (1 + gamma),
-                                    gamma / (1 + gamma), W1, b1, targets.numpy(), 1, h, neu1e, pred)
+    h, neu1e = np.zeros((1, D), np.float32), np.zeros(D, np.float32)
+    ce, mse = w2v_fast.cbow_example(s0, s1, ctx, 0, pad, 2, noise.numpy(), alpha, 1 / (1 + gamma),
+                                    gamma / (1 + gamma), W1, b1, targets.numpy(), 1, h, neu1e)
     for new, old, g in zip((s0, s1, W1, b1), (syn0, syn1, W, b), grads):
         np.testing.assert_allclose((new - old) / -alpha, g, atol=1e-5)
     np.testing.assert_allclose(s0, m.emb.weight.detach().numpy(), atol=1e-6)

@@ -105,68 +105,68 @@ def job_state(seed: int, epoch: int, job: int) -> np.ndarray:
 
 
 @nb.njit(**_KW)
-def _neg_update(syn1, h, target, noise, alpha, neu1e):
-    """Negative-sampling targets of one example: update ``syn1`` rows, accumulate ``neu1e``
-    (the step for ``h``); returns the example's loss. ``alpha`` includes the loss weight."""
-    d = h.shape[0]
-    loss = 0.0
+def _neg_update(syn1, hm, hr, target, noise, alpha, neu1e):
+    """Negative-sampling targets of one example whose hidden vector is row ``hr`` of ``hm``:
+    update ``syn1`` rows, accumulate ``neu1e`` (the step for ``h``); returns the example's
+    loss. ``alpha`` includes the loss weight. Rows are indexed, never sliced (no views in
+    the hot loop)."""
+    d = hm.shape[1]
+    p = 1.0  # Π σ(±f): one log per example instead of one per target
     for k in range(noise.shape[0] + 1):
         if k == 0:
-            t, label = target, 1.0
+            t = target
         else:
-            t, label = noise[k - 1], 0.0
-        u = syn1[t]
-        f = 0.0
+            t = noise[k - 1]
+        f = np.float32(0.0)
         for i in range(d):
-            f += h[i] * u[i]
-        if f > 0:  # σ(f) and the loss, both stable
-            ex = math.exp(-f)
-            sig = 1.0 / (1.0 + ex)
-            loss += math.log1p(ex) + (f if label == 0.0 else 0.0)
+            f += hm[hr, i] * syn1[t, i]
+        ex = math.exp(-abs(f))
+        # σ(f) and σ(−f) without overflow; the target is labelled 1, noise 0
+        sig = 1.0 / (1.0 + ex) if f >= 0 else ex / (1.0 + ex)
+        if k == 0:
+            g = np.float32((1.0 - sig) * alpha)
+            p *= sig
         else:
-            ex = math.exp(f)
-            sig = ex / (1.0 + ex)
-            loss += math.log1p(ex) - (f if label == 1.0 else 0.0)
-        g = np.float32((label - sig) * alpha)
+            g = np.float32(-sig * alpha)
+            p *= 1.0 - sig if f < 0 else ex / (1.0 + ex)
         for i in range(d):
-            neu1e[i] += g * u[i]
-            u[i] += g * h[i]
-    return loss
+            neu1e[i] += g * syn1[t, i]
+            syn1[t, i] += g * hm[hr, i]
+    return -math.log(max(p, 1e-300))
 
 
 @nb.njit(**_KW)
 def sgns_pair(syn0, syn1, w, c, noise, alpha, neu1e):
     """One SGD step of rate ``alpha`` on the SGNS loss of pair (w, c) with these noise words."""
     neu1e[:] = 0.0
-    e = syn0[w]
-    loss = _neg_update(syn1, e, c, noise, alpha, neu1e)
-    for i in range(e.shape[0]):
-        e[i] += neu1e[i]
+    loss = _neg_update(syn1, syn0, w, c, noise, alpha, neu1e)
+    for i in range(syn0.shape[1]):
+        syn0[w, i] += neu1e[i]
     return loss
 
 
 @nb.njit(**_KW)
-def cbow_example(syn0, syn1, ctx, pad, target, noise, alpha, w_word, w_img, img_w, img_b, img_y, row, h, neu1e,
-                 pred):
+def cbow_example(syn0, syn1, context, e, pad, target, noise, alpha, w_word, w_img, img_w, img_b, img_y, row, h,
+                 neu1e):
     """One SGD step on one CBOW (WIELD, negative sampling) example.
 
-    ``ctx``: context ids (``pad`` = empty slot); ``img_y[row]``: the image target (``row < 0``
-    or ``w_img == 0``: no image term); ``img_w`` (k, d), ``img_b`` (k,): the image head.
+    ``context[e]``: its context ids (``pad`` = empty slot); ``img_y[row]``: its image target
+    (``row < 0`` or ``w_img == 0``: no image term); ``img_w`` (k, d), ``img_b`` (k,): the
+    image head; ``h`` ((1, d)) and ``neu1e`` ((d,)): work buffers.
     Returns (word loss, image MSE or -1)."""
     d = syn0.shape[1]
-    h[:] = 0.0
+    h[0, :] = 0.0
     cw = 0
-    for j in range(ctx.shape[0]):
-        c = ctx[j]
+    for j in range(context.shape[1]):
+        c = context[e, j]
         if c != pad:
             cw += 1
-            r = syn0[c]
             for i in range(d):
-                h[i] += r[i]
+                h[0, i] += syn0[c, i]
     if cw == 0:
         return 0.0, -1.0
     neu1e[:] = 0.0
-    loss = _neg_update(syn1, h, target, noise, alpha * w_word, neu1e)
+    loss = _neg_update(syn1, h, 0, target, noise, alpha * w_word, neu1e)
     mse = -1.0
     if w_img > 0.0 and row >= 0:
         # per output a: the residual p_a = (W h + b − y)_a, then one fused pass over W's row a
@@ -174,23 +174,21 @@ def cbow_example(syn0, syn1, ctx, pad, target, noise, alpha, w_word, w_img, img_
         scale = np.float32(alpha * w_img * 2.0 / k)
         mse = 0.0
         for a in range(k):
-            wa = img_w[a]
             s = img_b[a] - img_y[row, a]
             for i in range(d):
-                s += wa[i] * h[i]
+                s += img_w[a, i] * h[0, i]
             mse += s * s
             ga = scale * s  # alpha · ∂loss/∂pred_a
             img_b[a] -= ga
             for i in range(d):  # neu1e −= g_a W_a (old W), then W_a −= g_a h
-                neu1e[i] -= ga * wa[i]
-                wa[i] -= ga * h[i]
+                neu1e[i] -= ga * img_w[a, i]
+                img_w[a, i] -= ga * h[0, i]
         mse /= k
-    for j in range(ctx.shape[0]):
-        c = ctx[j]
+    for j in range(context.shape[1]):
+        c = context[e, j]
         if c != pad:
-            r = syn0[c]
             for i in range(d):
-                r[i] += neu1e[i]
+                syn0[c, i] += neu1e[i]
     return loss, mse
 
 
@@ -239,17 +237,16 @@ def _cbow_job(syn0, syn1, context, target, image_row, lo, hi, pad, negatives, ac
     """Train on CBOW examples [lo, hi). ``done0``: examples of the run before this job (lr);
     ``linear``: decay the rate linearly (else constant ``alpha0``)."""
     d = syn0.shape[1]
-    h = np.empty(d, np.float32)
+    h = np.empty((1, d), np.float32)
     neu1e = np.empty(d, np.float32)
-    pred = np.empty(max(img_w.shape[0], 1), np.float32)
     noise = np.empty(negatives, np.int64)
     loss, mse_sum, n_mse = 0.0, 0.0, 0
     for e in range(lo, hi):
         alpha = alpha0 * max(MIN_ALPHA_FRAC, 1.0 - (done0 + e - lo) / total) if linear else alpha0
         for k in range(negatives):
             noise[k] = _noise(state, accept, alias)
-        l, m = cbow_example(syn0, syn1, context[e], pad, target[e], noise, alpha, w_word, w_img,
-                            img_w, img_b, img_y, image_row[e], h, neu1e, pred)
+        l, m = cbow_example(syn0, syn1, context, e, pad, target[e], noise, alpha, w_word, w_img,
+                            img_w, img_b, img_y, image_row[e], h, neu1e)
         loss += l
         if m >= 0.0:
             mse_sum += m
