@@ -23,8 +23,9 @@ are the sum of the epochs' times (ours: the kernel's; gensim: from its epoch cal
 the per-epoch evaluation is not counted. Runs are interleaved (rep 1: every configuration,
 then rep 2, ...; ours and gensim alternate first) and the table shows medians over repeats.
 Quality: Spearman ρ of ``KeyedVectors.evaluate_word_pairs`` on gensim's WordSim353 and
-SimLex-999 copies after the last epoch; "time to ρ" = training seconds until WS353 first
-reaches the lower of the two sides' final (median) ρ, evaluated after every epoch.
+SimLex-999 copies after the last epoch; "time to ρ" = training seconds until the median WS353
+(evaluated after every epoch) first reaches the lower of the two sides' final median ρ.
+``--render out/w2v_vs_gensim.json`` prints the table of a finished run again.
 """
 
 from __future__ import annotations
@@ -117,11 +118,53 @@ def run_ours(kind, enc: EncodedCaptions, words, counts, a, threads, seed, gamma=
     return {"seconds": acc[0], "curve": curve}
 
 
-def time_to(curve, target) -> float:
-    for sec, ws, _ in curve:
-        if ws >= target:
-            return sec
+def time_to(runs, target) -> float:
+    """Training seconds until the runs' median WS353 curve first reaches ``target`` (the median
+    over runs of ρ and of the cumulative seconds, epoch by epoch; nan if it never does)."""
+    for e in range(min(len(r["curve"]) for r in runs)):
+        if statistics.median(r["curve"][e][1] for r in runs) >= target - 1e-12:
+            return statistics.median(r["curve"][e][0] for r in runs)
     return float("nan")
+
+
+def report(a, runs, load0, load1, cache: Path, save: bool = True) -> None:
+    """Medians per configuration, the table, and (``save``) the JSON with every run."""
+    configs = [(kind, T) for kind in a.models for T in a.threads]
+    med = statistics.median
+    rows = []
+    for kind, T in configs:
+        o, g = runs[(kind, T, "ours")], runs[(kind, T, "gensim")]
+        ows, gws = med(r["curve"][-1][1] for r in o), med(r["curve"][-1][1] for r in g)
+        target = min(ows, gws)
+        row = {"model": kind, "threads": T,
+               "ours_wps": med(r["words_per_s"] for r in o), "gensim_wps": med(r["words_per_s"] for r in g),
+               "ours_ws353": ows, "gensim_ws353": gws,
+               "ours_simlex": med(r["curve"][-1][2] for r in o), "gensim_simlex": med(r["curve"][-1][2] for r in g),
+               "target": target, "ours_t": time_to(o, target), "gensim_t": time_to(g, target)}
+        row["ratio"] = row["ours_wps"] / row["gensim_wps"]
+        if (kind, T, "ours_img") in runs:
+            row["img_wps"] = med(r["words_per_s"] for r in runs[(kind, T, "ours_img")])
+        rows.append(row)
+
+    print(f"\n| model | threads | ours words/s | gensim words/s | ratio | WS353 ours / gensim | SimLex ours / gensim "
+          f"| time to WS353 ≥ target: ours / gensim (s) |")
+    print("|---|---|---|---|---|---|---|---|")
+    for r in rows:
+        name = "SGNS" if r["model"] == "sgns" else "CBOW-NS (WIELD γ=0)"
+        print(f"| {name} | {r['threads']} | {r['ours_wps']:,.0f} | {r['gensim_wps']:,.0f} | **{r['ratio']:.2f}×** | "
+              f"{r['ours_ws353']:.3f} / {r['gensim_ws353']:.3f} | {r['ours_simlex']:.3f} / {r['gensim_simlex']:.3f} | "
+              f"{r['ours_t']:.1f} / {r['gensim_t']:.1f} (target {r['target']:.3f}) |")
+    for r in rows:
+        if "img_wps" in r:
+            print(f"WIELD γ={a.gamma:g} (image head, k=32), {r['threads']} thread(s): {r['img_wps']:,.0f} words/s = "
+                  f"{r['ours_wps'] / r['img_wps']:.2f}× slower than its γ=0 ({r['ours_wps']:,.0f})")
+    print(f"(medians of {a.repeats} interleaved runs; words = raw corpus tokens incl. OOV, the same count for both; "
+          f"load avg {load0[0]:.2f} -> {load1[0]:.2f} on {os.cpu_count()} CPUs)")
+    if save:
+        out = cache / "w2v_vs_gensim.json"
+        out.write_text(json.dumps({"args": vars(a), "rows": rows, "loadavg": [load0, load1],
+                                   "runs": {"|".join(map(str, k)): v for k, v in runs.items()}}, indent=1) + "\n")
+        print(f"wrote {out}")
 
 
 def main(argv=None) -> None:
@@ -136,7 +179,14 @@ def main(argv=None) -> None:
     p.add_argument("--gamma", type=float, default=1.0, help="WIELD image-head run (0: skip)")
     p.add_argument("--min-count", type=int, default=5)
     p.add_argument("--cache-dir", default=str(Path(__file__).parent / "out"))
+    p.add_argument("--render", help="print the table of a saved w2v_vs_gensim.json instead of running")
     a = p.parse_args(argv)
+    if a.render:
+        saved = json.loads(Path(a.render).read_text())
+        runs = {tuple(int(x) if x.isdigit() else x for x in k.split("|")): v for k, v in saved["runs"].items()}
+        a = argparse.Namespace(**{**saved["args"], "render": a.render})
+        report(a, runs, saved["loadavg"][0], saved["loadavg"][1], Path(a.cache_dir), save=False)
+        return
 
     cache = Path(a.cache_dir)
     cache.mkdir(parents=True, exist_ok=True)
@@ -176,41 +226,7 @@ def main(argv=None) -> None:
                 print(f"  rep {rep} {kind} threads={T} {side}: {r['seconds']:.1f}s "
                       f"{r['words_per_s']:.0f} words/s, ws353 {r['curve'][-1][1]:.3f}", file=sys.stderr, flush=True)
 
-    med = statistics.median
-    rows = []
-    for kind, T in configs:
-        o, g = runs[(kind, T, "ours")], runs[(kind, T, "gensim")]
-        ows, gws = med(r["curve"][-1][1] for r in o), med(r["curve"][-1][1] for r in g)
-        target = min(ows, gws)
-        row = {"model": kind, "threads": T,
-               "ours_wps": med(r["words_per_s"] for r in o), "gensim_wps": med(r["words_per_s"] for r in g),
-               "ours_ws353": ows, "gensim_ws353": gws,
-               "ours_simlex": med(r["curve"][-1][2] for r in o), "gensim_simlex": med(r["curve"][-1][2] for r in g),
-               "target": target, "ours_t": med(time_to(r["curve"], target) for r in o),
-               "gensim_t": med(time_to(r["curve"], target) for r in g)}
-        row["ratio"] = row["ours_wps"] / row["gensim_wps"]
-        if (kind, T, "ours_img") in runs:
-            row["img_wps"] = med(r["words_per_s"] for r in runs[(kind, T, "ours_img")])
-        rows.append(row)
-
-    print(f"\n| model | threads | ours words/s | gensim words/s | ratio | WS353 ours / gensim | SimLex ours / gensim "
-          f"| time to WS353 ≥ target: ours / gensim (s) |")
-    print("|---|---|---|---|---|---|---|---|")
-    for r in rows:
-        name = "SGNS" if r["model"] == "sgns" else "CBOW-NS (WIELD γ=0)"
-        print(f"| {name} | {r['threads']} | {r['ours_wps']:,.0f} | {r['gensim_wps']:,.0f} | **{r['ratio']:.2f}×** | "
-              f"{r['ours_ws353']:.3f} / {r['gensim_ws353']:.3f} | {r['ours_simlex']:.3f} / {r['gensim_simlex']:.3f} | "
-              f"{r['ours_t']:.1f} / {r['gensim_t']:.1f} (target {r['target']:.3f}) |")
-    for r in rows:
-        if "img_wps" in r:
-            print(f"WIELD γ={a.gamma:g} (image head, k=32), {r['threads']} thread(s): {r['img_wps']:,.0f} words/s = "
-                  f"{r['ours_wps'] / r['img_wps']:.2f}× slower than its γ=0 ({r['ours_wps']:,.0f})")
-    print(f"(medians of {a.repeats} interleaved runs; words = raw corpus tokens incl. OOV, the same count for both; "
-          f"load avg {load0[0]:.2f} -> {os.getloadavg()[0]:.2f} on {os.cpu_count()} CPUs)")
-    out = cache / "w2v_vs_gensim.json"
-    out.write_text(json.dumps({"args": vars(a), "rows": rows, "loadavg": [load0, os.getloadavg()],
-                               "runs": {"|".join(map(str, k)): v for k, v in runs.items()}}, indent=1) + "\n")
-    print(f"wrote {out}")
+    report(a, runs, load0, os.getloadavg(), cache)
 
 
 if __name__ == "__main__":
