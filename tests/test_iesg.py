@@ -144,7 +144,8 @@ def test_sgns_loss_decreases():
     assert hist[-1]["total"] < 0.7 * hist[0]["total"]
 
 
-def test_sgns_wordsim_close_to_gensim_on_lee():
+@pytest.mark.parametrize("engine", ["numba", "torch"])
+def test_sgns_wordsim_close_to_gensim_on_lee(engine):
     """Same corpus, vocabulary and hyper-parameters as gensim's Word2Vec(sg=1).
 
     The Lee corpus is tiny (60k tokens, 102 of the 353 WordSim pairs covered), so ρ is noisy:
@@ -172,7 +173,7 @@ def test_sgns_wordsim_close_to_gensim_on_lee():
         torch.set_num_threads(1)
         try:
             model, hist, _ = train_sgns(enc.tokens, enc.offsets, vocab["count"].to_numpy(), batch_size=1024,
-                                        seed=0, progress=False, **hp)
+                                        seed=0, progress=False, engine=engine, **hp)
         finally:
             torch.set_num_threads(prev)
     res = similarity_spearman(words, model.word_vectors().numpy(), WS353)

@@ -169,6 +169,11 @@ def _check_semantics(config: dict) -> None:
     edges = config.get("iesg", {}).get("freq_bins", [])
     if edges and (len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:]))):
         raise UserError(f"iesg.freq_bins: give at least two increasing bin edges (or [] for powers of ten), got {edges}")
+    wield = config.get("wield", {})
+    if wield.get("engine") == "numba" and (wield.get("objective") != "negative" or wield.get("optimizer") != "sgd"
+                                           or wield.get("device") != "cpu"):
+        raise UserError("wield.engine: numba needs wield.objective negative, wield.optimizer sgd and wield.device "
+                        f"cpu (got {wield.get('objective')}, {wield.get('optimizer')}, {wield.get('device')})")
     gammas = config.get("wield", {}).get("gammas", [])
     if len({gamma_label(g) for g in gammas}) != len(gammas):
         raise UserError(f"wield.gammas: values collide once written as labels: {gammas}")

@@ -90,6 +90,7 @@ rule iesg_pretrain:
         sample=I["sgns"]["sample"],
         epochs=I["sgns"]["epochs"],
         alpha=I["sgns"]["alpha"],
+        engine=I["sgns"]["engine"],
         seed=I["seed"],
     log:
         "results/logs/iesg/pretrain.log",
@@ -105,7 +106,8 @@ rule iesg_pretrain:
         "python -m groundwords.studies.iesg.stage pretrain --corpus {input.corpus} --vocab {input.vocab} "
         "--out-dir $(dirname {output.vectors}) --dim {params.dim} --window {params.window} "
         "--negatives {params.negatives} --sample {params.sample} --epochs {params.epochs} "
-        "--alpha {params.alpha} --seed {params.seed} --threads {threads} --no-progress > {log} 2>&1"
+        "--alpha {params.alpha} --engine {params.engine} --seed {params.seed} --threads {threads} --no-progress "
+        "> {log} 2>&1"
 
 
 rule iesg_train:

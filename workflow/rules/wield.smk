@@ -116,6 +116,9 @@ rule train:
         lr=W["lr"],
         objective=W["objective"],
         negatives=W["negatives"],
+        optimizer=W["optimizer"],
+        lr_schedule=W["lr_schedule"],
+        engine=lambda wc: "torch" if wc.variant.startswith("imginput") else W["engine"],  # numba: WIELD only
         dead="--train-dead-images" if W["train_dead_images"] else "",
         device=W["device"],
     log:
@@ -134,7 +137,8 @@ rule train:
         "--images {input.images} --out-dir $(dirname {output.vectors}) {params.flags} "
         "--seed {wildcards.seed} --dim {params.dim} --epochs {params.epochs} "
         "--batch-size {params.batch_size} --lr {params.lr} --objective {params.objective} "
-        "--negatives {params.negatives} {params.dead} --threads {threads} "
+        "--negatives {params.negatives} --optimizer {params.optimizer} --lr-schedule {params.lr_schedule} "
+        "--engine {params.engine} {params.dead} --threads {threads} "
         "--device {params.device} --no-progress > {log} 2>&1"
 
 

@@ -49,3 +49,14 @@ def seeded_generator(current: torch.Generator | None, seed: int, device) -> torc
     if current is None or current.device != device:
         current = torch.Generator(device=device).manual_seed(seed)
     return current
+
+
+def keep_probabilities(counts, sample: float) -> np.ndarray:
+    """Per-word probability of keeping an occurrence (gensim's ``sample`` formula; 1 if sample <= 0)."""
+    counts = np.asarray(counts, dtype=np.float64)
+    if sample <= 0:
+        return np.ones(len(counts))
+    t = sample * counts.sum()
+    with np.errstate(divide="ignore", invalid="ignore"):
+        p = (np.sqrt(counts / t) + 1.0) * t / counts
+    return np.where(counts > 0, np.minimum(p, 1.0), 1.0)

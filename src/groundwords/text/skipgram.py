@@ -10,19 +10,12 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from groundwords.models.noise import keep_probabilities
 from groundwords.models.sgns import SGNS
 from groundwords.training import fit
 
-
-def keep_probabilities(counts, sample: float) -> np.ndarray:
-    """Per-word probability of keeping an occurrence (gensim's ``sample`` formula; 1 if sample <= 0)."""
-    counts = np.asarray(counts, dtype=np.float64)
-    if sample <= 0:
-        return np.ones(len(counts))
-    t = sample * counts.sum()
-    with np.errstate(divide="ignore", invalid="ignore"):
-        p = (np.sqrt(counts / t) + 1.0) * t / counts
-    return np.where(counts > 0, np.minimum(p, 1.0), 1.0)
+ENGINES = ("numba", "torch")  # train_sgns: the compiled word2vec kernel or groundwords.training.fit
+DEFAULT_ENGINE = "numba"  # the config schema (iesg.sgns.engine) is the pipeline's default
 
 
 def subsample(tokens: np.ndarray, offsets: np.ndarray, keep_prob: np.ndarray,
@@ -94,6 +87,8 @@ def train_sgns(
     sparse: bool = True,
     seed: int = 0,
     progress: bool = True,
+    engine: str = DEFAULT_ENGINE,
+    threads: int = 1,
 ) -> tuple[SGNS, list[dict], dict]:
     """Train :class:`SGNS` on CSR sentences with :func:`groundwords.training.fit` (plain SGD).
 
@@ -105,15 +100,39 @@ def train_sgns(
     with a per-step linear decay. Seeds the global torch RNG (for the initialisation): call it
     inside ``torch.random.fork_rng`` to keep the caller's RNG state.
     ``words_per_s`` in the history counts corpus tokens (before subsampling), like word2vec.
-    Returns ``(model, history, stats)``.
+
+    ``engine="numba"`` (default): the same objective trained by the compiled word2vec kernel of
+    :mod:`groundwords.w2v_fast` (one pair at a time at rate ``alpha``, per-sentence linear
+    decay, pairs drawn inside the kernel every epoch; ``batch_size``, ``redraw`` and ``sparse``
+    do not apply) on ``threads`` Hogwild threads; deterministic only with ``threads=1``.
+    ``engine="torch"``: :func:`groundwords.training.fit` as described above (deterministic; torch's
+    thread count is the caller's).
+    Returns ``(model, history, stats)``; ``stats`` has ``n_pairs``, ``engine``, ``threads`` and
+    ``deterministic``.
     """
     if redraw not in ("epoch", "once"):
         raise ValueError(f"redraw must be 'epoch' or 'once' (got {redraw!r})")
+    if engine not in ENGINES:
+        raise ValueError(f"engine must be one of {ENGINES} (got {engine!r})")
     counts = np.asarray(counts, dtype=np.float64)
     rng = np.random.default_rng(seed)
     keep = keep_probabilities(counts, sample) if sample > 0 else None
     torch.manual_seed(seed)
     model = SGNS(len(counts), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
+    if engine == "numba":
+        from groundwords import w2v_fast  # numba compiles on first use: only when this engine runs
+
+        threads = max(1, int(threads or 1))
+        syn0 = model.emb.weight.detach().numpy().copy()
+        syn1 = model.out.weight.detach().numpy().copy()
+        history = w2v_fast.train_sgns_arrays(syn0, syn1, tokens, offsets, counts, window=window,
+                                             negatives=negatives, sample=sample, epochs=epochs, alpha=alpha,
+                                             shrink=shrink, seed=seed, threads=threads)
+        with torch.no_grad():
+            model.emb.weight.copy_(torch.from_numpy(syn0))
+            model.out.weight.copy_(torch.from_numpy(syn1))
+        return model, history, {"n_pairs": int(sum(r["n_pairs"] for r in history)), "engine": engine,
+                                "threads": threads, "deterministic": threads == 1}
     lr = alpha * batch_size
 
     def draw():
@@ -137,4 +156,5 @@ def train_sgns(
                          lr_schedule="constant", seed=seed + e, words_per_epoch=len(tokens), progress=progress)
             rec.update(epoch=e + 1, lr=lr_e / batch_size)
             history.append(rec)
-    return model, history, {"n_pairs": int(n_pairs)}
+    return model, history, {"n_pairs": int(n_pairs), "engine": engine, "threads": torch.get_num_threads(),
+                            "deterministic": True}

@@ -68,6 +68,8 @@ from groundwords.grounding.word_images import read_word_images
 from groundwords.models.iesg import IESG
 from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
 from groundwords.text.corpora import corpus_ids, iter_corpus
+from groundwords.text.skipgram import DEFAULT_ENGINE as SGNS_DEFAULT_ENGINE
+from groundwords.text.skipgram import ENGINES as SGNS_ENGINES
 from groundwords.text.skipgram import skipgram_pairs, train_sgns
 from groundwords.text.vocab import load_vocab, vocab_from_counts
 from groundwords.training import check_finite, torch_settings, write_outputs, write_word2vec_text
@@ -128,8 +130,13 @@ def resolve_pairs(table: pd.DataFrame, words: list[str], image_ids: list[str]) -
 def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 100, window: int = 5,
              negatives: int = 5, sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024,
              alpha: float = 0.025, shrink: bool = True, redraw: str = "epoch", seed: int = 0,
-             threads: int | None = 1, progress: bool = True) -> dict:
-    """Train SGNS on a tokenized corpus and write its outputs (see the module docstring)."""
+             threads: int | None = 1, progress: bool = True, engine: str = SGNS_DEFAULT_ENGINE) -> dict:
+    """Train SGNS on a tokenized corpus and write its outputs (see the module docstring).
+
+    ``engine``: "numba" (the compiled word2vec kernel, ``threads`` Hogwild threads; deterministic
+    with one thread only) or "torch" (:func:`groundwords.training.fit`); see
+    :func:`groundwords.models.sgns.train_sgns`. ``train.json`` records ``engine``, ``threads``
+    and ``deterministic``."""
     for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                     (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                     (batch_size >= 1, "batch size must be >= 1"), (alpha > 0, "alpha must be > 0"),
@@ -159,9 +166,9 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
         model, history, stats = train_sgns(enc.tokens, enc.offsets, counts_arr, dim=dim, window=window,
                                            negatives=negatives, sample=sample, epochs=epochs,
                                            batch_size=batch_size, alpha=alpha, shrink=shrink, redraw=redraw,
-                                           seed=seed, progress=progress)
+                                           seed=seed, progress=progress, engine=engine, threads=threads or 1)
         seconds = time.perf_counter() - t0
-        used_threads = torch.get_num_threads()
+        used_threads = stats.pop("threads")
     vectors = model.word_vectors().numpy()
     check_finite("SGNS", vectors, lower="--alpha")
     out_dir = Path(out_dir)
@@ -173,7 +180,8 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
         "model": "sgns",
         "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
                             "epochs": epochs, "batch_size": batch_size, "alpha": alpha, "shrink": shrink,
-                            "redraw": redraw, "seed": seed, "optimizer": "sgd", "min_count": min_count},
+                            "redraw": redraw, "seed": seed, "optimizer": "sgd", "min_count": min_count,
+                            "engine": engine},
         "inputs": {"corpus": str(corpus), "vocab": None if vocab_tsv is None else str(vocab_tsv)},
         "vocab_size": len(words), "n_sentences": enc.n_captions, "n_tokens": int(len(enc.tokens)),
         "n_oov_dropped": enc.n_oov, **stats, "train_seconds": seconds,
@@ -402,6 +410,9 @@ def main(argv=None) -> None:
     a.add_argument("--alpha", type=float, default=0.025, help="word2vec per-pair learning rate")
     a.add_argument("--no-shrink", action="store_true", help="fixed windows (no word2vec reduced window)")
     a.add_argument("--redraw", choices=("epoch", "once"), default="epoch")
+    a.add_argument("--engine", choices=SGNS_ENGINES, default=SGNS_DEFAULT_ENGINE,
+                   help="numba: compiled word2vec kernel (Hogwild over --threads; deterministic with 1 thread); "
+                        "torch: the PyTorch training loop (--batch-size, --redraw)")
 
     t = sub.add_parser("train", help="IESG and the L2-distance baseline")
     t.add_argument("--sgns", required=True, help="'pretrain' output directory")
@@ -454,7 +465,7 @@ def main(argv=None) -> None:
         pretrain(args.corpus, args.out_dir, vocab_tsv=args.vocab, min_count=args.min_count, dim=args.dim,
                  window=args.window, negatives=args.negatives, sample=args.sample, epochs=args.epochs,
                  batch_size=args.batch_size, alpha=args.alpha, shrink=not args.no_shrink, redraw=args.redraw,
-                 seed=args.seed, threads=args.threads or None, progress=not args.no_progress)
+                 seed=args.seed, threads=args.threads or None, progress=not args.no_progress, engine=args.engine)
     elif args.cmd == "train":
         train(args.sgns, args.corpus, args.word_images, args.features, args.out_dir, window=args.window,
               negatives=args.negatives, margin=args.margin, lam=args.lam, lr=args.lr, momentum=args.momentum,

@@ -57,6 +57,7 @@ from groundwords.training import OPTIMIZERS, finish_run, fit, torch_settings
 MODELS = ("wield", "imginput")
 IMAGE_MODES = ("caption", "word")
 LR_SCHEDULES = ("constant", "linear")
+ENGINES = ("torch", "numba")
 
 
 # ---------------------------------------------------------------------------------------------
@@ -150,6 +151,31 @@ def _read_inputs(captions_tsv, vocab_tsv, images_h5, image_dim):
     return caps, vocab, ids, feats
 
 
+def _fit_numba(net: WIELD, examples, counts, feats, *, epochs, batch_size, lr, lr_schedule, seed,
+               threads) -> list[dict]:
+    """Train ``net`` (WIELD, negative sampling) in place with :mod:`groundwords.w2v_fast`."""
+    from groundwords import w2v_fast  # numba compiles on first use: only when this engine runs
+
+    syn0 = net.emb.weight.detach().numpy().copy()
+    syn1 = net.out.weight.detach().numpy().copy()
+    head = net.image_head if net.gamma > 0 else None
+    img_w = head.weight.detach().numpy().copy() if head is not None else None
+    img_b = head.bias.detach().numpy().copy() if head is not None else None
+    history = w2v_fast.train_cbow_arrays(
+        syn0, syn1, examples.context, examples.target, examples.pad, counts, negatives=net.negatives,
+        epochs=epochs, alpha=lr / batch_size, linear=lr_schedule == "linear", seed=seed, threads=threads,
+        gamma=net.gamma, image_row=examples.image_row, image_targets=feats, img_w=img_w, img_b=img_b,
+        on_epoch_end=lambda r: log.info("epoch %d/%d: ce=%.4f (%.1fs, %.0f words/s)", r["epoch"], epochs,
+                                        r["ce"], r["seconds"], r["words_per_s"]))
+    with torch.no_grad():
+        net.emb.weight.copy_(torch.from_numpy(syn0))
+        net.out.weight.copy_(torch.from_numpy(syn1))
+        if head is not None:
+            head.weight.copy_(torch.from_numpy(img_w))
+            head.bias.copy_(torch.from_numpy(img_b))
+    return history
+
+
 def train(
     captions_tsv,
     vocab_tsv,
@@ -177,6 +203,7 @@ def train(
     lam: float = 0.0,
     image_input: str | None = None,
     image_target: str | None = None,
+    engine: str = "torch",
 ) -> dict:
     """Train WIELD (γ = 0: vanilla CBOW) or ImageInputCBOW and write its outputs to ``out_dir``.
 
@@ -193,8 +220,20 @@ def train(
     ``threads``: torch intra-op threads (None: torch's default). Torch parallelises every
     small op, so when other processes compete for the cores (e.g. parallel Snakemake jobs)
     more threads than free cores is much *slower* than one thread: give each job its share.
-    Returns the ``train.json`` record.
+    ``engine="numba"`` (WIELD with ``objective="negative"`` and ``optimizer="sgd"`` on the CPU):
+    the same objective and initialisation trained by the compiled kernel of
+    :mod:`groundwords.w2v_fast`, one example at a time at rate ``lr / batch_size`` (the torch
+    batch mean's per-example rate), examples in corpus order, ``threads`` Hogwild threads
+    (deterministic with one thread only). ``"torch"``: :func:`fit`.
+    Returns the ``train.json`` record (with ``engine``, ``threads`` and ``deterministic``).
     """
+    if engine not in ENGINES:
+        raise UserError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
+    if engine == "numba" and (model != "wield" or objective != "negative" or optimizer != "sgd"
+                              or shared_negatives != 1 or torch.device(device).type != "cpu"):
+        raise UserError("engine numba trains WIELD with objective negative, optimizer sgd, shared negatives 1 "
+                        f"on the cpu (got model {model}, objective {objective}, optimizer {optimizer}, "
+                        f"shared negatives {shared_negatives}, device {device}); use engine torch")
     _check_args(gamma, dim, window, epochs, batch_size, lr, objective, negatives, optimizer, lr_schedule)
     image_input, image_target = _check_model_args(model, gamma, lam, image_input, image_target)
     images_by = "word" if "word" in (image_input, image_target) else "caption"
@@ -255,10 +294,15 @@ def train(
         if image_input != "word":  # the "word" input never sees per-example rows
             data["image_row"] = torch.from_numpy(examples.image_row).to(dev)
         t0 = time.perf_counter()
-        history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                      lr_schedule=lr_schedule, seed=seed, progress=progress)
+        if engine == "numba":
+            used_threads = max(1, int(threads or 1))
+            history = _fit_numba(net, examples, counts, feats, epochs=epochs, batch_size=batch_size, lr=lr,
+                                 lr_schedule=lr_schedule, seed=seed, threads=used_threads)
+        else:
+            history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                          lr_schedule=lr_schedule, seed=seed, progress=progress)
+            used_threads = torch.get_num_threads()
         train_seconds = time.perf_counter() - t0
-        used_threads = torch.get_num_threads()
         vectors = net.word_vectors().cpu().numpy()
 
     n_words = stats["n_examples"] * epochs
@@ -288,7 +332,9 @@ def train(
                        for k in ("ce", "mse", "total")},
         "torch_version": torch.__version__,
         "device": str(device),
+        "engine": engine,
         "threads": used_threads,
+        "deterministic": engine == "torch" or used_threads == 1,
     }
     finish_run(out_dir, words, vectors, history, info, model="WIELD" if model == "wield" else "image-input CBOW")
     log.info("wrote %s: %d x %d vectors, %.0f words/s", out_dir, *vectors.shape, info["words_per_s"])
@@ -335,6 +381,9 @@ def main(argv=None) -> None:
                    help="torch intra-op threads (0: torch default). Do not oversubscribe: on a busy "
                         "machine 2 threads can be 10x slower than 1")
     p.add_argument("--device", default="cpu")
+    p.add_argument("--engine", choices=ENGINES, default="torch",
+                   help="numba: compiled word2vec kernel (objective negative + optimizer sgd only; Hogwild over "
+                        "--threads, deterministic with 1 thread); torch: the PyTorch loop")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     a = p.parse_args(argv)
     if a.model == "wield" and a.gamma is None:
@@ -346,7 +395,7 @@ def main(argv=None) -> None:
           objective=a.objective, negatives=a.negatives, train_dead_images=a.train_dead_images,
           threads=a.threads or None, device=a.device, progress=not a.no_progress,
           lr_schedule=a.lr_schedule, shared_negatives=a.shared_negatives, image_dim=a.image_dim,
-          model=a.model, lam=a.lam, image_input=a.image_input, image_target=a.image_target)
+          model=a.model, lam=a.lam, image_input=a.image_input, image_target=a.image_target, engine=a.engine)
 
 
 if __name__ == "__main__":

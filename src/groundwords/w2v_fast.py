@@ -1,0 +1,389 @@
+"""Compiled (numba) word2vec kernels: SGNS and CBOW with negative sampling (+ WIELD's image head).
+
+The same objectives as the PyTorch reference models, trained with word2vec's algorithm
+(one example at a time, plain SGD, linear learning-rate decay), several times faster:
+
+* **SGNS** (:class:`groundwords.models.sgns.SGNS`): for a pair (centre ``w``, context ``c``)
+  with noise words ``n_1..n_K`` (unigram^0.75, Walker alias table as the torch model)::
+
+      loss = −log σ(u_c·e_w) − Σ_k log σ(−u_{n_k}·e_w)
+
+  one SGD step of rate α on it: ``u_t += α g_t e_w`` for every target ``t`` and
+  ``e_w += α Σ_t g_t u_t`` (``g = label − σ(u_t·e_w)``, computed from the values before the
+  step, so a step equals the torch step of the same pair and noise words; tested).
+  Examples are made inside the kernel from CSR sentences, with the semantics of
+  :func:`~groundwords.text.skipgram.skipgram_pairs`: frequent-word subsampling
+  (:func:`~groundwords.text.skipgram.keep_probabilities`) *before* windowing, reduced windows
+  ``b ~ U{1..window}`` per centre word (``shrink``), windows inside the sentence only.
+* **CBOW** (:class:`groundwords.models.wield.WIELD`, ``objective="negative"``): examples are
+  the rows of :func:`groundwords.text.captions.build_examples` (the same examples the torch stage
+  uses); ``h`` = the **sum** of the context words' input vectors (WIELD's ``EmbeddingBag`` sum;
+  padding ignored), word loss as above with ``h`` for ``e_w`` weighted ``1/(1+γ)``, and the
+  gradient of ``h`` added to every context word. With an image head (γ > 0): ``pred = W h + b``
+  and the loss adds ``γ/(1+γ) · mean_k (pred − y)²`` for examples with a live image
+  (``image_row >= 0``), whose gradient moves ``W``, ``b`` and the context words.
+
+Relation to the torch step with batch ``B`` and SGD rate ``lr`` (a batch *mean*): the
+per-example rate is ``α = lr / B`` (for the image term the torch mean is over the batch's live
+images, so it matches when every example has one, as in the default "live captions only").
+
+Learning rate: ``α = α0 · max(1e-4, 1 − done/total)`` with ``done`` the examples (CBOW) or
+in-vocabulary tokens (SGNS) of the whole run before the current sentence / example, as word2vec.
+
+Randomness: one xorshift64* stream per job (a job = ~``job_words`` tokens or examples of one
+epoch) seeded from ``(seed, epoch, job)``, so the result does not depend on how jobs are
+spread over threads. ``threads=1`` is deterministic (same seed → bit-identical vectors);
+``threads > 1`` runs the jobs in Hogwild threads (the kernels release the GIL): updates race,
+the result is not deterministic, as in word2vec/gensim.
+"""
+
+from __future__ import annotations
+
+import math
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+import numba as nb
+import numpy as np
+
+from groundwords.models.noise import alias_table, keep_probabilities
+
+MIN_ALPHA_FRAC = 1e-4
+JOB_WORDS = 10_000  # tokens (SGNS) / examples (CBOW) per job, as gensim's MAX_WORDS_IN_BATCH
+
+_KW = dict(nogil=True, fastmath=True, cache=True)
+
+
+# ---------------------------------------------------------------------------------------------
+# Random numbers
+
+
+@nb.njit(**_KW)
+def _xorshift(state):
+    """Advance the one-element uint64 ``state``; return 64 random bits (xorshift64*)."""
+    x = state[0]
+    x ^= x >> np.uint64(12)
+    x ^= x << np.uint64(25)
+    x ^= x >> np.uint64(27)
+    state[0] = x
+    return x * np.uint64(2685821657736338717)
+
+
+@nb.njit(**_KW)
+def _uniform(state):
+    return (_xorshift(state) >> np.uint64(11)) * (1.0 / 9007199254740992.0)
+
+
+@nb.njit(**_KW)
+def _randint(state, n):
+    """Uniform integer in [0, n) (Lemire's multiply-shift on 32 random bits)."""
+    return np.int64(((_xorshift(state) >> np.uint64(32)) * np.uint64(n)) >> np.uint64(32))
+
+
+@nb.njit(**_KW)
+def _noise(state, accept, alias):
+    """One word from the alias table (same distribution as the torch samplers)."""
+    r = _xorshift(state)
+    i = np.int64(((r >> np.uint64(32)) * np.uint64(len(accept))) >> np.uint64(32))
+    u = (r & np.uint64(0xFFFFFFFF)) * (1.0 / 4294967296.0)
+    return i if u < accept[i] else alias[i]
+
+
+def job_state(seed: int, epoch: int, job: int) -> np.ndarray:
+    """The RNG state of one job: splitmix64 of (seed, epoch, job); never 0."""
+    mask = (1 << 64) - 1
+    z = (seed * 0x9E3779B97F4A7C15 + epoch * 0xBF58476D1CE4E5B9 + job * 0x94D049BB133111EB + 1) & mask
+    for _ in range(2):
+        z = (z + 0x9E3779B97F4A7C15) & mask
+        z = ((z ^ (z >> 30)) * 0xBF58476D1CE4E5B9) & mask
+        z = ((z ^ (z >> 27)) * 0x94D049BB133111EB) & mask
+        z ^= z >> 31
+    return np.array([z or 1], dtype=np.uint64)
+
+
+# ---------------------------------------------------------------------------------------------
+# Single updates (also called by the tests with explicit noise words)
+
+
+@nb.njit(**_KW)
+def _neg_update(syn1, hm, hr, target, noise, alpha, neu1e):
+    """Negative-sampling targets of one example whose hidden vector is row ``hr`` of ``hm``:
+    update ``syn1`` rows, accumulate ``neu1e`` (the step for ``h``); returns the example's
+    loss. ``alpha`` includes the loss weight. Rows are indexed, never sliced (no views in
+    the hot loop)."""
+    d = hm.shape[1]
+    p = 1.0  # Π σ(±f): one log per example instead of one per target
+    for k in range(noise.shape[0] + 1):
+        if k == 0:
+            t = target
+        else:
+            t = noise[k - 1]
+        f = np.float32(0.0)
+        for i in range(d):
+            f += hm[hr, i] * syn1[t, i]
+        ex = math.exp(-abs(f))
+        # σ(f) and σ(−f) without overflow; the target is labelled 1, noise 0
+        sig = 1.0 / (1.0 + ex) if f >= 0 else ex / (1.0 + ex)
+        if k == 0:
+            g = np.float32((1.0 - sig) * alpha)
+            p *= sig
+        else:
+            g = np.float32(-sig * alpha)
+            p *= 1.0 - sig if f < 0 else ex / (1.0 + ex)
+        for i in range(d):
+            neu1e[i] += g * syn1[t, i]
+            syn1[t, i] += g * hm[hr, i]
+    return -math.log(max(p, 1e-300))
+
+
+@nb.njit(**_KW)
+def sgns_pair(syn0, syn1, w, c, noise, alpha, neu1e):
+    """One SGD step of rate ``alpha`` on the SGNS loss of pair (w, c) with these noise words."""
+    neu1e[:] = 0.0
+    loss = _neg_update(syn1, syn0, w, c, noise, alpha, neu1e)
+    for i in range(syn0.shape[1]):
+        syn0[w, i] += neu1e[i]
+    return loss
+
+
+@nb.njit(**_KW)
+def cbow_example(syn0, syn1, context, e, pad, target, noise, alpha, w_word, w_img, img_w, img_b, img_y, row, h,
+                 neu1e):
+    """One SGD step on one CBOW (WIELD, negative sampling) example.
+
+    ``context[e]``: its context ids (``pad`` = empty slot); ``img_y[row]``: its image target
+    (``row < 0`` or ``w_img == 0``: no image term); ``img_w`` (k, d), ``img_b`` (k,): the
+    image head; ``h`` ((1, d)) and ``neu1e`` ((d,)): work buffers.
+    Returns (word loss, image MSE or -1)."""
+    d = syn0.shape[1]
+    h[0, :] = 0.0
+    cw = 0
+    for j in range(context.shape[1]):
+        c = context[e, j]
+        if c != pad:
+            cw += 1
+            for i in range(d):
+                h[0, i] += syn0[c, i]
+    if cw == 0:
+        return 0.0, -1.0
+    neu1e[:] = 0.0
+    loss = _neg_update(syn1, h, 0, target, noise, alpha * w_word, neu1e)
+    mse = -1.0
+    if w_img > 0.0 and row >= 0:
+        # per output a: the residual p_a = (W h + b − y)_a, then one fused pass over W's row a
+        k = img_w.shape[0]
+        scale = np.float32(alpha * w_img * 2.0 / k)
+        mse = 0.0
+        for a in range(k):
+            s = img_b[a] - img_y[row, a]
+            for i in range(d):
+                s += img_w[a, i] * h[0, i]
+            mse += s * s
+            ga = scale * s  # alpha · ∂loss/∂pred_a
+            img_b[a] -= ga
+            for i in range(d):  # neu1e −= g_a W_a (old W), then W_a −= g_a h
+                neu1e[i] -= ga * img_w[a, i]
+                img_w[a, i] -= ga * h[0, i]
+        mse /= k
+    for j in range(context.shape[1]):
+        c = context[e, j]
+        if c != pad:
+            for i in range(d):
+                syn0[c, i] += neu1e[i]
+    return loss, mse
+
+
+# ---------------------------------------------------------------------------------------------
+# Jobs (a range of sentences / examples; release the GIL)
+
+
+@nb.njit(**_KW)
+def _sgns_job(syn0, syn1, tokens, offsets, s_lo, s_hi, keep_prob, window, shrink, negatives,
+              accept, alias, alpha0, done0, total, state):
+    """Train on sentences [s_lo, s_hi). ``done0``: tokens of the run before this job (lr)."""
+    d = syn0.shape[1]
+    longest = 0
+    for s in range(s_lo, s_hi):
+        longest = max(longest, offsets[s + 1] - offsets[s])
+    buf = np.empty(longest, np.int64)
+    neu1e = np.empty(d, np.float32)
+    noise = np.empty(negatives, np.int64)
+    done = done0
+    loss, pairs = 0.0, 0
+    for s in range(s_lo, s_hi):
+        alpha = alpha0 * max(MIN_ALPHA_FRAC, 1.0 - done / total)
+        n = 0
+        for p in range(offsets[s], offsets[s + 1]):
+            w = tokens[p]
+            if keep_prob[w] < 1.0 and keep_prob[w] < _uniform(state):
+                continue
+            buf[n] = w
+            n += 1
+        done += offsets[s + 1] - offsets[s]
+        for i in range(n):
+            b = 1 + _randint(state, window) if shrink else window
+            for j in range(max(0, i - b), min(n, i + b + 1)):
+                if j == i:
+                    continue
+                for k in range(negatives):
+                    noise[k] = _noise(state, accept, alias)
+                loss += sgns_pair(syn0, syn1, buf[i], buf[j], noise, alpha, neu1e)
+                pairs += 1
+    return loss, pairs
+
+
+@nb.njit(**_KW)
+def _cbow_job(syn0, syn1, context, target, image_row, lo, hi, pad, negatives, accept, alias,
+              alpha0, done0, total, linear, w_word, w_img, img_w, img_b, img_y, state):
+    """Train on CBOW examples [lo, hi). ``done0``: examples of the run before this job (lr);
+    ``linear``: decay the rate linearly (else constant ``alpha0``)."""
+    d = syn0.shape[1]
+    h = np.empty((1, d), np.float32)
+    neu1e = np.empty(d, np.float32)
+    noise = np.empty(negatives, np.int64)
+    loss, mse_sum, n_mse = 0.0, 0.0, 0
+    for e in range(lo, hi):
+        alpha = alpha0 * max(MIN_ALPHA_FRAC, 1.0 - (done0 + e - lo) / total) if linear else alpha0
+        for k in range(negatives):
+            noise[k] = _noise(state, accept, alias)
+        l, m = cbow_example(syn0, syn1, context, e, pad, target[e], noise, alpha, w_word, w_img,
+                            img_w, img_b, img_y, image_row[e], h, neu1e)
+        loss += l
+        if m >= 0.0:
+            mse_sum += m
+            n_mse += 1
+    return loss, mse_sum, n_mse
+
+
+# ---------------------------------------------------------------------------------------------
+# Drivers
+
+
+def _chunks(sizes: np.ndarray, per_job: int) -> list[tuple[int, int]]:
+    """Split consecutive items of these sizes into [lo, hi) ranges of about ``per_job``."""
+    ends = np.cumsum(sizes)
+    bounds = [0]
+    target = per_job
+    while bounds[-1] < len(sizes):
+        hi = int(np.searchsorted(ends, target, side="left")) + 1
+        hi = max(bounds[-1] + 1, min(hi, len(sizes)))
+        bounds.append(hi)
+        target = ends[hi - 1] + per_job
+    return list(zip(bounds[:-1], bounds[1:]))
+
+
+def _run(jobs, fn, threads: int) -> list:
+    """Run ``fn(i, job)`` for all jobs; Hogwild threads when ``threads > 1`` (results in job order)."""
+    if threads <= 1:
+        return [fn(i, j) for i, j in enumerate(jobs)]
+    out = [None] * len(jobs)
+    lock, it = threading.Lock(), iter(enumerate(jobs))
+
+    def worker():
+        while True:
+            with lock:
+                nxt = next(it, None)
+            if nxt is None:
+                return
+            out[nxt[0]] = fn(*nxt)
+
+    with ThreadPoolExecutor(threads) as ex:
+        for f in [ex.submit(worker) for _ in range(threads)]:
+            f.result()
+    return out
+
+
+def noise_table(counts, power: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
+    accept, alias = alias_table(np.clip(np.asarray(counts, dtype=np.float64), 0, None) ** power)
+    return accept.astype(np.float64), alias.astype(np.int64)
+
+
+def train_sgns_arrays(syn0: np.ndarray, syn1: np.ndarray, tokens, offsets, counts, *, window: int = 5,
+                      negatives: int = 5, sample: float = 1e-3, epochs: int = 5, alpha: float = 0.025,
+                      shrink: bool = True, seed: int = 0, threads: int = 1, job_words: int = JOB_WORDS,
+                      on_epoch_end=None) -> list[dict]:
+    """Train SGNS in place on ``syn0`` (input vectors) / ``syn1`` (output vectors), float32 C arrays.
+
+    ``on_epoch_end(record)`` is called after every epoch (its time is not counted).
+    Returns one record per epoch (``total``/``ce`` = mean pair loss, ``seconds``, ``words_per_s``
+    = in-vocabulary tokens per second, ``n_pairs``, ``lr`` at the epoch's end).
+    """
+    tokens = np.ascontiguousarray(tokens, dtype=np.int64)
+    offsets = np.ascontiguousarray(offsets, dtype=np.int64)
+    keep = np.ascontiguousarray(keep_probabilities(counts, sample), dtype=np.float64)
+    accept, alias = noise_table(counts)
+    jobs = _chunks(np.diff(offsets), job_words)
+    job_start = [int(offsets[lo] - offsets[0]) for lo, _ in jobs]
+    n_tok = int(offsets[-1] - offsets[0])
+    total = float(max(n_tok * epochs, 1))
+    history = []
+    for ep in range(epochs):
+        def fn(i, job, ep=ep):
+            return _sgns_job(syn0, syn1, tokens, offsets, job[0], job[1], keep, window, shrink, negatives,
+                             accept, alias, alpha, float(ep * n_tok + job_start[i]), total,
+                             job_state(seed, ep, i))
+        t0 = time.perf_counter()
+        res = _run(jobs, fn, threads)
+        sec = time.perf_counter() - t0
+        loss = sum(r[0] for r in res)
+        pairs = sum(r[1] for r in res)
+        rec = {"epoch": ep + 1, "total": loss / max(pairs, 1), "ce": loss / max(pairs, 1), "seconds": sec,
+               "words_per_s": n_tok / sec if sec > 0 else float("inf"), "n_pairs": int(pairs),
+               "lr": alpha * max(MIN_ALPHA_FRAC, 1.0 - (ep + 1) / epochs)}
+        history.append(rec)
+        if on_epoch_end is not None:
+            on_epoch_end(rec)
+    return history
+
+
+def train_cbow_arrays(syn0: np.ndarray, syn1: np.ndarray, context, target, pad: int, counts, *,
+                      negatives: int = 5, epochs: int = 5, alpha: float = 0.025, linear: bool = True,
+                      seed: int = 0, threads: int = 1, gamma: float = 0.0, image_row=None, image_targets=None,
+                      img_w: np.ndarray | None = None, img_b: np.ndarray | None = None,
+                      job_words: int = JOB_WORDS, on_epoch_end=None) -> list[dict]:
+    """Train CBOW-NS (WIELD's objective) in place on ``syn0`` ((V+1, d), row ``pad`` = padding),
+    ``syn1`` ((V, d)) and, with ``gamma > 0``, the image head ``img_w`` ((k, d)), ``img_b`` ((k,)).
+
+    ``context`` (N, width) / ``target`` (N,) / ``image_row`` (N,; -1: no image) are the rows of
+    :func:`groundwords.text.captions.build_examples`; examples are visited in order. ``linear``:
+    word2vec's linear decay of ``alpha`` over the run (else constant). Returns one
+    record per epoch (``ce``: mean word loss; ``mse``: mean image MSE; ``total`` = weighted sum).
+    """
+    context = np.ascontiguousarray(context, dtype=np.int64)
+    target = np.ascontiguousarray(target, dtype=np.int64)
+    n = len(target)
+    w_word, w_img = 1.0 / (1.0 + gamma), gamma / (1.0 + gamma)
+    if gamma > 0:
+        if image_targets is None or img_w is None or img_b is None or image_row is None:
+            raise ValueError("gamma > 0 needs image_row, image_targets, img_w and img_b")
+        img_y = np.ascontiguousarray(image_targets, dtype=np.float32)
+        rows = np.ascontiguousarray(image_row, dtype=np.int64)
+    else:
+        img_y = np.zeros((1, 1), np.float32)
+        rows = np.full(n, -1, np.int64)
+        img_w, img_b = np.zeros((0, syn0.shape[1]), np.float32), np.zeros(0, np.float32)
+    accept, alias = noise_table(counts)
+    jobs = [(lo, min(lo + job_words, n)) for lo in range(0, n, job_words)]
+    total = float(max(n * epochs, 1))
+    history = []
+    for ep in range(epochs):
+        def fn(i, job, ep=ep):
+            return _cbow_job(syn0, syn1, context, target, rows, job[0], job[1], pad, negatives, accept, alias,
+                             alpha, float(ep * n + job[0]), total, linear, w_word, w_img, img_w, img_b, img_y,
+                             job_state(seed, ep, i))
+        t0 = time.perf_counter()
+        res = _run(jobs, fn, threads)
+        sec = time.perf_counter() - t0
+        ce = sum(r[0] for r in res) / max(n, 1)
+        n_mse = sum(r[2] for r in res)
+        mse = sum(r[1] for r in res) / n_mse if n_mse else float("nan")
+        rec = {"epoch": ep + 1, "ce": ce, "total": w_word * ce + (w_img * mse if n_mse else 0.0),
+               "seconds": sec, "words_per_s": n / sec if sec > 0 else float("inf"),
+               "lr": alpha * max(MIN_ALPHA_FRAC, 1.0 - (ep + 1) / epochs) if linear else alpha}
+        if n_mse:
+            rec["mse"] = mse
+        history.append(rec)
+        if on_epoch_end is not None:
+            on_epoch_end(rec)
+    return history
