@@ -25,6 +25,11 @@ STAGES = {
     "studies/iesg/stage.py": ["iesg", "iesg.sgns", "iesg.model"],
     "studies/wield/stage.py": ["wield"],
     "data/pca.py": ["pca"],
+    "data/encode.py": ["encoder"],
+    "data/datasets.py": ["data.openmoji"],
+    "data/manifest.py": ["data"],
+    "data/fetch.py": ["fetch"],
+    "text/vocab.py": ["vocab"],
 }
 #: options that keep their own default on purpose: not that stage's config setting of the same name
 OWN = {

@@ -24,8 +24,8 @@ except UserError as e:
     raise WorkflowError(str(e)) from None
 
 ENV = "../../envs/groundwords.yaml"
-# The image encoder's settings and command, shared by every rule that encodes images.
-ENCODER_PARAMS = {k: config["encoder"][k] for k in ("model", "pooling", "batch_size", "num_workers", "device", "dtype")}
+# The image encoder's settings (encoder.* whole) and command, shared by every rule that encodes images.
+ENCODER_CONFIG = config_arg(config["encoder"])
 DATA = "results/data"
 # A Hugging Face Hub model is fetched once by rule encoder_download (on a cluster's login node, where
 # the network is); the encoders then read it from the cache offline.
@@ -35,10 +35,7 @@ if config["encoder"]["model"] != "efficientnet-lite0" and not os.path.isdir(conf
     ENCODER_STAMP = [f"{DATA}/encoder/{re.sub(r'[^A-Za-z0-9_.-]+', '_', config['encoder']['model'])}.json"]
 ENCODE_CMD = (
     ("HF_HUB_OFFLINE=1 " if ENCODER_STAMP else "")
-    + "python -m groundwords.data.encode --images {input.images} --out {output} --model {params.model} "
-    "--pooling {params.pooling} --batch-size {params.batch_size} "
-    "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
-    "> {log} 2>&1"
+    + "python -m groundwords.data.encode --images {input.images} --out {output} {params.cfg} > {log} 2>&1"
 )
 SUBSETS = {s["name"]: s["rows"] for s in config["data"]["subsets"]}
 SEEDS = [str(s) for s in config["wield"]["seeds"]]

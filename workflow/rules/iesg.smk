@@ -58,7 +58,7 @@ rule iesg_encode:
     output:
         f"{IESG}/encodings.h5",
     params:
-        **ENCODER_PARAMS,
+        cfg=ENCODER_CONFIG,
     log:
         "results/logs/iesg/encode.log",
     benchmark:

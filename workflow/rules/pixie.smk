@@ -78,7 +78,7 @@ if not PIXIE_SHARES_IMAGES:
             output:
                 f"{PX}/encodings.h5",
             params:
-                **ENCODER_PARAMS,
+                cfg=ENCODER_CONFIG,
             log:
                 "results/logs/pixie/encode.log",
             benchmark:

@@ -8,8 +8,7 @@ rule vocab:
     output:
         "results/{subset}/vocab.tsv",
     params:
-        min_count=config["vocab"]["min_count"],
-        max_size=config["vocab"]["max_size"],
+        cfg=config_arg(config["vocab"]),
         # the vocabulary is built from the captions that train (alive images, unless configured)
         dead="--include-dead" if config["wield"]["train_dead_images"] else "",
     resources:
@@ -23,7 +22,7 @@ rule vocab:
         ENV
     shell:
         "python -m groundwords.text.vocab --captions {input} --out {output} "
-        "--min-count {params.min_count} --max-size {params.max_size} {params.dead} > {log} 2>&1"
+        "{params.cfg} {params.dead} > {log} 2>&1"
 
 
 rule pca:
