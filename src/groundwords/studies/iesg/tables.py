@@ -171,7 +171,7 @@ def iesg_by_frequency(ranks: pd.DataFrame, vocab: pd.DataFrame, edges=None) -> p
     """Figure 3's table: P@1 per term-frequency bin of the test pairs' words, per model and
     direction (:func:`groundwords.evaluation.matching.p1_by_frequency`; ``edges`` empty/None: powers of
     ten spanning the counts). A bin without a test word has ``n = 0`` and an empty P@1."""
-    from groundwords.studies.iesg.retrieval import p1_by_frequency
+    from groundwords.evaluation.matching import p1_by_frequency
 
     counts = dict(zip(vocab["word"].astype(str), pd.to_numeric(vocab["count"], errors="coerce")))
     freqs = ranks["word"].astype(str).map(counts).to_numpy(float)
@@ -191,8 +191,6 @@ def iesg_by_frequency(ranks: pd.DataFrame, vocab: pd.DataFrame, edges=None) -> p
 
 def iesg_tables(matching_tsv, ranks_tsv, vocab_tsv, sgns_eval, iesg_eval, out_dir, *, sgns_pairs=None,
                 iesg_pairs=None, freq_edges=None, n_boot: int = 2000, seed: int = 0) -> None:
-    from groundwords.studies.iesg.figures import p1_by_frequency_plot
-
     out_dir = Path(out_dir)
     matching = read_tsv(matching_tsv, dtype={"model": str, "direction": str})
     ranks = read_tsv(ranks_tsv, dtype={"image_id": str, "word": str})

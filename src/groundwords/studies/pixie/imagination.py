@@ -9,6 +9,7 @@ import torch
 import torch.nn.functional as F
 
 from groundwords.models.ivsgns import Imagination
+from groundwords.training import fit
 
 
 def fit_imagination(x, y, *, mapping: str = "linear", hidden: int = 300, epochs: int = 1000,
@@ -16,8 +17,6 @@ def fit_imagination(x, y, *, mapping: str = "linear", hidden: int = 300, epochs:
                     progress: bool = False) -> tuple[Imagination, list[dict]]:
     """Fit f on (x: text vectors, y: visual features): exactly (linear) or with Adam (nonlinear);
     returns (f, per-epoch history)."""
-    from groundwords.studies.train import fit  # here: groundwords.studies.wield.stage imports the models package
-
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     f = Imagination(x.shape[1], y.shape[1], mapping, hidden, seed=seed)
     if mapping == "linear":  # least squares has a closed form: its exact minimiser, no epochs to tune
