@@ -167,3 +167,39 @@ def test_each_rules_file_reads_only_common_smk():
             used = sorted(n for n in names - defined[f.name] - defined["common.smk"]
                           if re.search(rf"\b{re.escape(n)}" + (r"\b" if n[-1] != "[" else ""), text))
             assert not used, f"{f.name} uses {other}'s {used}"
+
+
+def test_stage_functions_have_no_drifted_default():
+    """The pixie.text keys are required keywords of the skip-gram stages (their defaults had drifted:
+    negatives 5 vs the schema's 64); any keyword default left on a stage function equals the schema's."""
+    import inspect
+
+    from groundwords.studies.iesg import stage as iesg_stage
+    from groundwords.studies.pixie import baselines, retrieval
+    from groundwords.studies.pixie import stage as pixie_stage
+    from groundwords.studies.wield import stage as wield_stage
+    from groundwords.studies.wield.variants import STAGE_KEYS
+
+    for f in (pixie_stage.train, baselines.train_vsgns):
+        params = inspect.signature(f).parameters
+        assert all(params[k].default is inspect.Parameter.empty for k in section_settings("pixie.text")), f
+    funcs = {
+        pixie_stage.train: ["pixie.text", "pixie.model", ("pixie", ("seed",))],
+        baselines.train_vsgns: ["pixie.text", ("pixie", ("seed",))],
+        baselines.train_ivsgns: ["pixie.ivsgns", ("pixie", ("seed",))],
+        baselines.train_vae: ["pixie.vae", ("pixie.model", ("hidden", "J")), ("pixie.text", ("dim", "lr"))],
+        retrieval.train: [("pixie.retrieval", retrieval.TRAIN_KEYS), ("pixie", ("seed",))],
+        iesg_stage.pretrain: ["iesg.sgns", ("iesg", ("min_count", "seed"))],
+        iesg_stage.train: ["iesg.model", ("iesg", ("seed",))],
+        wield_stage.train: [("wield", tuple(k for k in STAGE_KEYS if k != "threads"))],
+    }
+    drifted = []
+    for f, sections in funcs.items():
+        params = inspect.signature(f).parameters
+        for sec in sections:
+            name, only = (sec, None) if isinstance(sec, str) else sec
+            for k, v in section_settings(name, only=only).items():
+                d = params[k].default if k in params else inspect.Parameter.empty
+                if d is not inspect.Parameter.empty and d != v:
+                    drifted.append(f"{f.__module__}.{f.__name__}({k}={d!r}) vs {name}.{k} = {v!r}")
+    assert not drifted, drifted

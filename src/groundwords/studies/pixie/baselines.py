@@ -106,8 +106,8 @@ def reduce_features(visual_h5, out_h5, dim: int, seed: int = 0) -> dict:
     return {"words": len(words), "components": k, "explained_variance_ratio_sum": ratio}
 
 
-def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
-                sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3,
+def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
+                sample: float, epochs: int, batch_size: int, lr: float,
                 margin: float = 0.5, visual_negatives: int = 20, visual_weight: float = 1.0,
                 visual_map: str = "linear", seed: int = 0, threads: int | None = 1, progress: bool = True) -> dict:
     _check((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),

@@ -185,8 +185,8 @@ def text_inputs(corpus, vocab_tsv):
     return words, vocab["count"].to_numpy(np.float64), enc
 
 
-def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
-          sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3, J: int = 1,
+def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
+          sample: float, epochs: int, batch_size: int, lr: float, J: int = 1,
           hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
           optimizer: str = "adam", seed: int = 0,
           threads: int | None = 1, progress: bool = True) -> dict:
