@@ -74,6 +74,18 @@ def section_settings(section: str, values: dict | None = None, exclude: tuple[st
     if errors:
         lines = [f"{_key([section, *e.absolute_path])}: {e.message}" for e in errors]
         raise UserError("invalid settings:\n  " + "\n  ".join(lines))
+    return _as_numbers(values, sub)
+
+
+def _as_numbers(values: dict, schema: dict) -> dict:
+    """Integers given for ``type: number`` keys as floats (``lam: 5`` -> 5.0), as a ``type=float``
+    option would parse them: a stage sees the same value whichever way it arrives."""
+    for key, sub in schema.get("properties", {}).items():
+        v = values.get(key)
+        if sub.get("type") == "number" and isinstance(v, int) and not isinstance(v, bool):
+            values[key] = float(v)
+        elif sub.get("type") == "object" and isinstance(v, dict):
+            _as_numbers(v, sub)
     return values
 
 
