@@ -4,8 +4,9 @@
 #   snakemake --cores 8 --resources gpu=1 --configfile configs/wield-cc.yaml   # the WIELD paper's setting
 #   snakemake --profile profiles/slurm --configfile configs/wield-cc.yaml      # on a SLURM cluster
 #
-# The rules are thin: every stage is a `python -m groundwords.<stage>` command whose settings
-# arrive through `params:` (so Snakemake reruns a stage when they change).
+# The rules are thin: every stage is a `python -m groundwords.<module>` command that receives its
+# config section whole (`--config` JSON through `params:`, so Snakemake reruns a stage when it
+# changes); the schema fills in the defaults (README, "How settings reach a stage").
 
 import os
 

@@ -24,7 +24,7 @@ import pytest
 from groundwords.data import planted as planted_mod
 
 # small and fast: ~1-2 s of SGNS on 2 cores; SGNS text rho ~0.75 on the default data
-PLANTED_TEXT = dict(dim=32, window=5, negatives=5, epochs=5, lr=4e-3, batch_size=1024, seed=0,
+PLANTED_TEXT = dict(dim=32, window=5, negatives=5, sample=1e-3, epochs=5, lr=4e-3, batch_size=1024, seed=0,
                     threads=1, progress=False)
 PLANTED_SEED = int(os.environ.get("GROUNDWORDS_PLANTED_SEED", "0"))  # another draw: check the margins' robustness
 PLANTED_CUE = dict(seed=PLANTED_SEED, words_per_class=8, n_hidden=24, text_cue=1.0)

@@ -62,7 +62,7 @@ def test_projection_equals_sklearn(features, tmp_path):
 
 def test_all_ids_when_no_table(features, tmp_path):
     path, ids, x = features
-    pca_stage.fit_pca(path, tmp_path / "p.npz", tmp_path / "p.h5", dim=24)
+    pca_stage.fit_pca(path, tmp_path / "p.npz", tmp_path / "p.h5", dim=24, seed=0)
     got_ids, proj, _ = read_features(tmp_path / "p.h5")
     assert got_ids == ids
     ref = PCA(n_components=24, random_state=0).fit_transform(x.astype(np.float64))
@@ -72,11 +72,11 @@ def test_all_ids_when_no_table(features, tmp_path):
 def test_dim_too_large(features, tmp_path):
     path, ids, _ = features
     with pytest.raises(UserError, match=r"pca\.dim = 25.*min\(60, 24\)"):
-        pca_stage.fit_pca(path, tmp_path / "p.npz", tmp_path / "p.h5", dim=25)
+        pca_stage.fit_pca(path, tmp_path / "p.npz", tmp_path / "p.h5", dim=25, seed=0)
     tsv = tmp_path / "ids.tsv"
     pd.DataFrame({"id": ids[:4]}).to_csv(tsv, sep="\t", index=False)
     with pytest.raises(UserError, match=r"pca\.dim = 5.*min\(4, 24\)"):
-        pca_stage.fit_pca(path, tmp_path / "p.npz", tmp_path / "p.h5", dim=5, ids_tsv=tsv)
+        pca_stage.fit_pca(path, tmp_path / "p.npz", tmp_path / "p.h5", dim=5, ids_tsv=tsv, seed=0)
     assert not (tmp_path / "p.npz").exists() and not (tmp_path / "p.h5").exists()
 
 
@@ -85,7 +85,7 @@ def test_no_matching_ids(features, tmp_path):
     tsv = tmp_path / "ids.tsv"
     tsv.write_text("id\nnothere\n")
     with pytest.raises(UserError, match="none of the ids"):
-        pca_stage.fit_pca(path, tmp_path / "p.npz", tmp_path / "p.h5", dim=2, ids_tsv=tsv)
+        pca_stage.fit_pca(path, tmp_path / "p.npz", tmp_path / "p.h5", dim=2, ids_tsv=tsv, seed=0)
 
 
 def test_cli(features, tmp_path):

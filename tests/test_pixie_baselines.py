@@ -207,7 +207,7 @@ def run(argv):
 def _vsgns(d, out, seed=0):
     return run(["vsgns", "--corpus", d / "corpus.txt", "--vocab", d / "vocab.tsv", "--visual", d / "w.h5",
                 "--out-dir", out, "--dim", 8, "--window", 3, "--sample", 0, "--epochs", 2, "--batch-size", 128,
-                "--visual-negatives", 3, "--seed", seed, "--no-progress"])
+                "--visual-negatives", 3, "--vsgns-model", "B", "--seed", seed, "--no-progress"])
 
 
 def test_vsgns_cli_writes_vectors_and_is_seeded(data):

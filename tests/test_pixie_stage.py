@@ -162,7 +162,7 @@ def test_train_without_visual_is_the_sgns_baseline(data):
     """No --visual: the SGNS model on the same pairs, optimiser and seed; PIXIE's text-only words match it."""
     d, _ = data
     common = ["--corpus", d / "corpus.txt", "--vocab", d / "vocab.tsv", "--dim", 8, "--epochs", 1,
-              "--batch-size", 64, "--window", 3, "--no-progress"]
+              "--batch-size", 64, "--window", 3, "--negatives", 5, "--no-progress"]
     assert run(["train", *common, "--out-dir", d / "sgns"]) == 0
     assert run(["train", *common, "--out-dir", d / "sgns2"]) == 0
     info = json.loads((d / "sgns" / "train.json").read_text())

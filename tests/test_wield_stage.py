@@ -320,5 +320,5 @@ def test_cli_ok_and_bad_inputs(tmp_path, capsys):
     code, err = cli("--captions", caps, "--images", tmp_path / "junk.h5", *common)
     assert code == 2 and "HDF5" in err
     code, err = cli("--captions", caps, "--images", images, "--lr", -1, *common)
-    assert code == 2 and "learning rate" in err
+    assert code == 2 and "wield.lr" in err  # the schema's check, naming the config key
     assert not (tmp_path / "bad").exists()

@@ -52,7 +52,11 @@ def _with_defaults(validator_class):
 
 
 def _sub_schema(section: str, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> dict:
-    sub = copy.deepcopy(load_schema()["properties"][section])
+    """The schema of ``section``: a top-level key (``fetch``) or a dotted path (``pixie.text``)."""
+    sub = load_schema()
+    for part in section.split("."):
+        sub = sub["properties"][part]
+    sub = copy.deepcopy(sub)
     keep = [k for k in sub["properties"] if k not in exclude and (only is None or k in only)]
     sub["properties"] = {k: sub["properties"][k] for k in keep}
     sub["required"] = [k for k in sub.get("required", []) if k in keep]
@@ -61,7 +65,7 @@ def _sub_schema(section: str, exclude: tuple[str, ...] = (), only: tuple[str, ..
 
 def section_settings(section: str, values: dict | None = None, exclude: tuple[str, ...] = (),
                      only: tuple[str, ...] | None = None) -> dict:
-    """The keys of one config ``section`` (e.g. ``fetch``): ``values`` over the schema's defaults,
+    """The keys of one config ``section`` (e.g. ``fetch``, or a dotted ``pixie.text``): ``values`` over the schema's defaults,
     validated against the schema (a :class:`UserError` names ``section.key``). The schema is the
     one place where a default lives: stages' CLIs and functions take theirs from here."""
     sub = _sub_schema(section, exclude, only)
@@ -70,29 +74,100 @@ def section_settings(section: str, values: dict | None = None, exclude: tuple[st
     if errors:
         lines = [f"{_key([section, *e.absolute_path])}: {e.message}" for e in errors]
         raise UserError("invalid settings:\n  " + "\n  ".join(lines))
+    return _as_numbers(values, sub)
+
+
+def _as_numbers(values: dict, schema: dict) -> dict:
+    """Integers given for ``type: number`` keys as floats (``lam: 5`` -> 5.0), as a ``type=float``
+    option would parse them: a stage sees the same value whichever way it arrives."""
+    for key, sub in schema.get("properties", {}).items():
+        v = values.get(key)
+        if sub.get("type") == "number" and isinstance(v, int) and not isinstance(v, bool):
+            values[key] = float(v)
+        elif sub.get("type") == "object" and isinstance(v, dict):
+            _as_numbers(v, sub)
     return values
 
 
 def add_section_arguments(parser: argparse.ArgumentParser, section: str, exclude: tuple[str, ...] = (),
-                          only: tuple[str, ...] | None = None) -> list[str]:
-    """One ``--key-name`` option per key of a config section (default: the schema's, filled in by
-    :func:`section_settings`); returns the keys."""
+                          only: tuple[str, ...] | None = None, rename: dict[str, str] | None = None) -> list[str]:
+    """One ``--key-name`` option per scalar key of a config section (``rename``: key -> another
+    flag name, e.g. where two sections of one stage share a key). No argparse default: an option not
+    given is ``None``, and :func:`section_settings` / :func:`stage_settings` fill in the schema's.
+    Returns the keys."""
     props = _sub_schema(section, exclude, only)["properties"]
     keys = []
     for key, sub in props.items():
-        flag = "--" + key.replace("_", "-")
+        if sub.get("type") in ("object", "array"):
+            continue
+        flag = "--" + (rename or {}).get(key, key.replace("_", "-"))
+        dest = flag[2:].replace("-", "_")
         default = sub.get("default")
         help_ = f"{sub.get('description', '')} (config key {section}.{key}; default {default!r})".strip()
         help_ = help_.replace("%", "%%")
         if sub.get("type") == "boolean":
-            parser.add_argument(flag, dest=key, action=argparse.BooleanOptionalAction, default=None, help=help_)
+            parser.add_argument(flag, dest=dest, action=argparse.BooleanOptionalAction, default=None, help=help_)
         else:
             t = sub.get("type")
             kind = {"integer": int, "number": float}.get(t, str) if isinstance(t, str) else str
             choices = sub.get("enum")
-            parser.add_argument(flag, dest=key, type=kind, default=None, choices=choices, help=help_)
+            parser.add_argument(flag, dest=dest, type=kind, default=None, choices=choices, help=help_)
         keys.append(key)
     return keys
+
+
+def add_config_argument(parser: argparse.ArgumentParser, section: str) -> None:
+    """``--config JSON``: the settings of config ``section`` as a rule passes them (see
+    :func:`config_arg`); the stage fills in the rest with the schema's defaults
+    (:func:`stage_settings`). Any ``--key-name`` option given beside it wins."""
+    parser.add_argument("--config", default=None, metavar="JSON",
+                        help=f"config {section} settings as a JSON object (missing keys: the schema's defaults)")
+
+
+def stage_settings(args: argparse.Namespace, section: str, exclude: tuple[str, ...] = (),
+                   only: tuple[str, ...] | None = None, rename: dict[str, str] | None = None) -> dict:
+    """The settings of a stage: its ``--config`` JSON (:func:`add_config_argument`), then the
+    ``--key-name`` options that were given, over the schema's defaults for config ``section``
+    (restricted to ``only``/``exclude``; sub-sections, e.g. ``pixie.text``, are filled in whole).
+    A sub-section's keys are options too, under their own name or ``rename["text.negatives"]``.
+    The schema is the one owner of every default: no argparse default repeats one."""
+    values = config_json(args)
+    for key, sub in _sub_schema(section, exclude, only)["properties"].items():
+        if sub.get("type") == "object" and "properties" in sub:
+            for leaf in sub["properties"]:
+                v = getattr(args, (rename or {}).get(f"{key}.{leaf}", leaf).replace("-", "_"), None)
+                if v is not None:
+                    values.setdefault(key, {})[leaf] = v
+        else:
+            v = getattr(args, (rename or {}).get(key, key).replace("-", "_"), None)
+            if v is not None:
+                values[key] = v
+    return section_settings(section, values, exclude=exclude, only=only)
+
+
+def config_json(args: argparse.Namespace) -> dict:
+    """The ``--config`` JSON object of a stage's arguments (``{}`` without one)."""
+    import json
+
+    raw = getattr(args, "config", None)
+    try:
+        values = json.loads(raw) if raw else {}
+    except ValueError as e:
+        raise UserError(f"--config: not a JSON object: {e}") from None
+    if not isinstance(values, dict):
+        raise UserError("--config: not a JSON object")
+    return values
+
+
+def config_arg(values: dict, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> str:
+    """``--config '<JSON>'``: ``values`` (a config section, restricted to ``only``/``exclude``) for a
+    stage's :func:`add_config_argument`, shell-quoted. In a rule's ``params`` it makes Snakemake
+    rerun the stage when any of these settings change."""
+    import json
+    import shlex
+
+    sel = {k: v for k, v in values.items() if k not in exclude and (only is None or k in only)}
+    return "--config " + shlex.quote(json.dumps(sel, sort_keys=True, separators=(",", ":"), ensure_ascii=False))
 
 
 def cli_args(values: dict, exclude: tuple[str, ...] = (), only: tuple[str, ...] | None = None) -> str:

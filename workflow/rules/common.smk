@@ -12,7 +12,9 @@ SRC = os.path.join(workflow.basedir, "src")
 shell.prefix(f"export PYTHONPATH='{SRC}'${{{{PYTHONPATH:+:$PYTHONPATH}}}}; ")
 sys.path.insert(0, SRC)
 
-from groundwords.config import cli_args, gamma_label, validate_config  # noqa: E402
+from groundwords.config import cli_args, config_arg, gamma_label, validate_config  # noqa: E402
+from groundwords.studies.pixie import names as pixie_names  # noqa: E402
+from groundwords.studies.wield import variants as wield_variants  # noqa: E402
 from groundwords.files import UserError  # noqa: E402
 from groundwords.data.manifest import LAYOUT_KEYS  # noqa: E402
 
@@ -22,8 +24,8 @@ except UserError as e:
     raise WorkflowError(str(e)) from None
 
 ENV = "../../envs/groundwords.yaml"
-# The image encoder's settings and command, shared by every rule that encodes images.
-ENCODER_PARAMS = {k: config["encoder"][k] for k in ("model", "pooling", "batch_size", "num_workers", "device", "dtype")}
+# The image encoder's settings (encoder.* whole) and command, shared by every rule that encodes images.
+ENCODER_CONFIG = config_arg(config["encoder"])
 DATA = "results/data"
 # A Hugging Face Hub model is fetched once by rule encoder_download (on a cluster's login node, where
 # the network is); the encoders then read it from the cache offline.
@@ -33,29 +35,18 @@ if config["encoder"]["model"] != "efficientnet-lite0" and not os.path.isdir(conf
     ENCODER_STAMP = [f"{DATA}/encoder/{re.sub(r'[^A-Za-z0-9_.-]+', '_', config['encoder']['model'])}.json"]
 ENCODE_CMD = (
     ("HF_HUB_OFFLINE=1 " if ENCODER_STAMP else "")
-    + "python -m groundwords.data.encode --images {input.images} --out {output} --model {params.model} "
-    "--pooling {params.pooling} --batch-size {params.batch_size} "
-    "--num-workers {params.num_workers} --device {params.device} --dtype {params.dtype} "
-    "> {log} 2>&1"
+    + "python -m groundwords.data.encode --images {input.images} --out {output} {params.cfg} > {log} 2>&1"
 )
 SUBSETS = {s["name"]: s["rows"] for s in config["data"]["subsets"]}
 SEEDS = [str(s) for s in config["wield"]["seeds"]]
 
 W = config["wield"]
-WINDOW_VARIANT = f"wield-window{W['window_control']['window']}"
-# Every trained model: results/<subset>/<variant>/<param>-<value>/seed-<s>/
-#   wield                 Table 2: the gamma grid
-#   wield-window<N>       Table 4: the window-size control
-#   wield-wordtarget      §6.2 control: word-specific image targets, the gamma grid
-#   cbow-caption          §6.2 control: CBOW whose window spans the whole caption
-#   imginput-caption|word Table 1: the image encoding as an input, the lambda grid
-VARIANTS = ["wield", WINDOW_VARIANT, "wield-wordtarget", "cbow-caption", "imginput-caption", "imginput-word"]
-WORD_KEYED = {"wield-wordtarget", "imginput-word"}  # image HDF5 keyed by word, not by image
-CAPTION_WINDOW = 100_000  # any window longer than every caption: the whole caption
+# Every trained model: results/<subset>/<variant>/<param>-<value>/seed-<s>/ (the variants:
+# groundwords.studies.wield.variants)
 
 wildcard_constraints:
     subset="|".join(map(re.escape, SUBSETS)),
-    variant="|".join(map(re.escape, VARIANTS)),
+    variant="|".join(map(re.escape, wield_variants.variants(W))),
     param="gamma|lambda",
     value=r"[0-9.e+-]+",
     seed=r"\d+",
@@ -210,30 +201,6 @@ def runs(variant, param, values, subsets=None, file="eval.tsv"):
     )
 
 
-def train_images(wc):
-    if wc.variant in WORD_KEYED:
-        return f"results/{wc.subset}/word_images_pca.h5"
-    return f"results/{wc.subset}/encodings_pca.h5"
-
-
-def train_flags(wc):
-    """The train CLI flags that make a run of ``variant`` at ``param=value``."""
-    v = float(wc.value)
-    window = W["window"]
-    if wc.variant == WINDOW_VARIANT:
-        window = W["window_control"]["window"]
-    elif wc.variant == "cbow-caption":
-        window = CAPTION_WINDOW
-    flags = [f"--window {window}"]
-    if wc.variant.startswith("imginput"):
-        flags += ["--model imginput", f"--lam {v}", f"--image-input {wc.variant.split('-')[1]}", "--gamma 0"]
-    else:
-        flags.append(f"--gamma {v}")
-    if wc.variant == "wield-wordtarget":
-        flags.append("--image-target word")
-    return " ".join(flags)
-
-
 def table_targets():
     out = ["results/table2.csv", "results/table2.md", "results/table3.csv", "results/table3.md",
            "results/figure2_loss.png", "results/figure3_scatter.png"]
@@ -273,6 +240,22 @@ def control_runs():
     return evals
 
 
+# The IESG word-image table and encodings, which PIXIE reuses when both studies attach the same images.
+IESG = "results/iesg"
+
+
+def iesg_features():
+    """The encodings of IESG's word-attached images: the caption data's when both are the embedded
+    OpenMoji images, else IESG's own."""
+    return f"{DATA}/encodings.h5" if shares_data_encodings(config["iesg"]) else f"{IESG}/encodings.h5"
+
+
+def pixie_shares_iesg_images():
+    """PIXIE reuses IESG's word-image table (and its encodings) when both attach the same images."""
+    I, P = config["iesg"], config["pixie"]
+    return I["enabled"] and all(P[k] == I[k] for k in ("images", "class_names", "wordnet", "wordnet_depth"))
+
+
 def corpus_downloads():
     """corpus path -> (url, checksum) for every enabled study whose corpus has a URL."""
     out = {}
@@ -297,36 +280,20 @@ def word_images_how(sec, shares_encodings):
             + (f" --wordnet --wordnet-depth {sec['wordnet_depth']}" if sec["wordnet"] else ""))
 
 
-# PIXIE (paper 002): representation name -> vectors file under results/pixie/models/
-PIXIE_REPS = {
-    "CNN": "cnn/vectors.txt",
-    "VAE": "vae/vectors.txt",
-    "SGNS": "sgns/vectors.txt",
-    "CNN⊕SGNS": "cnn-sgns/vectors.txt",
-    "VAE⊕SGNS": "vae-sgns/vectors.txt",
-    "V-SGNS": "vsgns/vectors.txt",
-    "IV-SGNS (LINEAR)": "ivsgns-linear/vectors.txt",
-    "IV-SGNS (NONLINEAR)": "ivsgns-nonlinear/vectors.txt",
-    "PIXIE+": "pixie/vectors.txt",
-    "PIXIE⊕": "pixie/concat_vectors.txt",
-}
-PIXIE_HIDDEN_REPS = {
-    "V-SGNS(∗)": "vsgns-hidden/vectors.txt",
-    "IV-SGNS(∗)": "ivsgns-linear-hidden/vectors.txt",
-    "PIXIE⊕(∗)": "pixie-hidden/concat_vectors.txt",
-}
-PIXIE_VISUAL_ONLY = ["CNN", "VAE", "CNN⊕SGNS", "VAE⊕SGNS"]
-PIXIE_TABLE45 = ["SGNS", "V-SGNS", "PIXIE⊕", "PIXIE⊕(∗)"]  # Table 4: SGNS vs PIXIE⊕(∗); Table 5: SGNS, V-SGNS, PIXIE⊕
-# Table 6 (retrieval): run name -> representation
-PIXIE_RETRIEVAL = {"sgns": "SGNS", "vsgns": "V-SGNS", "ivsgns-linear": "IV-SGNS (LINEAR)",
-                   "pixie-plus": "PIXIE+", "pixie-concat": "PIXIE⊕"}
+# PIXIE (paper 002): the representations' display names and files: groundwords.studies.pixie.names
 
 
 def pixie_reps():
-    reps = dict(PIXIE_REPS)
-    if config["pixie"]["hide"]:
-        reps.update(PIXIE_HIDDEN_REPS)
-    return {name: f"results/pixie/models/{path}" for name, path in reps.items()}
+    return pixie_names.rep_files(config["pixie"]["hide"])
+
+
+def pixie_cfg(*parts, **picked):
+    """--config of the pixie.* ``parts`` (whole) and of ``picked`` sub-keys (section -> keys), with
+    pixie.seed: the settings of one PIXIE stage, and nothing else (no rerun when another changes)."""
+    P = config["pixie"]
+    values = {k: P[k] for k in (*parts, "seed")}
+    values.update({sec: {k: P[sec][k] for k in keys} for sec, keys in picked.items()})
+    return config_arg(values)
 
 
 def pixie_targets():
@@ -337,13 +304,6 @@ def pixie_targets():
     if P["retrieval"]["enabled"]:
         out += ["results/pixie_table6.csv", "results/pixie_table6.md"]
     return out
-
-
-def iesg_train_options(m):
-    """The command-line flags of IESG's documented options (the schema owns their defaults)."""
-    flags = (f"--image-norm {m['image_norm']} --context-table {m['context_table']} "
-             f"--l2-fit {m['l2_fit']} --l2-ridge {m['l2_ridge']}")
-    return flags + (" --image-updates-words" if m["image_updates_words"] else "")
 
 
 # The claims table (workflow/rules/claims.smk)

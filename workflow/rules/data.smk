@@ -6,9 +6,7 @@ rule openmoji:
     output:
         f"{DATA}/openmoji/captions.tsv",
     params:
-        size=config["data"]["openmoji"]["size"],
-        aliases="" if config["data"]["openmoji"]["aliases"] else "--no-aliases",
-        limit=config["data"]["openmoji"]["limit"],
+        cfg=config_arg(config["data"]["openmoji"]),
     resources:
         group_slots=1,
         runtime=10,
@@ -20,7 +18,7 @@ rule openmoji:
         ENV
     shell:
         "python -m groundwords.data.datasets openmoji --out-dir $(dirname {output}) "
-        "--size {params.size} --limit {params.limit} {params.aliases} > {log} 2>&1"
+        "{params.cfg} > {log} 2>&1"
 
 
 rule manifest:
@@ -32,8 +30,7 @@ rule manifest:
         summary=f"{DATA}/manifest_summary.json",
     params:
         limit=manifest_limit(),
-        select=config["data"]["select"],
-        seed=config["data"]["seed"],
+        cfg=config_arg(config["data"], only=("select", "seed")),
         # the source's layout: data.format, header, caption_col, url_col (the embedded source: the default)
         layout="" if config["data"]["source"] == "openmoji" else cli_args(config["data"], only=LAYOUT_KEYS),
     resources:
@@ -47,8 +44,7 @@ rule manifest:
         ENV
     shell:
         "python -m groundwords.data.manifest build --source {input} --out {output.manifest} "
-        "--summary {output.summary} --limit {params.limit} --select {params.select} "
-        "--seed {params.seed} {params.layout} > {log} 2>&1"
+        "--summary {output.summary} --limit {params.limit} {params.cfg} {params.layout} > {log} 2>&1"
 
 
 rule fetch_shard:
@@ -119,7 +115,7 @@ rule encode:
     output:
         f"{DATA}/encodings.h5",
     params:
-        **ENCODER_PARAMS,
+        cfg=ENCODER_CONFIG,
     log:
         "results/logs/encode.log",
     benchmark:

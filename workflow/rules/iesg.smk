@@ -2,10 +2,9 @@
 # image-enhanced skip-gram and the L2 baseline -> image<->word matching and word similarity.
 
 I = config["iesg"]
-IESG = "results/iesg"
 # With the embedded OpenMoji data on both sides the WIELD encodings are reused (same images).
 IESG_SHARES_ENCODINGS = shares_data_encodings(I)
-IESG_FEATURES = f"{DATA}/encodings.h5" if IESG_SHARES_ENCODINGS else f"{IESG}/encodings.h5"
+IESG_FEATURES = iesg_features()  # (IESG, the results folder: common.smk)
 
 
 rule iesg_corpus:
@@ -59,7 +58,7 @@ rule iesg_encode:
     output:
         f"{IESG}/encodings.h5",
     params:
-        **ENCODER_PARAMS,
+        cfg=ENCODER_CONFIG,
     log:
         "results/logs/iesg/encode.log",
     benchmark:
@@ -84,14 +83,7 @@ rule iesg_pretrain:
         vectors=f"{IESG}/sgns/vectors.txt",
         info=f"{IESG}/sgns/train.json",
     params:
-        dim=I["sgns"]["dim"],
-        window=I["sgns"]["window"],
-        negatives=I["sgns"]["negatives"],
-        sample=I["sgns"]["sample"],
-        epochs=I["sgns"]["epochs"],
-        alpha=I["sgns"]["alpha"],
-        engine=I["sgns"]["engine"],
-        seed=I["seed"],
+        cfg=config_arg(I, only=("sgns", "seed")),
     log:
         "results/logs/iesg/pretrain.log",
     benchmark:
@@ -104,10 +96,7 @@ rule iesg_pretrain:
         ENV
     shell:
         "python -m groundwords.studies.iesg.stage pretrain --corpus {input.corpus} --vocab {input.vocab} "
-        "--out-dir $(dirname {output.vectors}) --dim {params.dim} --window {params.window} "
-        "--negatives {params.negatives} --sample {params.sample} --epochs {params.epochs} "
-        "--alpha {params.alpha} --engine {params.engine} --seed {params.seed} --threads {threads} --no-progress "
-        "> {log} 2>&1"
+        "--out-dir $(dirname {output.vectors}) {params.cfg} --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule iesg_train:
@@ -121,17 +110,7 @@ rule iesg_train:
         vectors=f"{IESG}/model/vectors.txt",
         info=f"{IESG}/model/train.json",
     params:
-        window=I["model"]["window"],
-        negatives=I["model"]["negatives"],
-        margin=I["model"]["margin"],
-        lam=I["model"]["lam"],
-        lr=I["model"]["lr"],
-        momentum=I["model"]["momentum"],
-        batch_size=I["model"]["batch_size"],
-        epochs=I["model"]["epochs"],
-        max_examples=I["model"]["max_examples"],
-        options=iesg_train_options(I["model"]),
-        seed=I["seed"],
+        cfg=config_arg(I, only=("model", "seed")),
     log:
         "results/logs/iesg/train.log",
     benchmark:
@@ -145,11 +124,7 @@ rule iesg_train:
     shell:
         "python -m groundwords.studies.iesg.stage train --sgns $(dirname {input.sgns}) --corpus {input.corpus} "
         "--word-images {input.pairs} --features {input.features} "
-        "--out-dir $(dirname {output.vectors}) --window {params.window} "
-        "--negatives {params.negatives} --margin {params.margin} --lam {params.lam} --lr {params.lr} "
-        "--momentum {params.momentum} --batch-size {params.batch_size} --epochs {params.epochs} "
-        "--max-examples {params.max_examples} {params.options} --seed {params.seed} --threads {threads} "
-        "--no-progress > {log} 2>&1"
+        "--out-dir $(dirname {output.vectors}) {params.cfg} --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule iesg_matching:
@@ -162,8 +137,7 @@ rule iesg_matching:
         table=f"{IESG}/matching.tsv",
         ranks=f"{IESG}/ranks.tsv",
     params:
-        candidates=I["candidates"],
-        seed=I["seed"],
+        cfg=config_arg(I, only=("candidates", "seed")),
     resources:
         group_slots=1,
         runtime=10,
@@ -176,7 +150,7 @@ rule iesg_matching:
     shell:
         "python -m groundwords.studies.iesg.stage evaluate --model-dir $(dirname {input.model}) "
         "--word-images {input.pairs} --features {input.features} --out-tsv {output.table} "
-        "--negatives {params.candidates} --image-pool all --seed {params.seed} "
+        "{params.cfg} --image-pool all "
         "--ranks-tsv {output.ranks} > {log} 2>&1"
 
 

@@ -5,12 +5,11 @@ import shlex
 
 P = config["pixie"]
 PX = "results/pixie"
-PT = P["text"]
-# The IESG word-image table (and its encodings) is reused when both studies attach the same images.
-PIXIE_SHARES_IMAGES = I["enabled"] and all(
-    P[k] == I[k] for k in ("images", "class_names", "wordnet", "wordnet_depth"))
+# The IESG word-image table (and its encodings) is reused when both studies attach the same images
+# (common.smk decides; this file reads none of iesg.smk's names).
+PIXIE_SHARES_IMAGES = pixie_shares_iesg_images()
 if PIXIE_SHARES_IMAGES:
-    PIXIE_WORD_IMAGES, PIXIE_ENCODINGS = f"{IESG}/word_images.tsv", IESG_FEATURES
+    PIXIE_WORD_IMAGES, PIXIE_ENCODINGS = f"{IESG}/word_images.tsv", iesg_features()
 else:
     PIXIE_WORD_IMAGES = f"{PX}/word_images.tsv"
     PIXIE_ENCODINGS = f"{DATA}/encodings.h5" if shares_data_encodings(P) else f"{PX}/encodings.h5"
@@ -23,7 +22,7 @@ wildcard_constraints:
     part="all|hidden",
     hidden="|-hidden",
     mapping="linear|nonlinear",
-    run="|".join(PIXIE_RETRIEVAL),
+    run="|".join(pixie_names.RETRIEVAL),
 
 
 rule pixie_corpus:
@@ -79,7 +78,7 @@ if not PIXIE_SHARES_IMAGES:
             output:
                 f"{PX}/encodings.h5",
             params:
-                **ENCODER_PARAMS,
+                cfg=ENCODER_CONFIG,
             log:
                 "results/logs/pixie/encode.log",
             benchmark:
@@ -110,7 +109,7 @@ rule pixie_features:
     params:
         hide=lambda wc: P["hide"] if wc.part == "hidden" else 0,
         exclude=lambda wc, input: f"--exclude-split {input.split}" if input.split else "",
-        seed=P["seed"],
+        cfg=config_arg(P, only=("seed",)),
     resources:
         group_slots=1,
         runtime=10,
@@ -123,28 +122,12 @@ rule pixie_features:
     shell:
         "python -m groundwords.studies.pixie.stage features --word-images {input.pairs} --features {input.features} "
         "--vocab {input.vocab} --out {output.features} --scale {wildcards.scale} --hide {params.hide} "
-        "--hidden-out {output.hidden} {params.exclude} --seed {params.seed} > {log} 2>&1"
+        "--hidden-out {output.hidden} {params.exclude} {params.cfg} > {log} 2>&1"
 
 
-# The skip-gram settings shared by SGNS, PIXIE and V-SGNS.
-PIXIE_TEXT_PARAMS = {k: PT[k] for k in ("dim", "window", "negatives", "sample", "epochs", "batch_size", "lr")}
-PIXIE_TEXT_ARGS = (
-    "--corpus {input.corpus} --vocab {input.vocab} --out-dir $(dirname {output.vectors}) --dim {params.dim} "
-    "--window {params.window} --negatives {params.negatives} --sample {params.sample} "
-    "--epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed} "
+# The skip-gram settings shared by SGNS, PIXIE and V-SGNS: pixie.text (and pixie.seed) whole.
+TEXT_ARGS = "--corpus {input.corpus} --vocab {input.vocab} --out-dir $(dirname {output.vectors}) {params.cfg} " \
     "--threads {threads} --no-progress"
-)
-SGNS_CMD = f"python -m groundwords.studies.pixie.stage train {PIXIE_TEXT_ARGS} > {{log}} 2>&1"
-PIXIE_CMD = (
-    f"python -m groundwords.studies.pixie.stage train {PIXIE_TEXT_ARGS} --visual {{input.visual}} --J {{params.J}} "
-    "--hidden {params.hidden_units} --vae-weight {params.vae_weight} --min-var {params.min_var} "
-    "--vae-weighting {params.vae_weighting} > {log} 2>&1"
-)
-VSGNS_CMD = (
-    f"python -m groundwords.studies.pixie.baselines vsgns {PIXIE_TEXT_ARGS} --visual {{input.visual}} "
-    "--margin {params.margin} --visual-negatives {params.visual_negatives} "
-    "--visual-weight {params.weight} --visual-map {params.visual_map} > {log} 2>&1"
-)
 VSGNS_MODEL_A = P["vsgns"]["model"] == "A"
 
 
@@ -157,8 +140,7 @@ rule pixie_sgns:
         vectors=f"{PX}/models/sgns/vectors.txt",
         info=f"{PX}/models/sgns/train.json",
     params:
-        **PIXIE_TEXT_PARAMS,
-        seed=P["seed"],
+        cfg=pixie_cfg("text"),
     log:
         "results/logs/pixie/sgns.log",
     benchmark:
@@ -170,7 +152,7 @@ rule pixie_sgns:
     conda:
         ENV
     shell:
-        SGNS_CMD
+        f"python -m groundwords.studies.pixie.stage train {TEXT_ARGS} > {{log}} 2>&1"
 
 
 rule pixie_model:
@@ -184,13 +166,7 @@ rule pixie_model:
         concat=f"{PX}/models/pixie{{hidden}}/concat_vectors.txt",
         info=f"{PX}/models/pixie{{hidden}}/train.json",
     params:
-        **PIXIE_TEXT_PARAMS,
-        J=P["model"]["J"],
-        hidden_units=P["model"]["hidden"],
-        vae_weight=P["model"]["vae_weight"],
-        min_var=P["model"]["min_var"],
-        vae_weighting=P["model"]["vae_weighting"],
-        seed=P["seed"],
+        cfg=pixie_cfg("text", "model"),
     log:
         "results/logs/pixie/pixie{hidden}.log",
     benchmark:
@@ -202,7 +178,7 @@ rule pixie_model:
     conda:
         ENV
     shell:
-        PIXIE_CMD
+        f"python -m groundwords.studies.pixie.stage train {TEXT_ARGS} --visual {{input.visual}} > {{log}} 2>&1"
 
 
 rule pixie_vsgns_features:
@@ -212,15 +188,13 @@ rule pixie_vsgns_features:
     output:
         f"{PX}/visual/none-{{part}}-reduced.h5",
     params:
-        dim=PT["dim"],
-        seed=P["seed"],
+        cfg=pixie_cfg(text=("dim",)),
     log:
         "results/logs/pixie/vsgns_features-{part}.log",
     conda:
         ENV
     shell:
-        "python -m groundwords.studies.pixie.baselines reduce --visual {input} --out {output} --dim {params.dim} "
-        "--seed {params.seed} > {log} 2>&1"
+        "python -m groundwords.studies.pixie.baselines reduce --visual {input} --out {output} {params.cfg} > {log} 2>&1"
 
 
 rule pixie_vsgns:
@@ -235,12 +209,7 @@ rule pixie_vsgns:
         vectors=f"{PX}/models/vsgns{{hidden}}/vectors.txt",
         info=f"{PX}/models/vsgns{{hidden}}/train.json",
     params:
-        **PIXIE_TEXT_PARAMS,
-        margin=P["vsgns"]["margin"],
-        visual_negatives=P["vsgns"]["negatives"],
-        weight=P["vsgns"]["weight"],
-        visual_map="identity" if VSGNS_MODEL_A else "linear",
-        seed=P["seed"],
+        cfg=pixie_cfg("text", "vsgns"),  # vsgns.model A: --visual-map identity, B: linear
     log:
         "results/logs/pixie/vsgns{hidden}.log",
     benchmark:
@@ -252,7 +221,7 @@ rule pixie_vsgns:
     conda:
         ENV
     shell:
-        VSGNS_CMD
+        f"python -m groundwords.studies.pixie.baselines vsgns {TEXT_ARGS} --visual {{input.visual}} > {{log}} 2>&1"
 
 
 rule pixie_ivsgns:
@@ -264,11 +233,7 @@ rule pixie_ivsgns:
         vectors=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/vectors.txt",
         info=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/train.json",
     params:
-        hidden_units=P["ivsgns"]["hidden"],
-        epochs=P["ivsgns"]["epochs"],
-        batch_size=P["ivsgns"]["batch_size"],
-        lr=P["ivsgns"]["lr"],
-        seed=P["seed"],
+        cfg=pixie_cfg("ivsgns"),
     log:
         "results/logs/pixie/ivsgns-{mapping}{hidden}.log",
     threads: P["threads"]
@@ -276,8 +241,7 @@ rule pixie_ivsgns:
         ENV
     shell:
         "python -m groundwords.studies.pixie.baselines ivsgns --sgns {input.sgns} --visual {input.visual} "
-        "--out-dir $(dirname {output.vectors}) --mapping {wildcards.mapping} --hidden {params.hidden_units} "
-        "--epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed} --threads {threads} "
+        "--out-dir $(dirname {output.vectors}) --mapping {wildcards.mapping} {params.cfg} --threads {threads} "
         "> {log} 2>&1"
 
 
@@ -289,13 +253,7 @@ rule pixie_vae:
         vectors=f"{PX}/models/vae/vectors.txt",
         info=f"{PX}/models/vae/train.json",
     params:
-        dim=PT["dim"],
-        hidden_units=P["model"]["hidden"],
-        J=P["model"]["J"],
-        epochs=P["vae"]["epochs"],
-        batch_size=P["vae"]["batch_size"],
-        lr=PT["lr"],
-        seed=P["seed"],
+        cfg=pixie_cfg("vae", text=("dim", "lr"), model=("hidden", "J")),
     log:
         "results/logs/pixie/vae.log",
     threads: P["threads"]
@@ -303,8 +261,7 @@ rule pixie_vae:
         ENV
     shell:
         "python -m groundwords.studies.pixie.baselines vae --visual {input} --out-dir $(dirname {output.vectors}) "
-        "--dim {params.dim} --hidden {params.hidden_units} --J {params.J} --epochs {params.epochs} "
-        "--batch-size {params.batch_size} --lr {params.lr} --seed {params.seed} --threads {threads} > {log} 2>&1"
+        "{params.cfg} --threads {threads} > {log} 2>&1"
 
 
 rule pixie_cnn:
@@ -361,7 +318,7 @@ rule pixie_wordsim:
         f"{PX}/wordsim.tsv",
     params:
         reps=" ".join(shlex.quote(f"--rep={n}={p}") for n, p in pixie_reps().items()),
-        visual_only=" ".join(shlex.quote(f"--visual-only={n}") for n in PIXIE_VISUAL_ONLY),
+        visual_only=" ".join(shlex.quote(f"--visual-only={n}") for n in pixie_names.VISUAL_ONLY),
         benchmarks=benchmark_args(names=P["benchmarks"]),
         hidden=lambda wc, input: f"--hidden-words {input.hidden}" if input.hidden else "",
         n_boot=config["stats"]["n_boot"],
@@ -385,7 +342,7 @@ rule pixie_tables:
         wordsim=f"{PX}/wordsim.tsv",
         visual=f"{PX}/visual/none-all.h5",
         hidden=[f"{PX}/visual/minmax-hidden.hidden.txt"] if P["hide"] else [],
-        reps=[p for n, p in pixie_reps().items() if n in PIXIE_TABLE45],
+        reps=[p for n, p in pixie_reps().items() if n in pixie_names.TABLE45],
         concreteness=[P["concreteness"]] if P["concreteness"] else [],
     output:
         t2=report("results/pixie_table2.csv", caption="../report/pixie.rst", category="PIXIE"),
@@ -397,7 +354,7 @@ rule pixie_tables:
         t5=report("results/pixie_table5.csv", caption="../report/pixie.rst", category="PIXIE"),
         t5md="results/pixie_table5.md",
     params:
-        vectors=" ".join(shlex.quote(f"--vectors={n}={p}") for n, p in pixie_reps().items() if n in PIXIE_TABLE45),
+        vectors=" ".join(shlex.quote(f"--vectors={n}={p}") for n, p in pixie_reps().items() if n in pixie_names.TABLE45),
         pairs=" ".join(shlex.quote(f"--pair={a},{b}") for a, b in P["pairs"]),
         queries=" ".join(shlex.quote(f"--query={q}") for q in P["queries"]),
         k=P["neighbours"],
@@ -446,7 +403,7 @@ rule pixie_retrieval_split:
 rule pixie_retrieval:
     """Image<->sentence retrieval with frozen word vectors (GRU sentence encoder, triplet loss)."""
     input:
-        vectors=lambda wc: pixie_reps()[PIXIE_RETRIEVAL[wc.run]],
+        vectors=lambda wc: pixie_reps()[pixie_names.RETRIEVAL[wc.run]],
         data=[] if R["precomp"] else [f"{DATA}/manifest.tsv", f"{DATA}/encodings.h5"],
     output:
         table=f"{PX}/retrieval/{{run}}/retrieval.tsv",
@@ -456,13 +413,7 @@ rule pixie_retrieval:
         data=(f"--precomp {R['precomp']}" if R["precomp"] else
               f"--manifest {DATA}/manifest.tsv --features {DATA}/encodings.h5 --val-frac {R['val_frac']} "
               f"--test-frac {R['test_frac']} --split-seed {P['seed']}"),
-        hidden_units=R["hidden"],
-        epochs=R["epochs"],
-        lr=R["lr"],
-        lr_step=R["lr_step"],
-        margin=R["margin"],
-        batch_size=R["batch_size"],
-        seed=P["seed"],
+        cfg=pixie_cfg(retrieval=("hidden", "epochs", "lr", "lr_step", "margin", "batch_size")),
     log:
         "results/logs/pixie/retrieval-{run}.log",
     benchmark:
@@ -475,22 +426,20 @@ rule pixie_retrieval:
         ENV
     shell:
         "python -m groundwords.studies.pixie.retrieval train --vectors {input.vectors} --out-dir $(dirname {output.table}) "
-        "{params.data} --hidden {params.hidden_units} --epochs {params.epochs} --lr {params.lr} "
-        "--lr-step {params.lr_step} --margin {params.margin} --batch-size {params.batch_size} "
-        "--seed {params.seed} --threads {threads} --no-progress > {log} 2>&1"
+        "{params.data} {params.cfg} --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule pixie_table6:
     """PIXIE Table 6: retrieval R@1/5/10 of each model, 95% CIs and the paired Δ vs SGNS over the test queries."""
     input:
-        tables=expand(f"{PX}/retrieval/{{run}}/retrieval.tsv", run=list(PIXIE_RETRIEVAL)),
-        ranks=expand(f"{PX}/retrieval/{{run}}/ranks.tsv", run=list(PIXIE_RETRIEVAL)),
+        tables=expand(f"{PX}/retrieval/{{run}}/retrieval.tsv", run=list(pixie_names.RETRIEVAL)),
+        ranks=expand(f"{PX}/retrieval/{{run}}/ranks.tsv", run=list(pixie_names.RETRIEVAL)),
     output:
         t6=report("results/pixie_table6.csv", caption="../report/pixie.rst", category="PIXIE"),
         t6md="results/pixie_table6.md",
     params:
-        runs=" ".join(shlex.quote(f"--run={PIXIE_RETRIEVAL[r]}={PX}/retrieval/{r}/retrieval.tsv")
-                      for r in PIXIE_RETRIEVAL),
+        runs=" ".join(shlex.quote(f"--run={name}={PX}/retrieval/{r}/retrieval.tsv")
+                      for r, name in pixie_names.RETRIEVAL.items()),
         n_boot=config["stats"]["n_boot"],
     resources:
         group_slots=1,

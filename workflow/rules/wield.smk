@@ -1,4 +1,5 @@
 # WIELD (paper 000): vocabulary, PCA targets, the gamma grid, word-similarity evaluation, Table 2.
+# Variants and their settings: groundwords.studies.wield.variants.
 
 
 rule vocab:
@@ -7,8 +8,7 @@ rule vocab:
     output:
         "results/{subset}/vocab.tsv",
     params:
-        min_count=config["vocab"]["min_count"],
-        max_size=config["vocab"]["max_size"],
+        cfg=config_arg(config["vocab"]),
         # the vocabulary is built from the captions that train (alive images, unless configured)
         dead="--include-dead" if config["wield"]["train_dead_images"] else "",
     resources:
@@ -22,7 +22,7 @@ rule vocab:
         ENV
     shell:
         "python -m groundwords.text.vocab --captions {input} --out {output} "
-        "--min-count {params.min_count} --max-size {params.max_size} {params.dead} > {log} 2>&1"
+        "{params.cfg} {params.dead} > {log} 2>&1"
 
 
 rule pca:
@@ -34,8 +34,7 @@ rule pca:
         model="results/{subset}/pca.npz",
         features="results/{subset}/encodings_pca.h5",
     params:
-        dim=config["pca"]["dim"],
-        seed=config["data"]["seed"],
+        cfg=config_arg(config["pca"]),
     resources:
         group_slots=1,
         runtime=10,
@@ -47,8 +46,7 @@ rule pca:
         ENV
     shell:
         "python -m groundwords.data.pca --features {input.features} --ids {input.captions} "
-        "--dim {params.dim} --out-model {output.model} --out {output.features} "
-        "--seed {params.seed} > {log} 2>&1"
+        "--out-model {output.model} --out {output.features} {params.cfg} > {log} 2>&1"
 
 
 rule pca_words:
@@ -59,8 +57,7 @@ rule pca_words:
         model="results/{subset}/word_images_pca.npz",
         features="results/{subset}/word_images_pca.h5",
     params:
-        dim=config["pca"]["dim"],
-        seed=config["data"]["seed"],
+        cfg=config_arg(config["pca"]),
     resources:
         group_slots=1,
         runtime=10,
@@ -71,8 +68,8 @@ rule pca_words:
     conda:
         ENV
     shell:
-        "python -m groundwords.data.pca --features {input} --dim {params.dim} "
-        "--out-model {output.model} --out {output.features} --seed {params.seed} > {log} 2>&1"
+        "python -m groundwords.data.pca --features {input} --out-model {output.model} "
+        "--out {output.features} {params.cfg} > {log} 2>&1"
 
 
 rule word_images:
@@ -98,29 +95,20 @@ rule word_images:
 
 
 rule train:
-    """One model at one grid point and seed (variants: see common.smk)."""
+    """One model at one grid point and seed (variants: groundwords.studies.wield.variants)."""
     input:
         captions="results/{subset}/captions.tsv",
         vocab="results/{subset}/vocab.tsv",
-        images=train_images,
+        images=lambda wc: wield_variants.train_images(wc.subset, wc.variant),
     output:
         vectors="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.txt",
         npy="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.npy",
         loss="results/{subset}/{variant}/{param}-{value}/seed-{seed}/loss.csv",
         info="results/{subset}/{variant}/{param}-{value}/seed-{seed}/train.json",
     params:
-        flags=train_flags,
-        dim=W["dim"],
-        epochs=W["epochs"],
-        batch_size=W["batch_size"],
-        lr=W["lr"],
-        objective=W["objective"],
-        negatives=W["negatives"],
-        optimizer=W["optimizer"],
-        lr_schedule=W["lr_schedule"],
-        engine=lambda wc: "torch" if wc.variant.startswith("imginput") else W["engine"],  # numba: WIELD only
-        dead="--train-dead-images" if W["train_dead_images"] else "",
-        device=W["device"],
+        # the variant's window, gamma, ... (groundwords.studies.wield.variants), then wield.* whole
+        flags=lambda wc: wield_variants.train_flags(wc.variant, wc.value, W),
+        cfg=config_arg(W, only=wield_variants.STAGE_KEYS, exclude=("threads",)),
     log:
         "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.log",
     benchmark:
@@ -135,11 +123,7 @@ rule train:
     shell:
         "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
         "--images {input.images} --out-dir $(dirname {output.vectors}) {params.flags} "
-        "--seed {wildcards.seed} --dim {params.dim} --epochs {params.epochs} "
-        "--batch-size {params.batch_size} --lr {params.lr} --objective {params.objective} "
-        "--negatives {params.negatives} --optimizer {params.optimizer} --lr-schedule {params.lr_schedule} "
-        "--engine {params.engine} {params.dead} --threads {threads} "
-        "--device {params.device} --no-progress > {log} 2>&1"
+        "--seed {wildcards.seed} {params.cfg} --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule evaluate:
@@ -222,13 +206,13 @@ rule table1:
 rule table4:
     """WIELD Table 4 (§6.2): the window-size control."""
     input:
-        **summary_rule_inputs(runs(WINDOW_VARIANT, "gamma", W["window_control"]["gammas"])),
+        **summary_rule_inputs(runs(wield_variants.window_variant(W), "gamma", W["window_control"]["gammas"])),
     output:
         csv=report("results/table4.csv", caption="../report/table4.rst", category="WIELD", subcategory="Table 4"),
         md="results/table4.md",
     params:
         n_boot=config["stats"]["n_boot"],
-        baseline=f"{WINDOW_VARIANT}/gamma-0",
+        baseline=f"{wield_variants.window_variant(W)}/gamma-0",
         window=W["window_control"]["window"],
     resources:
         group_slots=1,

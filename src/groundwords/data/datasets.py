@@ -14,6 +14,7 @@ import argparse
 from pathlib import Path
 
 from groundwords.cli import log, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.files import atomic_path
 
 
@@ -76,12 +77,12 @@ def main(argv=None) -> None:
     sub = p.add_subparsers(dest="cmd", required=True)
     o = sub.add_parser("openmoji", help="render OpenMoji images + emoji-name captions")
     o.add_argument("--out-dir", required=True)
-    o.add_argument("--size", type=int, default=160, help="image side in pixels")
-    o.add_argument("--no-aliases", action="store_true", help="one caption per image (CLDR name only)")
-    o.add_argument("--limit", type=int, default=0, help="first N emoji only (0: all)")
+    add_config_argument(o, "data.openmoji")
+    add_section_arguments(o, "data.openmoji")  # --size, --aliases/--no-aliases, --limit: the schema's defaults
     a = p.parse_args(argv)
     setup_logging()
-    build_openmoji(a.out_dir, a.size, not a.no_aliases, a.limit)
+    s = stage_settings(a, "data.openmoji")
+    build_openmoji(a.out_dir, s["size"], s["aliases"], s["limit"])
 
 
 if __name__ == "__main__":

@@ -37,10 +37,8 @@ import torch
 from tqdm import tqdm
 
 from groundwords.cli import UserError, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.data.encoders import (
-    DTYPES,
-    EFFICIENTNET_LITE0,
-    POOLINGS,
     download_encoder,
     load_encoder,
     load_rgb,
@@ -323,26 +321,26 @@ def main(argv=None) -> None:
                    "a JSON stamp)")
     p.add_argument("--download-only", action="store_true",
                    help="only fetch --model from the Hugging Face Hub into its cache")
-    p.add_argument("--model", default=EFFICIENTNET_LITE0,
-                   help=f"{EFFICIENTNET_LITE0} or a Hugging Face model id / local directory")
-    p.add_argument("--pooling", choices=POOLINGS, default="mean")
-    p.add_argument("--batch-size", type=int, default=64)
-    p.add_argument("--num-workers", type=int, default=2)
-    p.add_argument("--device", default="auto", help="auto, cpu, cuda (or cuda:N)")
-    p.add_argument("--dtype", choices=list(DTYPES), default="float32")
+    # the encoder.* settings: --config JSON (as the rules pass them) or one option each; defaults: the schema's
+    add_config_argument(p, "encoder")
+    add_section_arguments(p, "encoder", exclude=("device",))
+    p.add_argument("--device", help="auto, cpu, cuda (or cuda:N) (config key encoder.device)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     a = p.parse_args(argv)
     setup_logging()
+    device = a.device
+    a.device = None  # cuda:N is no schema value: checked by the encoder
+    s = stage_settings(a, "encoder")
+    if device is not None:
+        s["device"] = device
     if a.download_only:
-        return download_encoder(a.model, a.out)
+        return download_encoder(s["model"], a.out)
     if not a.images:
         p.error("--images is required")
     if threading.current_thread() is threading.main_thread():
         # a scheduler's SIGTERM (e.g. a Slurm time limit) closes the partial file cleanly
         signal.signal(signal.SIGTERM, _raise_interrupt)
-    encode_images(a.images, a.out, model=a.model, pooling=a.pooling, batch_size=a.batch_size,
-                  num_workers=a.num_workers, device=a.device, dtype=a.dtype,
-                  progress=not a.no_progress)
+    encode_images(a.images, a.out, **s, progress=not a.no_progress)
 
 
 def _raise_interrupt(signum, frame):

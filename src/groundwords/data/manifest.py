@@ -39,7 +39,7 @@ import numpy as np
 import pandas as pd
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
-from groundwords.config import LAYOUT_KEYS, add_section_arguments, layout_settings
+from groundwords.config import LAYOUT_KEYS, add_config_argument, add_section_arguments, layout_settings, stage_settings
 from groundwords.files import read_tsv, write_json, write_tsv
 
 MALFORMED = ("malformed_columns", "empty_caption", "bad_url", "bad_encoding")
@@ -256,9 +256,8 @@ def main(argv=None) -> None:
     b.add_argument("--out", required=True)
     b.add_argument("--summary", required=True)
     b.add_argument("--limit", type=int, default=0, help="rows to select (0: all)")
-    b.add_argument("--select", choices=["first", "sample"], default="first")
-    b.add_argument("--seed", type=int, default=0)
-    add_section_arguments(b, "data", only=LAYOUT_KEYS)
+    add_config_argument(b, "data")
+    add_section_arguments(b, "data", only=("select", "seed", *LAYOUT_KEYS))
     s = sub.add_parser("subset", help="captions of the first N selected rows")
     s.add_argument("--fetched", required=True, help="merged fetch table")
     s.add_argument("--size", type=int, required=True, help="0: all rows")
@@ -266,7 +265,8 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     setup_logging()
     if a.cmd == "build":
-        build(a.source, a.out, a.summary, a.limit, a.select, a.seed, {k: getattr(a, k) for k in LAYOUT_KEYS})
+        s = stage_settings(a, "data", only=("select", "seed"))
+        build(a.source, a.out, a.summary, a.limit, s["select"], s["seed"], {k: getattr(a, k) for k in LAYOUT_KEYS})
     else:
         subset(a.fetched, a.size, a.out)
 

@@ -24,6 +24,7 @@ import numpy as np
 from sklearn.decomposition import PCA
 
 from groundwords.cli import UserError, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.files import atomic_path, read_tsv, write_features
 
 log = logging.getLogger("groundwords.data.pca")
@@ -61,7 +62,7 @@ def read_ids(ids_tsv) -> set[str]:
     return set(df["id"])
 
 
-def fit_pca(features_h5, out_model_npz, out_h5, *, dim: int = 32, ids_tsv=None, seed: int = 0) -> dict:
+def fit_pca(features_h5, out_model_npz, out_h5, *, dim: int, ids_tsv=None, seed: int) -> dict:
     """Fit PCA on (the ``ids_tsv`` subset of) ``features_h5``; save the model and projections.
 
     Returns a summary: ``n_samples``, ``source_dim``, ``dim``, ``explained_variance_ratio_sum``.
@@ -106,13 +107,14 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.data.pca", description=__doc__.split("\n")[0])
     p.add_argument("--features", required=True, help="HDF5 feature file (the raw encodings)")
     p.add_argument("--ids", default=None, help="TSV with an 'id' column: fit on these images only")
-    p.add_argument("--dim", type=int, default=32)
     p.add_argument("--out-model", required=True, help="npz with the fitted PCA")
     p.add_argument("--out", required=True, help="HDF5 feature file of the projections")
-    p.add_argument("--seed", type=int, default=0)
+    add_config_argument(p, "pca")
+    add_section_arguments(p, "pca")  # --dim, --seed: defaults from the schema
     a = p.parse_args(argv)
     setup_logging()
-    fit_pca(a.features, a.out_model, a.out, dim=a.dim, ids_tsv=a.ids, seed=a.seed)
+    s = stage_settings(a, "pca")
+    fit_pca(a.features, a.out_model, a.out, **s, ids_tsv=a.ids)
 
 
 if __name__ == "__main__":

@@ -83,7 +83,6 @@ def train_sgns(
     batch_size: int = 1024,
     alpha: float = 0.025,
     shrink: bool = True,
-    redraw: str = "epoch",
     sparse: bool = True,
     seed: int = 0,
     progress: bool = True,
@@ -94,24 +93,21 @@ def train_sgns(
 
     ``alpha`` is word2vec's per-pair learning rate (the SGD rate of the batch-mean loss is
     ``alpha · batch_size``), decayed linearly towards ``alpha · 1e-4`` over the run.
-    ``redraw="epoch"`` (default) draws fresh pairs (subsampling, reduced windows) every epoch,
-    like word2vec; the learning rate is then constant within an epoch, at the linear schedule's
-    value at the epoch's midpoint. ``redraw="once"``: one draw, trained for ``epochs`` epochs
-    with a per-step linear decay. Seeds the global torch RNG (for the initialisation): call it
-    inside ``torch.random.fork_rng`` to keep the caller's RNG state.
+    Fresh pairs (subsampling, reduced windows) are drawn every epoch, like word2vec; the learning
+    rate is constant within an epoch, at the linear schedule's value at the epoch's midpoint.
+    Seeds the global torch RNG (for the initialisation): call it inside ``torch.random.fork_rng``
+    to keep the caller's RNG state.
     ``words_per_s`` in the history counts corpus tokens (before subsampling), like word2vec.
 
     ``engine="numba"`` (default): the same objective trained by the compiled word2vec kernel of
     :mod:`groundwords.w2v_fast` (one pair at a time at rate ``alpha``, per-sentence linear
-    decay, pairs drawn inside the kernel every epoch; ``batch_size``, ``redraw`` and ``sparse``
-    do not apply) on ``threads`` Hogwild threads; deterministic only with ``threads=1``.
+    decay, pairs drawn inside the kernel every epoch; ``batch_size`` and ``sparse`` do not
+    apply) on ``threads`` Hogwild threads; deterministic only with ``threads=1``.
     ``engine="torch"``: :func:`groundwords.training.fit` as described above (deterministic; torch's
     thread count is the caller's).
     Returns ``(model, history, stats)``; ``stats`` has ``n_pairs``, ``engine``, ``threads`` and
     ``deterministic``.
     """
-    if redraw not in ("epoch", "once"):
-        raise ValueError(f"redraw must be 'epoch' or 'once' (got {redraw!r})")
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES} (got {engine!r})")
     counts = np.asarray(counts, dtype=np.float64)
@@ -142,19 +138,13 @@ def train_sgns(
 
     history: list[dict] = []
     n_pairs = 0
-    if redraw == "once":
+    for e in range(epochs):
         data = draw()
-        n_pairs = len(data["centre"]) * epochs
-        history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="sgd",
-                      lr_schedule="linear", seed=seed, words_per_epoch=len(tokens), progress=progress)
-    else:
-        for e in range(epochs):
-            data = draw()
-            n_pairs += len(data["centre"])
-            lr_e = lr * max(1e-4, 1.0 - (e + 0.5) / epochs)
-            (rec,) = fit(model, data, epochs=1, batch_size=batch_size, lr=lr_e, optimizer="sgd",
-                         lr_schedule="constant", seed=seed + e, words_per_epoch=len(tokens), progress=progress)
-            rec.update(epoch=e + 1, lr=lr_e / batch_size)
-            history.append(rec)
+        n_pairs += len(data["centre"])
+        lr_e = lr * max(1e-4, 1.0 - (e + 0.5) / epochs)
+        (rec,) = fit(model, data, epochs=1, batch_size=batch_size, lr=lr_e, optimizer="sgd",
+                     lr_schedule="constant", seed=seed + e, words_per_epoch=len(tokens), progress=progress)
+        rec.update(epoch=e + 1, lr=lr_e / batch_size)
+        history.append(rec)
     return model, history, {"n_pairs": int(n_pairs), "engine": engine, "threads": torch.get_num_threads(),
                             "deterministic": True}

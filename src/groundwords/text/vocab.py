@@ -20,6 +20,7 @@ from typing import Iterable
 import pandas as pd
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.files import read_tsv, write_tsv
 
 TOKEN_RE = re.compile(r"[^\W_]+(?:['’\-][^\W_]+)*")
@@ -60,26 +61,27 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.text.vocab", description=__doc__.split("\n")[0])
     p.add_argument("--captions", required=True, help="TSV with a 'caption' column (the training captions)")
     p.add_argument("--out", required=True, help="vocabulary TSV to write")
-    p.add_argument("--min-count", type=int, default=5)
-    p.add_argument("--max-size", type=int, default=0, help="keep at most this many words (0: no limit)")
+    add_config_argument(p, "vocab")
+    add_section_arguments(p, "vocab")  # --min-count, --max-size: defaults from the schema
     p.add_argument("--include-dead", action="store_true",
                    help="count captions whose image is dead too (default: only status 'ok' captions)")
     a = p.parse_args(argv)
     setup_logging()
+    s = stage_settings(a, "vocab")
     caps = read_tsv(a.captions, dtype={"caption": str})
     if "caption" not in caps.columns:
         raise UserError(f"{a.captions}: no 'caption' column")
     if "status" in caps.columns and not a.include_dead:
         caps = caps[caps["status"] == "ok"]
-    vocab = build_vocab(caps["caption"], a.min_count, a.max_size or None)
+    vocab = build_vocab(caps["caption"], s["min_count"], s["max_size"] or None)
     if vocab.empty:
         raise UserError(
-            f"vocabulary is empty: no word occurs >= {a.min_count} times in {len(caps)} captions "
+            f"vocabulary is empty: no word occurs >= {s['min_count']} times in {len(caps)} captions "
             "(lower vocab.min_count or use more data)"
         )
     write_tsv(vocab, a.out)
     log.info("vocabulary: %d words (min_count=%d) from %d captions, %d tokens",
-             len(vocab), a.min_count, len(caps), int(vocab["count"].sum()))
+             len(vocab), s["min_count"], len(caps), int(vocab["count"].sum()))
 
 
 if __name__ == "__main__":

@@ -62,6 +62,7 @@ import pandas as pd
 import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.evaluation import matching as retrieval
 from groundwords.files import atomic_path, load_image_features, write_json, write_tsv
 from groundwords.grounding.word_images import read_word_images
@@ -69,7 +70,6 @@ from groundwords.models.iesg import IESG
 from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
 from groundwords.text.corpora import corpus_ids, iter_corpus
 from groundwords.text.skipgram import DEFAULT_ENGINE as SGNS_DEFAULT_ENGINE
-from groundwords.text.skipgram import ENGINES as SGNS_ENGINES
 from groundwords.text.skipgram import skipgram_pairs, train_sgns
 from groundwords.text.vocab import load_vocab, vocab_from_counts
 from groundwords.training import check_finite, torch_settings, write_outputs, write_word2vec_text
@@ -129,13 +129,13 @@ def resolve_pairs(table: pd.DataFrame, words: list[str], image_ids: list[str]) -
 
 def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 100, window: int = 5,
              negatives: int = 5, sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024,
-             alpha: float = 0.025, shrink: bool = True, redraw: str = "epoch", seed: int = 0,
+             alpha: float = 0.025, shrink: bool = True, seed: int = 0,
              threads: int | None = 1, progress: bool = True, engine: str = SGNS_DEFAULT_ENGINE) -> dict:
     """Train SGNS on a tokenized corpus and write its outputs (see the module docstring).
 
     ``engine``: "numba" (the compiled word2vec kernel, ``threads`` Hogwild threads; deterministic
     with one thread only) or "torch" (:func:`groundwords.training.fit`); see
-    :func:`groundwords.models.sgns.train_sgns`. ``train.json`` records ``engine``, ``threads``
+    :func:`groundwords.text.skipgram.train_sgns`. ``train.json`` records ``engine``, ``threads``
     and ``deterministic``."""
     for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                     (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
@@ -165,7 +165,7 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
         t0 = time.perf_counter()
         model, history, stats = train_sgns(enc.tokens, enc.offsets, counts_arr, dim=dim, window=window,
                                            negatives=negatives, sample=sample, epochs=epochs,
-                                           batch_size=batch_size, alpha=alpha, shrink=shrink, redraw=redraw,
+                                           batch_size=batch_size, alpha=alpha, shrink=shrink,
                                            seed=seed, progress=progress, engine=engine, threads=threads or 1)
         seconds = time.perf_counter() - t0
         used_threads = stats.pop("threads")
@@ -180,7 +180,7 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
         "model": "sgns",
         "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
                             "epochs": epochs, "batch_size": batch_size, "alpha": alpha, "shrink": shrink,
-                            "redraw": redraw, "seed": seed, "optimizer": "sgd", "min_count": min_count,
+                            "seed": seed, "optimizer": "sgd", "min_count": min_count,
                             "engine": engine},
         "inputs": {"corpus": str(corpus), "vocab": None if vocab_tsv is None else str(vocab_tsv)},
         "vocab_size": len(words), "n_sentences": enc.n_captions, "n_tokens": int(len(enc.tokens)),
@@ -396,23 +396,16 @@ def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.studies.iesg.stage", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
+    # Every iesg.* setting arrives as --config JSON (the rule's part of the iesg section) or as its
+    # own --key-name option; the schema's default fills in the rest (no default is repeated here).
     a = sub.add_parser("pretrain", help="skip-gram with negative sampling on a tokenized corpus")
     a.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.text.corpora)")
-    a.add_argument("--vocab", help="vocabulary TSV (word, count); default: built from the corpus")
-    a.add_argument("--min-count", type=int, default=5, help="without --vocab: minimum word count")
+    a.add_argument("--vocab", help="vocabulary TSV (word, count); default: built from the corpus (iesg.min_count)")
     a.add_argument("--out-dir", required=True)
-    a.add_argument("--dim", type=int, default=100)
-    a.add_argument("--window", type=int, default=5)
-    a.add_argument("--negatives", type=int, default=5)
-    a.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
-    a.add_argument("--epochs", type=int, default=5)
-    a.add_argument("--batch-size", type=int, default=1024)
-    a.add_argument("--alpha", type=float, default=0.025, help="word2vec per-pair learning rate")
+    add_section_arguments(a, "iesg.sgns")
+    add_section_arguments(a, "iesg", only=("min_count",))
+    a.add_argument("--batch-size", type=int, default=1024, help="pairs per batch (not a config key)")
     a.add_argument("--no-shrink", action="store_true", help="fixed windows (no word2vec reduced window)")
-    a.add_argument("--redraw", choices=("epoch", "once"), default="epoch")
-    a.add_argument("--engine", choices=SGNS_ENGINES, default=SGNS_DEFAULT_ENGINE,
-                   help="numba: compiled word2vec kernel (Hogwild over --threads; deterministic with 1 thread); "
-                        "torch: the PyTorch training loop (--batch-size, --redraw)")
 
     t = sub.add_parser("train", help="IESG and the L2-distance baseline")
     t.add_argument("--sgns", required=True, help="'pretrain' output directory")
@@ -420,29 +413,11 @@ def main(argv=None) -> None:
     t.add_argument("--word-images", required=True, help="TSV word, image_id, path, split")
     t.add_argument("--features", required=True, help="image encodings HDF5 (ids = image ids)")
     t.add_argument("--out-dir", required=True)
-    t.add_argument("--window", type=int, default=5)
-    t.add_argument("--negatives", type=int, default=5,
-                   help="K noise words per (centre, context) pair, summed inside the hinge (K = λ: balanced)")
-    t.add_argument("--margin", type=float, default=1.0)
-    t.add_argument("--lam", type=float, default=5.0, help="λ: weight of the positive energy")
-    t.add_argument("--lr", type=float, default=0.01)
-    t.add_argument("--momentum", type=float, default=0.9)
-    t.add_argument("--batch-size", type=int, default=16)
-    t.add_argument("--epochs", type=int, default=1)
-    t.add_argument("--max-examples", type=int, default=0, help="cap on (centre, context) pairs (0: all)")
-    t.add_argument("--image-norm", choices=IMAGE_NORMS, default="l2",
-                   help="l2: unit rows; center_l2: minus the training images' mean, then unit rows; none: raw")
-    t.add_argument("--context-table", choices=("shared", "output"), default="shared",
-                   help="shared: one embedding table (eq. 5); output: separate context table from SGNS")
-    t.add_argument("--image-updates-words", action="store_true", help="eq. 2 also updates word embeddings")
-    t.add_argument("--l2-fit", choices=L2_FITS, default="sgd",
-                   help="sgd: the L2 baseline trained like IESG (Momentum SGD, same lr, batch and steps); "
-                        "lstsq: solved exactly (interpolates when features outnumber pairs)")
-    t.add_argument("--l2-ridge", type=float, default=0.0, help="with --l2-fit lstsq: ridge penalty (0: lstsq)")
+    add_section_arguments(t, "iesg.model")
 
     for q in (a, t):
-        q.add_argument("--seed", type=int, default=0)
-        q.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+        add_config_argument(q, "iesg")
+        add_section_arguments(q, "iesg", only=("seed", "threads"))
         q.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("evaluate", help="image-word matching P@1/5/10, L2 baseline and IESG")
@@ -452,8 +427,8 @@ def main(argv=None) -> None:
     e.add_argument("--out-tsv", required=True)
     e.add_argument("--sgns", help="SGNS directory (default: the one recorded in train.json)")
     e.add_argument("--split", choices=("train", "validation", "test"), default="test")
-    e.add_argument("--negatives", type=int, default=99, help="random candidates per pair")
-    e.add_argument("--seed", type=int, default=0)
+    add_config_argument(e, "iesg")
+    add_section_arguments(e, "iesg", only=("candidates", "seed"))
     e.add_argument("--scoring", choices=retrieval.SCORINGS, default="dot")
     e.add_argument("--image-pool", choices=("split", "all"), default="split",
                    help="word->image candidates from the evaluated split's images, or from all images")
@@ -462,22 +437,18 @@ def main(argv=None) -> None:
     args = p.parse_args(argv)
     setup_logging()
     if args.cmd == "pretrain":
-        pretrain(args.corpus, args.out_dir, vocab_tsv=args.vocab, min_count=args.min_count, dim=args.dim,
-                 window=args.window, negatives=args.negatives, sample=args.sample, epochs=args.epochs,
-                 batch_size=args.batch_size, alpha=args.alpha, shrink=not args.no_shrink, redraw=args.redraw,
-                 seed=args.seed, threads=args.threads or None, progress=not args.no_progress, engine=args.engine)
+        s = stage_settings(args, "iesg", only=("sgns", "min_count", "seed", "threads"))
+        pretrain(args.corpus, args.out_dir, vocab_tsv=args.vocab, min_count=s["min_count"], **s["sgns"],
+                 batch_size=args.batch_size, shrink=not args.no_shrink, seed=s["seed"], threads=s["threads"],
+                 progress=not args.no_progress)
     elif args.cmd == "train":
-        train(args.sgns, args.corpus, args.word_images, args.features, args.out_dir, window=args.window,
-              negatives=args.negatives, margin=args.margin, lam=args.lam, lr=args.lr, momentum=args.momentum,
-              batch_size=args.batch_size, epochs=args.epochs, max_examples=args.max_examples,
-              image_norm=args.image_norm, context_table=args.context_table,
-              image_updates_words=args.image_updates_words, l2_fit=args.l2_fit, l2_ridge=args.l2_ridge, seed=args.seed,
-              threads=args.threads or None, progress=not args.no_progress)
+        s = stage_settings(args, "iesg", only=("model", "seed", "threads"))
+        train(args.sgns, args.corpus, args.word_images, args.features, args.out_dir, **s["model"],
+              seed=s["seed"], threads=s["threads"], progress=not args.no_progress)
     else:
-        if args.negatives < 1:
-            raise UserError("--negatives must be >= 1")
+        s = stage_settings(args, "iesg", only=("candidates", "seed"))
         evaluate(args.model_dir, args.word_images, args.features, args.out_tsv, sgns_dir=args.sgns,
-                 split=args.split, n_negatives=args.negatives, seed=args.seed, scoring=args.scoring,
+                 split=args.split, n_negatives=s["candidates"], seed=s["seed"], scoring=args.scoring,
                  image_pool=args.image_pool, ranks_tsv=args.ranks_tsv)
 
 

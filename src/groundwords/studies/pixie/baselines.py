@@ -53,7 +53,8 @@ from groundwords.models.ivsgns import MAPPINGS, Imagination
 from groundwords.models.pixie import VisualVAE
 from groundwords.models.vsgns import VISUAL_MAPS, VSGNS
 from groundwords.studies.pixie.imagination import fit_imagination, fit_quality, imagined_vectors
-from groundwords.studies.pixie.stage import add_skipgram_args, align_visual, text_inputs
+from groundwords.config import add_config_argument, add_section_arguments
+from groundwords.studies.pixie.stage import add_skipgram_args, align_visual, pixie_settings, text_inputs
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, subsample
 from groundwords.training import finish_run, fit, torch_settings, write_word2vec_text
 from groundwords.vectors import unit_rows
@@ -106,8 +107,8 @@ def reduce_features(visual_h5, out_h5, dim: int, seed: int = 0) -> dict:
     return {"words": len(words), "components": k, "explained_variance_ratio_sum": ratio}
 
 
-def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
-                sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3,
+def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
+                sample: float, epochs: int, batch_size: int, lr: float,
                 margin: float = 0.5, visual_negatives: int = 20, visual_weight: float = 1.0,
                 visual_map: str = "linear", seed: int = 0, threads: int | None = 1, progress: bool = True) -> dict:
     _check((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
@@ -307,6 +308,9 @@ def concat_vectors(a_path, b_path, out_txt, *, normalize: bool = True) -> dict:
 # ---------------------------------------------------------------------------------------------
 # CLI
 
+#: pixie.vsgns keys whose options would clash with pixie.text's (or read ambiguously) -> their flags
+VSGNS_FLAGS = {"model": "vsgns-model", "negatives": "visual-negatives", "weight": "visual-weight"}
+
 
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.studies.pixie.baselines", description=__doc__.split("\n")[0])
@@ -315,41 +319,35 @@ def main(argv=None) -> None:
     v = sub.add_parser("vsgns", help="V-SGNS (Lazaridou et al. 2015): SGNS + max-margin visual term")
     add_skipgram_args(v)
     v.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
-    v.add_argument("--margin", type=float, default=0.5, help="γ (Lazaridou et al.: 0.5)")
-    v.add_argument("--visual-negatives", type=int, default=20, help="contrastive words k (Lazaridou et al.: 20)")
-    v.add_argument("--visual-weight", type=float, default=1.0, help="weight of the max-margin term (0: SGNS)")
-    v.add_argument("--visual-map", default="linear", help="linear (M, default) or identity (model A, dim = k)")
+    add_section_arguments(v, "pixie.vsgns", rename=VSGNS_FLAGS)
+    v.add_argument("--visual-map", help="linear (M) or identity (e_w vs v_w, dim = k); default: by "
+                                        "pixie.vsgns.model, identity for A, linear for B")
 
     r = sub.add_parser("reduce", help="per-word features reduced by PCA to the text dimension (V-SGNS model A)")
     r.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
     r.add_argument("--out", required=True, help="reduced features HDF5 to write")
-    r.add_argument("--dim", type=int, required=True, help="the word vectors' dimension")
-    r.add_argument("--seed", type=int, default=0)
+    add_config_argument(r, "pixie")
+    add_section_arguments(r, "pixie.text", only=("dim",))
+    add_section_arguments(r, "pixie", only=("seed",))
 
     i = sub.add_parser("ivsgns", help="IV-SGNS (Collell et al. 2017): SGNS + imagined visual features")
     i.add_argument("--sgns", required=True, help="SGNS vectors (word2vec text, or a dir with vectors.npy)")
     i.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
     i.add_argument("--out-dir", required=True)
     i.add_argument("--mapping", required=True, help="linear or nonlinear (one tanh hidden layer)")
-    i.add_argument("--hidden", type=int, default=300, help="hidden units of the nonlinear map")
-    i.add_argument("--epochs", type=int, default=1000)
-    i.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate")
-    i.add_argument("--batch-size", type=int, default=64)
     i.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the two halves")
-    i.add_argument("--seed", type=int, default=0)
-    i.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    add_config_argument(i, "pixie")
+    add_section_arguments(i, "pixie.ivsgns")
+    add_section_arguments(i, "pixie", only=("seed", "threads"))
 
     a = sub.add_parser("vae", help="the VAE of PIXIE alone, on the visual features")
     a.add_argument("--visual", required=True, help="per-word features HDF5 in [0, 1] ('pixie features')")
     a.add_argument("--out-dir", required=True)
-    a.add_argument("--dim", type=int, default=100, help="latent size (PIXIE: 100)")
-    a.add_argument("--hidden", type=int, default=500, help="hidden units (PIXIE: 500)")
-    a.add_argument("--J", type=int, default=1, help="Monte-Carlo samples of z per word")
-    a.add_argument("--epochs", type=int, default=200)
-    a.add_argument("--batch-size", type=int, default=64)
-    a.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (PIXIE: 1e-3)")
-    a.add_argument("--seed", type=int, default=0)
-    a.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    add_config_argument(a, "pixie")
+    add_section_arguments(a, "pixie.text", only=("dim", "lr"))  # the latent size and Adam's rate: PIXIE's
+    add_section_arguments(a, "pixie.model", only=("hidden", "J"))
+    add_section_arguments(a, "pixie.vae")
+    add_section_arguments(a, "pixie", only=("seed", "threads"))
 
     c = sub.add_parser("cnn", help="the visual features as word vectors")
     c.add_argument("--visual", required=True, help="per-word features HDF5")
@@ -364,18 +362,23 @@ def main(argv=None) -> None:
     o = p.parse_args(argv)
     setup_logging()
     if o.cmd == "vsgns":
-        train_vsgns(o.corpus, o.vocab, o.visual, o.out_dir, dim=o.dim, window=o.window, negatives=o.negatives,
-                    sample=o.sample, epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, margin=o.margin,
-                    visual_negatives=o.visual_negatives, visual_weight=o.visual_weight, visual_map=o.visual_map,
-                    seed=o.seed, threads=o.threads or None, progress=not o.no_progress)
+        s = pixie_settings(o, "text", "vsgns", rename={f"vsgns.{k}": f for k, f in VSGNS_FLAGS.items()})
+        vs = s["vsgns"]
+        visual_map = o.visual_map or ("identity" if vs["model"] == "A" else "linear")
+        train_vsgns(o.corpus, o.vocab, o.visual, o.out_dir, **s["text"], margin=vs["margin"],
+                    visual_negatives=vs["negatives"], visual_weight=vs["weight"], visual_map=visual_map,
+                    seed=s["seed"], threads=s["threads"], progress=not o.no_progress)
     elif o.cmd == "reduce":
-        reduce_features(o.visual, o.out, o.dim, seed=o.seed)
+        s = pixie_settings(o, "text")
+        reduce_features(o.visual, o.out, s["text"]["dim"], seed=s["seed"])
     elif o.cmd == "ivsgns":
-        train_ivsgns(o.sgns, o.visual, o.out_dir, mapping=o.mapping, hidden=o.hidden, epochs=o.epochs, lr=o.lr,
-                     batch_size=o.batch_size, normalize=not o.no_normalize, seed=o.seed, threads=o.threads or None)
+        s = pixie_settings(o, "ivsgns")
+        train_ivsgns(o.sgns, o.visual, o.out_dir, mapping=o.mapping, **s["ivsgns"], normalize=not o.no_normalize,
+                     seed=s["seed"], threads=s["threads"])
     elif o.cmd == "vae":
-        train_vae(o.visual, o.out_dir, dim=o.dim, hidden=o.hidden, J=o.J, epochs=o.epochs, batch_size=o.batch_size,
-                  lr=o.lr, seed=o.seed, threads=o.threads or None)
+        s = pixie_settings(o, "text", "model", "vae")
+        train_vae(o.visual, o.out_dir, dim=s["text"]["dim"], hidden=s["model"]["hidden"], J=s["model"]["J"],
+                  **s["vae"], lr=s["text"]["lr"], seed=s["seed"], threads=s["threads"])
     elif o.cmd == "cnn":
         write_cnn(o.visual, o.out)
     else:

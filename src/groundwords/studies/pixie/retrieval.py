@@ -75,6 +75,7 @@ import pandas as pd
 import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.evaluation.similarity import load_vectors
 from groundwords.files import write_json, write_tsv
 from groundwords.grounding.word_images import SPLITS
@@ -365,6 +366,10 @@ def write_split(manifest, features_h5, out_tsv, *, val_frac: float = 0.1, test_f
     return df
 
 
+#: the pixie.retrieval keys of the retrieval model's training
+TRAIN_KEYS = ("hidden", "epochs", "lr", "lr_step", "margin", "batch_size")
+
+
 def main(argv=None) -> None:
     p = argparse.ArgumentParser(prog="python -m groundwords.studies.pixie.retrieval", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
@@ -384,18 +389,13 @@ def main(argv=None) -> None:
     t.add_argument("--val-frac", type=float, default=None, help="manifest: fraction of images for validation (0.1)")
     t.add_argument("--test-frac", type=float, default=None, help="manifest: fraction of images for test (0.1)")
     t.add_argument("--split-seed", type=int, default=None, help="manifest: seed of the image split (0)")
-    t.add_argument("--hidden", type=int, default=1024, help="GRU / joint embedding size (paper: 1024)")
-    t.add_argument("--epochs", type=int, default=30)
-    t.add_argument("--lr", type=float, default=2e-4)
-    t.add_argument("--lr-step", type=int, default=15, help="divide the lr by 10 every this many epochs (0: never)")
-    t.add_argument("--margin", type=float, default=0.2)
-    t.add_argument("--batch-size", type=int, default=128)
+    add_config_argument(t, "pixie")  # {"retrieval": {...}, "seed": ..}; defaults: the schema's
+    add_section_arguments(t, "pixie.retrieval", only=TRAIN_KEYS)
     t.add_argument("--max-violation", action="store_true", help="hardest negative only (VSE++ MH loss)")
     t.add_argument("--grad-clip", type=float, default=2.0, help="clip the gradient norm (VSE++ default; 0: off)")
     t.add_argument("--select", choices=SELECT, default="final",
                    help="report the last epoch (default) or the epoch with the best validation R-sum")
-    t.add_argument("--seed", type=int, default=0)
-    t.add_argument("--threads", type=int, default=1, help="torch intra-op threads (0: torch default)")
+    add_section_arguments(t, "pixie", only=("seed", "threads"))
     t.add_argument("--device", default="cpu")
     t.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     a = p.parse_args(argv)
@@ -411,11 +411,12 @@ def main(argv=None) -> None:
     if a.precomp is None and (a.manifest is None or a.features is None):
         p.error("give --manifest and --features, or --precomp")
     setup_logging()
+    s = stage_settings(a, "pixie", only=("retrieval", "seed", "threads"))
+    r = {k: s["retrieval"][k] for k in TRAIN_KEYS}
     train(a.vectors, a.out_dir, manifest=a.manifest, features=a.features, precomp=a.precomp,
           val_frac=0.1 if a.val_frac is None else a.val_frac, test_frac=0.1 if a.test_frac is None else a.test_frac,
-          split_seed=0 if a.split_seed is None else a.split_seed, hidden=a.hidden, epochs=a.epochs, lr=a.lr,
-          lr_step=a.lr_step, margin=a.margin, batch_size=a.batch_size, max_violation=a.max_violation,
-          grad_clip=a.grad_clip, select=a.select, seed=a.seed, threads=a.threads or None, device=a.device,
+          split_seed=0 if a.split_seed is None else a.split_seed, **r, max_violation=a.max_violation,
+          grad_clip=a.grad_clip, select=a.select, seed=s["seed"], threads=s["threads"], device=a.device,
           progress=not a.no_progress)
 
 

@@ -49,6 +49,7 @@ import pandas as pd
 import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.files import atomic_path, load_image_features, read_feature_matrix, write_features
 from groundwords.grounding.word_features import pair_means
 from groundwords.grounding.word_images import read_word_images
@@ -171,8 +172,8 @@ def text_inputs(corpus, vocab_tsv):
     return words, vocab["count"].to_numpy(np.float64), enc
 
 
-def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
-          sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3, J: int = 1,
+def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
+          sample: float, epochs: int, batch_size: int, lr: float, J: int = 1,
           hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
           optimizer: str = "adam", seed: int = 0,
           threads: int | None = 1, progress: bool = True) -> dict:
@@ -249,20 +250,22 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
 
 
 def add_skipgram_args(p: argparse.ArgumentParser) -> None:
-    """The corpus and skip-gram flags of every model trained on text pairs (PIXIE, SGNS, V-SGNS)."""
+    """The corpus and skip-gram options of every model trained on text pairs (PIXIE, SGNS, V-SGNS):
+    ``--config`` (the rule's ``pixie`` settings as JSON) and one option per ``pixie.text`` key,
+    ``--seed`` and ``--threads``; their defaults are the schema's (:func:`pixie_settings`)."""
     p.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.text.corpora)")
     p.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
     p.add_argument("--out-dir", required=True)
-    p.add_argument("--dim", type=int, default=100)
-    p.add_argument("--window", type=int, default=10)
-    p.add_argument("--negatives", type=int, default=5, help="noise words per pair (PIXIE paper: 64)")
-    p.add_argument("--sample", type=float, default=1e-3, help="subsampling threshold (0: off)")
-    p.add_argument("--epochs", type=int, default=5)
-    p.add_argument("--batch-size", type=int, default=1024)
-    p.add_argument("--lr", type=float, default=1e-3, help="Adam learning rate (PIXIE paper: 1e-3)")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
+    add_config_argument(p, "pixie")
+    add_section_arguments(p, "pixie.text")
+    add_section_arguments(p, "pixie", only=("seed", "threads"))
     p.add_argument("--no-progress", action="store_true")
+
+
+def pixie_settings(args: argparse.Namespace, *parts: str, rename: dict[str, str] | None = None) -> dict:
+    """The ``pixie`` settings a stage uses (``parts``, e.g. text, model; always seed and threads):
+    ``--config`` JSON and the options given, over the schema's defaults."""
+    return stage_settings(args, "pixie", only=(*parts, "seed", "threads"), rename=rename)
 
 
 def main(argv=None) -> None:
@@ -275,23 +278,18 @@ def main(argv=None) -> None:
     f.add_argument("--out", required=True, help="per-word features HDF5 to write (ids = words)")
     f.add_argument("--vocab", help="keep only the words of this vocabulary TSV (before --hide draws)")
     f.add_argument("--exclude-split", help="a 'retrieval split' table: its validation/test images are not averaged")
-    f.add_argument("--hide", type=int, default=0, help="withhold N random visual words (Table 3)")
+    f.add_argument("--hide", type=int, default=0, help="withhold N random visual words (Table 3; the rule "
+                                                       "passes pixie.hide for the hidden part, 0 for all)")
     f.add_argument("--hidden-out", help="file for the withheld words, one per line")
     f.add_argument("--scale", choices=SCALINGS, default="minmax")
-    f.add_argument("--seed", type=int, default=0)
+    add_config_argument(f, "pixie")
+    add_section_arguments(f, "pixie", only=("seed",))
 
     t = sub.add_parser("train", help="train PIXIE (SGNS + VAE over visual features) with Adam")
     add_skipgram_args(t)
     t.add_argument("--visual", help="per-word features HDF5 ('pixie features'); without it: plain SGNS, "
                                     "trained exactly as PIXIE (the paper's SGNS baseline)")
-    t.add_argument("--J", type=int, default=1, help="Monte-Carlo samples of z per word")
-    t.add_argument("--hidden", type=int, default=500, help="VAE hidden units (paper: 500)")
-    t.add_argument("--vae-weight", type=float, default=1.0)
-    t.add_argument("--min-var", type=float, default=MIN_VAR,
-                   help=f"floor of the decoder's variance (default {MIN_VAR}; features are in [0, 1])")
-    t.add_argument("--vae-weighting", choices=VAE_WEIGHTINGS, default="per_word",
-                   help="per_word: each word's VAE term once per epoch beside all its pairs (eq. 9); "
-                        "per_batch: once per batch the word is in (an ablation)")
+    add_section_arguments(t, "pixie.model")
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="adam: dense Adam over everything (the paper); sparse_adam: SparseAdam for the "
                         "embedding tables (only the rows of a batch move; much faster on large vocabularies)")
@@ -299,12 +297,13 @@ def main(argv=None) -> None:
     a = p.parse_args(argv)
     setup_logging()
     if a.cmd == "features":
-        make_features(a.word_images, a.features, a.out, hide=a.hide, hidden_out=a.hidden_out, seed=a.seed,
+        s = stage_settings(a, "pixie", only=("seed",))
+        make_features(a.word_images, a.features, a.out, hide=a.hide, hidden_out=a.hidden_out, seed=s["seed"],
                       scale=a.scale, vocab_tsv=a.vocab, exclude_split=a.exclude_split)
     else:
-        train(a.corpus, a.vocab, a.visual, a.out_dir, dim=a.dim, window=a.window, negatives=a.negatives,
-              sample=a.sample, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, J=a.J, hidden=a.hidden,
-              vae_weight=a.vae_weight, min_var=a.min_var, vae_weighting=a.vae_weighting, optimizer=a.optimizer, seed=a.seed, threads=a.threads or None, progress=not a.no_progress)
+        s = pixie_settings(a, "text", "model")
+        train(a.corpus, a.vocab, a.visual, a.out_dir, **s["text"], **s["model"], optimizer=a.optimizer,
+              seed=s["seed"], threads=s["threads"], progress=not a.no_progress)
 
 
 if __name__ == "__main__":

@@ -59,13 +59,13 @@ from groundwords.evaluation import stats
 from groundwords.evaluation.neighbours import nearest_neighbours
 from groundwords.evaluation.similarity import load_vectors, pair_similarities, similarity_spearman
 from groundwords.files import read_feature_matrix, read_tsv, write_csv, write_markdown, write_tsv
+from groundwords.studies.pixie.names import BASELINE, TABLE3_ORDER
 
 SETTINGS = ("all", "visual", "hidden")
 LONG_COLUMNS = ["representation", "benchmark", "setting", "rho", "pvalue", "pairs_used", "pairs_in_setting",
                 "pairs_total", "share", "rho_ci95_lo", "rho_ci95_hi", "delta_rho_vs_baseline", "delta_rho_ci95_lo",
                 "delta_rho_ci95_hi", "delta_rho_se", "p_rho_vs_baseline", "pairs_common", "baseline"]
-BASELINE = "SGNS"  # Tables 2, 3 and 6: every representation is compared with it
-TABLE3_ORDER = ["SGNS", "V-SGNS", "IV-SGNS (LINEAR)", "PIXIE⊕", "V-SGNS(∗)", "IV-SGNS(∗)", "PIXIE⊕(∗)"]
+# the display names, shared with the rules: groundwords.studies.pixie.names
 
 
 # ---------------------------------------------------------------------------------------------

@@ -47,9 +47,11 @@ import numpy as np
 import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.data.manifest import read_captions
 from groundwords.files import read_features
 from groundwords.models import WIELD, ImageInputCBOW
+from groundwords.studies.wield.variants import STAGE_KEYS
 from groundwords.text.captions import build_examples, word_rows
 from groundwords.text.vocab import load_vocab
 from groundwords.training import OPTIMIZERS, finish_run, fit, torch_settings
@@ -361,41 +363,24 @@ def main(argv=None) -> None:
     p.add_argument("--image-input", choices=IMAGE_MODES, default=None,
                    help="imginput: the caption's image (default) or the mean word-level encoding of "
                         "the context words (--images keyed by word)")
-    p.add_argument("--dim", type=int, default=100)
-    p.add_argument("--window", type=int, default=2,
-                   help="context words each side; >= the longest caption (e.g. 1000): the whole caption")
-    p.add_argument("--epochs", type=int, default=20)
-    p.add_argument("--batch-size", type=int, default=20)
-    p.add_argument("--lr", type=float, default=1e-3)
-    p.add_argument("--optimizer", choices=OPTIMIZERS, default="adam")
-    p.add_argument("--lr-schedule", choices=LR_SCHEDULES, default="constant")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--objective", choices=("softmax", "negative"), default="softmax")
-    p.add_argument("--negatives", type=int, default=5, help="noise words per example (negative sampling)")
+    # the wield.* settings: --config JSON (as the rule passes them) and/or one option per key;
+    # the schema owns their defaults (a variant's --window overrides wield.window)
+    add_config_argument(p, "wield")
+    add_section_arguments(p, "wield", only=STAGE_KEYS)
+    p.add_argument("--seed", type=int, default=0, help="the run's seed (one of wield.seeds)")
     p.add_argument("--shared-negatives", type=int, default=1,
                    help="groups of this many examples share their noise words (speed; 1: word2vec)")
-    p.add_argument("--train-dead-images", action="store_true",
-                   help="also train on captions whose image is dead (image loss masked out)")
     p.add_argument("--image-dim", type=int, default=None, help="fail unless the image targets have this size")
-    p.add_argument("--threads", type=int, default=0,
-                   help="torch intra-op threads (0: torch default). Do not oversubscribe: on a busy "
-                        "machine 2 threads can be 10x slower than 1")
-    p.add_argument("--device", default="cpu")
-    p.add_argument("--engine", choices=ENGINES, default="torch",
-                   help="numba: compiled word2vec kernel (objective negative + optimizer sgd only; Hogwild over "
-                        "--threads, deterministic with 1 thread); torch: the PyTorch loop")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     a = p.parse_args(argv)
     if a.model == "wield" and a.gamma is None:
         p.error("--gamma is required with --model wield")
     setup_logging()
     gamma = 0.0 if a.gamma is None else a.gamma
-    train(a.captions, a.vocab, a.images, a.out_dir, gamma=gamma, dim=a.dim, window=a.window,
-          epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, optimizer=a.optimizer, seed=a.seed,
-          objective=a.objective, negatives=a.negatives, train_dead_images=a.train_dead_images,
-          threads=a.threads or None, device=a.device, progress=not a.no_progress,
-          lr_schedule=a.lr_schedule, shared_negatives=a.shared_negatives, image_dim=a.image_dim,
-          model=a.model, lam=a.lam, image_input=a.image_input, image_target=a.image_target, engine=a.engine)
+    s = stage_settings(a, "wield", only=STAGE_KEYS)
+    train(a.captions, a.vocab, a.images, a.out_dir, gamma=gamma, **s, seed=a.seed, progress=not a.no_progress,
+          shared_negatives=a.shared_negatives, image_dim=a.image_dim,
+          model=a.model, lam=a.lam, image_input=a.image_input, image_target=a.image_target)
 
 
 if __name__ == "__main__":
