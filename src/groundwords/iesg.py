@@ -67,7 +67,9 @@ from .io import UserError, atomic_path, log, read_feature_matrix, run_cli, setup
 from .models.iesg import IESG, fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
 from .models.sgns import skipgram_pairs, train_sgns
 from .textcorpus import iter_corpus, vocab_from_counts
-from .train import torch_settings, write_outputs, write_word2vec_text
+from .config import add_section_arguments
+from .train import (CHECKPOINT_NAME, Checkpoint, file_identity, torch_settings, training_settings, write_outputs,
+                    write_word2vec_text)
 from .vocab import load_vocab
 from .wordimages import read_word_images
 
@@ -136,8 +138,11 @@ def corpus_ids(corpus, words: list[str]):
 def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 100, window: int = 5,
              negatives: int = 5, sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024,
              alpha: float = 0.025, shrink: bool = True, redraw: str = "epoch", seed: int = 0,
-             threads: int | None = 1, progress: bool = True) -> dict:
-    """Train SGNS on a tokenized corpus and write its outputs (see the module docstring)."""
+             threads: int | None = 1, progress: bool = True, checkpoint_seconds: float | None = None) -> dict:
+    """Train SGNS on a tokenized corpus and write its outputs (see the module docstring).
+
+    ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
+    (see :func:`groundwords.train.train`)."""
     for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                     (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                     (batch_size >= 1, "batch size must be >= 1"), (alpha > 0, "alpha must be > 0"),
@@ -162,12 +167,20 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
         raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
     log.info("sgns: %d sentences, %d tokens (%d OOV dropped), vocabulary %d",
              enc.n_captions, len(enc.tokens), enc.n_oov, len(words))
+    hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample, "epochs": epochs,
+             "batch_size": batch_size, "alpha": alpha, "shrink": shrink, "redraw": redraw, "seed": seed,
+             "optimizer": "sgd", "min_count": min_count}
+    ckpt = None
+    if checkpoint_seconds is not None:
+        ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+            "stage": "iesg pretrain", **hyper, "inputs": [file_identity(corpus), file_identity(vocab_tsv)]},
+            checkpoint_seconds)
     with torch_settings(threads):
         t0 = time.perf_counter()
         model, history, stats = train_sgns(enc.tokens, enc.offsets, counts_arr, dim=dim, window=window,
                                            negatives=negatives, sample=sample, epochs=epochs,
                                            batch_size=batch_size, alpha=alpha, shrink=shrink, redraw=redraw,
-                                           seed=seed, progress=progress)
+                                           seed=seed, progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
     vectors = model.word_vectors().numpy()
@@ -180,9 +193,7 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
     write_tsv(vocab[["word", "count"]], out_dir / "vocab.tsv")
     info = {
         "model": "sgns",
-        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                            "epochs": epochs, "batch_size": batch_size, "alpha": alpha, "shrink": shrink,
-                            "redraw": redraw, "seed": seed, "optimizer": "sgd", "min_count": min_count},
+        "hyperparameters": hyper,
         "inputs": {"corpus": str(corpus), "vocab": None if vocab_tsv is None else str(vocab_tsv)},
         "vocab_size": len(words), "n_sentences": enc.n_captions, "n_tokens": int(len(enc.tokens)),
         "n_oov_dropped": enc.n_oov, **stats, "train_seconds": seconds,
@@ -190,6 +201,8 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
         "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
     }
     write_outputs(out_dir, words, vectors, history, info)
+    if ckpt is not None:
+        ckpt.remove()
     log.info("wrote %s: %d x %d SGNS vectors (%.0f pairs/s)", out_dir, *vectors.shape, info["pairs_per_s"] or 0)
     return info
 
@@ -412,6 +425,7 @@ def main(argv=None) -> None:
     a.add_argument("--alpha", type=float, default=0.025, help="word2vec per-pair learning rate")
     a.add_argument("--no-shrink", action="store_true", help="fixed windows (no word2vec reduced window)")
     a.add_argument("--redraw", choices=("epoch", "once"), default="epoch")
+    add_section_arguments(a, "training")
 
     t = sub.add_parser("train", help="IESG and the L2-distance baseline")
     t.add_argument("--sgns", required=True, help="'pretrain' output directory")
@@ -464,7 +478,8 @@ def main(argv=None) -> None:
         pretrain(args.corpus, args.out_dir, vocab_tsv=args.vocab, min_count=args.min_count, dim=args.dim,
                  window=args.window, negatives=args.negatives, sample=args.sample, epochs=args.epochs,
                  batch_size=args.batch_size, alpha=args.alpha, shrink=not args.no_shrink, redraw=args.redraw,
-                 seed=args.seed, threads=args.threads or None, progress=not args.no_progress)
+                 seed=args.seed, threads=args.threads or None, progress=not args.no_progress,
+                 checkpoint_seconds=training_settings(args)["checkpoint_seconds"])
     elif args.cmd == "train":
         train(args.sgns, args.corpus, args.word_images, args.features, args.out_dir, window=args.window,
               negatives=args.negatives, margin=args.margin, lam=args.lam, lr=args.lr, momentum=args.momentum,

@@ -52,7 +52,9 @@ from .io import UserError, atomic_path, log, read_feature_matrix, run_cli, setup
 from .iesg import corpus_ids, load_image_features
 from .models.pixie import MIN_VAR, PIXIE, VAE_WEIGHTINGS
 from .models.sgns import SGNS, keep_probabilities, skipgram_pairs
-from .train import fit, torch_settings, write_outputs, write_word2vec_text
+from .config import add_section_arguments
+from .train import (CHECKPOINT_NAME, Checkpoint, file_identity, fit, torch_settings, training_settings, write_outputs,
+                    write_word2vec_text)
 from .vocab import load_vocab
 from .wordimages import read_word_images
 
@@ -186,7 +188,11 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
           sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3, J: int = 1,
           hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
           optimizer: str = "adam", seed: int = 0,
-          threads: int | None = 1, progress: bool = True) -> dict:
+          threads: int | None = 1, progress: bool = True, checkpoint_seconds: float | None = None) -> dict:
+    """Train PIXIE (or, without ``visual_h5``, plain SGNS) and write its outputs to ``out_dir``.
+
+    ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
+    (see :func:`groundwords.train.train`)."""
     for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                     (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                     (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
@@ -221,9 +227,18 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
                           has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
                           vae_weight=vae_weight, min_var=min_var, vae_weighting=vae_weighting,
                           pairs_per_word=np.bincount(c, minlength=len(words)), sparse=sparse, seed=seed)
+        hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
+                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
+                 "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
+                 "vae_weighting": vae_weighting, "seed": seed}
+        ckpt = None
+        if checkpoint_seconds is not None:
+            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+                "stage": "pixie train", **hyper,
+                "inputs": [file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds)
         t0 = time.perf_counter()
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
-                      words_per_epoch=len(enc.tokens), progress=progress)
+                      words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
         plus = model.word_vectors().numpy()
@@ -236,10 +251,7 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
         write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
     info = {
         "model": "pixie" if visual_h5 is not None else "sgns",
-        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
-                            "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
-                            "vae_weighting": vae_weighting, "seed": seed},
+        "hyperparameters": hyper,
         "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5) if visual_h5 else None},
         "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
         "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
@@ -249,6 +261,8 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int 
                     if visual_h5 is not None else {"vectors.txt": "SGNS word vectors"}),
     }
     write_outputs(out_dir, words, plus, history, info)
+    if ckpt is not None:
+        ckpt.remove()
     if concat is None:
         log.info("wrote %s: %d x %d SGNS vectors", out_dir, *plus.shape)
     else:
@@ -307,6 +321,7 @@ def main(argv=None) -> None:
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="adam: dense Adam over everything (the paper); sparse_adam: SparseAdam for the "
                         "embedding tables (only the rows of a batch move; much faster on large vocabularies)")
+    add_section_arguments(t, "training")
 
     a = p.parse_args(argv)
     setup_logging()
@@ -316,7 +331,8 @@ def main(argv=None) -> None:
     else:
         train(a.corpus, a.vocab, a.visual, a.out_dir, dim=a.dim, window=a.window, negatives=a.negatives,
               sample=a.sample, epochs=a.epochs, batch_size=a.batch_size, lr=a.lr, J=a.J, hidden=a.hidden,
-              vae_weight=a.vae_weight, min_var=a.min_var, vae_weighting=a.vae_weighting, optimizer=a.optimizer, seed=a.seed, threads=a.threads or None, progress=not a.no_progress)
+              vae_weight=a.vae_weight, min_var=a.min_var, vae_weighting=a.vae_weighting, optimizer=a.optimizer, seed=a.seed, threads=a.threads or None, progress=not a.no_progress,
+              checkpoint_seconds=training_settings(a)["checkpoint_seconds"])
 
 
 if __name__ == "__main__":

@@ -40,7 +40,11 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import json
 import math
+import os
+import pickle
+import signal
 import time
 from pathlib import Path
 from typing import Callable
@@ -50,6 +54,7 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from .config import add_section_arguments, section_settings
 from .corpus import build_examples, word_rows
 from .io import UserError, atomic_path, log, read_features, read_tsv, run_cli, setup_logging, write_json
 from .models import WIELD, ImageInputCBOW
@@ -116,9 +121,106 @@ def torch_settings(threads: int | None = None, device: str | torch.device = "cpu
                 torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
 
 
+# ---------------------------------------------------------------------------------------------
+# Checkpoints (resume an interrupted run bit for bit)
+
+#: test hook: a training process SIGKILLs itself right after this many optimiser steps of one fit
+KILL_AT_STEP_ENV = "GROUNDWORDS_KILL_AT_STEP"
+CHECKPOINT_NAME = "checkpoint.pt"  # in a training stage's output directory
+
+
+def training_settings(args: argparse.Namespace) -> dict:
+    """The ``training`` config section from a stage's parsed CLI (``add_section_arguments(p, "training")``)."""
+    return section_settings("training", {k: getattr(args, k) for k in ("checkpoint_seconds",)
+                                         if getattr(args, k, None) is not None})
+
+
+def file_identity(path) -> list | None:
+    """(path, size, mtime_ns) of an input file, for a checkpoint's settings (None: no file)."""
+    if path is None:
+        return None
+    st = Path(path).stat()
+    return [str(path), st.st_size, st.st_mtime_ns]
+
+
+class Checkpoint:
+    """The checkpoint file of one training run (``<out_dir>/checkpoint.pt``).
+
+    ``settings``: everything the run's result depends on (hyperparameters, input file identities,
+    see :func:`file_identity`); a checkpoint whose settings differ is ignored with a warning.
+    ``seconds``: within an epoch, save at most this often (0: at epoch ends only; every epoch
+    end saves). :func:`fit` saves and resumes through it; the stage calls :meth:`remove` once
+    its outputs are written.
+    """
+
+    FORMAT = 1
+
+    def __init__(self, path, settings: dict, seconds: float = 0.0):
+        if not (seconds >= 0 and math.isfinite(seconds)):
+            raise UserError(f"training.checkpoint_seconds must be a finite number >= 0 (got {seconds})")
+        self.path, self.seconds = Path(path), float(seconds)
+        self.settings = json.loads(json.dumps(settings, sort_keys=True, default=str))
+        self.n_saved = 0
+
+    def load(self, fit_settings: dict) -> dict | None:
+        if not self.path.is_file():
+            return None
+        try:
+            state = torch.load(self.path, map_location="cpu", weights_only=True)
+        except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:  # not torn (atomic), but foreign
+            log.warning("%s: cannot read the checkpoint (%s); training from the start", self.path, e)
+            return None
+        want = {"format": self.FORMAT, "settings": self.settings, "fit": fit_settings}
+        if {k: state.get(k) for k in want} != want:
+            have = state.get("settings") if isinstance(state.get("settings"), dict) else {}
+            diff = sorted(k for k in {**have, **self.settings} if have.get(k) != self.settings.get(k))
+            log.warning("%s: a checkpoint of other settings (%s); training from the start", self.path,
+                        ", ".join(diff) or "format or training loop")
+            return None
+        log.info("%s: resuming after epoch %d, step %d", self.path, state["epoch"], state["step"])
+        return state
+
+    def save(self, state: dict) -> None:
+        with atomic_path(self.path, suffix=".pt") as tmp:
+            torch.save({"format": self.FORMAT, "settings": self.settings, **state}, tmp)
+        self.n_saved += 1
+
+    def remove(self) -> None:
+        self.path.unlink(missing_ok=True)
+
+
+def _generator_slots(model: torch.nn.Module):
+    """(name, owner, attribute) of every place a private ``torch.Generator`` lives or may live
+    (lazily created ones are None until first use, so every None attribute is a candidate):
+    module attributes, and attributes of groundwords helper objects held by a module (e.g.
+    ``NoiseSampler.generator``)."""
+    for mname, mod in model.named_modules():
+        for attr, val in vars(mod).items():
+            if val is None or isinstance(val, torch.Generator):
+                yield f"{mname}:{attr}", mod, attr
+            elif (not isinstance(val, (torch.nn.Module, torch.Tensor, np.ndarray, dict, list, tuple))
+                  and type(val).__module__.startswith("groundwords")):
+                for a2, v2 in vars(val).items():
+                    if v2 is None or isinstance(v2, torch.Generator):
+                        yield f"{mname}:{attr}.{a2}", val, a2
+
+
+def generator_states(model: torch.nn.Module) -> dict:
+    return {name: {"device": str(getattr(owner, attr).device), "state": getattr(owner, attr).get_state()}
+            for name, owner, attr in _generator_slots(model) if getattr(owner, attr) is not None}
+
+
+def set_generator_states(model: torch.nn.Module, states: dict) -> None:
+    for name, owner, attr in _generator_slots(model):
+        if name in states:
+            g = torch.Generator(device=states[name]["device"])
+            g.set_state(states[name]["state"])
+            setattr(owner, attr, g)
+
+
 def fit(
     model: torch.nn.Module,
-    data: dict[str, torch.Tensor],
+    data: dict[str, torch.Tensor] | Callable[[int], dict[str, torch.Tensor]],
     *,
     epochs: int,
     batch_size: int,
@@ -129,45 +231,108 @@ def fit(
     words_per_epoch: int | None = None,
     progress: bool = True,
     on_epoch_end: Callable[[dict], None] | None = None,
+    reseed_each_epoch: bool = False,
+    data_rng: np.random.Generator | None = None,
+    checkpoint: Checkpoint | None = None,
 ) -> list[dict]:
     """Optimise ``model.loss`` over ``data`` (a dict of tensors sharing their first dim).
 
-    Each epoch draws a fresh permutation from a generator seeded with ``seed`` and feeds
-    ``model.loss`` batches ``{key: tensor[idx]}``. ``lr_schedule="linear"`` decays the
-    learning rate linearly to ``lr * 1e-4`` over the whole run (word2vec style).
-    Returns one dict per epoch: example-weighted means of every loss component, ``seconds``,
-    ``words_per_s`` and ``examples_per_s``. ``words_per_epoch`` defaults to the number of
-    examples (one target word per example, as in CBOW).
+    Each epoch draws a fresh permutation from a generator seeded with ``seed`` (with
+    ``reseed_each_epoch``: epoch ``e`` from one seeded with ``seed + e - 1``) and feeds
+    ``model.loss`` batches ``{key: tensor[idx]}``. ``data`` may also be a function of the epoch
+    number (1-based) returning that epoch's tensors (word2vec's per-epoch redraw of skip-gram
+    pairs); ``data_rng`` is the numpy generator it draws from, so that a checkpoint can replay it.
+    ``lr_schedule="linear"`` decays the learning rate linearly to ``lr * 1e-4`` over the whole run
+    (word2vec style); ``"epoch_linear"`` keeps it constant within an epoch, at the linear
+    schedule's value at the epoch's midpoint.
+    ``checkpoint`` (:class:`Checkpoint`): resume from it if it holds a run of the same settings,
+    and save it at every epoch end (and every ``checkpoint.seconds`` within an epoch): model and
+    optimiser states, counters, history, the shuffler's, the global torch RNG's, the model's
+    private generators' and ``data_rng``'s states, so a resumed run ends bit-identical to an
+    uninterrupted one (CPU). The caller removes it once its outputs are written.
+    Returns one dict per epoch: example-weighted means of every loss component, ``n_examples``,
+    ``seconds``, ``words_per_s`` and ``examples_per_s``. ``words_per_epoch`` defaults to the number
+    of examples (one target word per example, as in CBOW).
     """
-    n = next(iter(data.values())).shape[0]
-    if any(v.shape[0] != n for v in data.values()):
-        raise ValueError("all data tensors must have the same first dimension")
-    if n == 0:
-        raise UserError("no training examples")
-    words_per_epoch = n if words_per_epoch is None else words_per_epoch
-    device = next(iter(data.values())).device
+    if lr_schedule not in ("constant", "linear", "epoch_linear"):
+        raise ValueError(f"unknown lr schedule {lr_schedule!r}")
+    fixed = not callable(data)
+    if lr_schedule == "linear" and not fixed:
+        raise ValueError("lr_schedule='linear' needs fixed data (per-epoch data: 'epoch_linear')")
+
+    def epoch_data(epoch: int) -> tuple[dict[str, torch.Tensor], int]:
+        d = data if fixed else data(epoch)
+        n = next(iter(d.values())).shape[0]
+        if any(v.shape[0] != n for v in d.values()):
+            raise ValueError("all data tensors must have the same first dimension")
+        if n == 0:
+            raise UserError("no training examples")
+        return d, n
+
+    cur, n = epoch_data(1) if fixed else (None, None)
     opts = make_optimizer(model, optimizer, lr)
     shuffler = torch.Generator().manual_seed(seed)
-    steps_per_epoch = math.ceil(n / batch_size)
-    total_steps = steps_per_epoch * epochs
-    step = 0
-    history = []
+    fit_settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
+                    "lr_schedule": lr_schedule, "seed": seed, "reseed_each_epoch": reseed_each_epoch,
+                    "n_examples": n}
+    step, done, offset, prior_seconds = 0, 0, 0, 0.0
+    history: list[dict] = []
+    sums: dict[str, torch.Tensor] = {}
+    weights: dict[str, float | torch.Tensor] = {}
+    state = checkpoint.load(fit_settings) if checkpoint is not None else None
+    if state is not None:
+        model.load_state_dict(state["model"])
+        for opt, sd in zip(opts, state["optimizers"], strict=True):
+            opt.load_state_dict(sd)
+        step, done, offset, prior_seconds = state["step"], state["epoch"], state["offset"], state["epoch_seconds"]
+        history, sums, weights = state["history"], state["sums"], state["weights"]
+        shuffler.set_state(state["shuffler"])
+        torch.set_rng_state(state["torch_rng"])
+        set_generator_states(model, state["generators"])
+        if data_rng is not None:
+            data_rng.bit_generator.state = state["data_rng"]
+    kill_at = int(os.environ.get(KILL_AT_STEP_ENV) or 0)  # tests only
+    total_steps = math.ceil(n / batch_size) * epochs if fixed else None
+    last_save = time.monotonic()
+
+    def save(epoch_done: int, at: int, shuffler_state, rng_state, seconds: float) -> None:
+        nonlocal last_save
+        checkpoint.save({
+            "fit": fit_settings, "epoch": epoch_done, "offset": at, "step": step, "epoch_seconds": seconds,
+            "model": model.state_dict(), "optimizers": [o.state_dict() for o in opts], "history": history,
+            "shuffler": shuffler_state, "torch_rng": torch.get_rng_state(),
+            "generators": generator_states(model), "data_rng": rng_state, "sums": sums, "weights": weights,
+        })
+        last_save = time.monotonic()
+
     model.train()
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
+    for epoch in range(done + 1, epochs + 1):
+        t0 = time.perf_counter() - prior_seconds
+        # the states this epoch starts from: a mid-epoch checkpoint replays the draw and the shuffle
+        rng_start = data_rng.bit_generator.state if data_rng is not None else None
+        if not fixed:
+            cur, n = epoch_data(epoch)
+        if reseed_each_epoch:
+            shuffler = torch.Generator().manual_seed(seed + epoch - 1)
+        shuffler_start = shuffler.get_state()
+        device = next(iter(cur.values())).device
         perm = torch.randperm(n, generator=shuffler).to(device)
-        sums: dict[str, torch.Tensor] = {}
-        weights: dict[str, float | torch.Tensor] = {}
-        bar = tqdm(total=n, desc=f"epoch {epoch}/{epochs}", unit="ex", unit_scale=True,
+        if offset == 0:
+            sums, weights = {}, {}
+        if lr_schedule == "epoch_linear":
+            for opt in opts:
+                for g in opt.param_groups:
+                    g["lr"] = lr * max(1e-4, 1.0 - (epoch - 1 + 0.5) / epochs)
+        bar = tqdm(total=n, initial=offset, desc=f"epoch {epoch}/{epochs}", unit="ex", unit_scale=True,
                    disable=not progress, leave=False, mininterval=1.0)
-        for start in range(0, n, batch_size):
+        for start in range(offset, n, batch_size):
             idx = perm[start:start + batch_size]
-            batch = {k: v[idx] for k, v in data.items()}
+            batch = {k: v[idx] for k, v in cur.items()}
             if lr_schedule == "linear":
-                cur = lr * max(1e-4, 1.0 - step / total_steps)
+                lr_now = lr * max(1e-4, 1.0 - step / total_steps)
                 for opt in opts:
                     for g in opt.param_groups:
-                        g["lr"] = cur
+                        g["lr"] = lr_now
             out = model.loss(batch)
             for opt in opts:
                 opt.zero_grad(set_to_none=True)
@@ -184,18 +349,27 @@ def fit(
                     sums[k] = sums.get(k, 0.0) + v.detach() * w
                     weights[k] = weights.get(k, 0) + w
             bar.update(b)
+            if kill_at and step == kill_at:
+                os.kill(os.getpid(), signal.SIGKILL)
+            if (checkpoint is not None and checkpoint.seconds and start + b < n
+                    and time.monotonic() - last_save >= checkpoint.seconds):
+                save(epoch - 1, start + b, shuffler_start, rng_start, time.perf_counter() - t0)
         bar.close()
+        offset, prior_seconds = 0, 0.0
         seconds = time.perf_counter() - t0
+        wpe = n if words_per_epoch is None else words_per_epoch
         rec = {"epoch": epoch}
         for k, s in sums.items():
             w = float(weights[k])
             rec[k] = float(s) / w if w > 0 else float("nan")
             if not math.isfinite(rec[k]):
                 log.warning("epoch %d: loss %s is %s", epoch, k, rec[k])
-        rec.update(seconds=seconds, words_per_s=words_per_epoch / seconds, examples_per_s=n / seconds)
+        rec.update(n_examples=n, seconds=seconds, words_per_s=wpe / seconds, examples_per_s=n / seconds)
         history.append(rec)
         log.info("epoch %d/%d: %s (%.1fs, %.0f words/s)", epoch, epochs,
                  ", ".join(f"{k}={rec[k]:.4f}" for k in sums), seconds, rec["words_per_s"])
+        if checkpoint is not None:
+            save(epoch, 0, shuffler.get_state(), data_rng.bit_generator.state if data_rng is not None else None, 0.0)
         if on_epoch_end is not None:
             on_epoch_end(rec)
     model.eval()
@@ -350,6 +524,7 @@ def train(
     lam: float = 0.0,
     image_input: str | None = None,
     image_target: str | None = None,
+    checkpoint_seconds: float | None = None,
 ) -> dict:
     """Train WIELD (γ = 0: vanilla CBOW) or ImageInputCBOW and write its outputs to ``out_dir``.
 
@@ -366,6 +541,9 @@ def train(
     ``threads``: torch intra-op threads (None: torch's default). Torch parallelises every
     small op, so when other processes compete for the cores (e.g. parallel Snakemake jobs)
     more threads than free cores is much *slower* than one thread: give each job its share.
+    ``checkpoint_seconds``: None, no checkpoint; else keep ``out_dir/checkpoint.pt`` (:class:`Checkpoint`,
+    saved at epoch ends and this often within one; 0: epoch ends only), resume from it, and remove
+    it once the outputs are written.
     Returns the ``train.json`` record.
     """
     _check_args(gamma, dim, window, epochs, batch_size, lr, objective, negatives, optimizer, lr_schedule)
@@ -427,9 +605,24 @@ def train(
         }
         if image_input != "word":  # the "word" input never sees per-example rows
             data["image_row"] = torch.from_numpy(examples.image_row).to(dev)
+        hyper = {
+            "gamma": gamma if model == "wield" else None,
+            "lam": lam if model == "imginput" else None,
+            "image_input": image_input, "image_target": image_target,
+            "dim": dim, "window": window, "epochs": epochs, "batch_size": batch_size,
+            "lr": lr, "optimizer": optimizer, "lr_schedule": lr_schedule, "seed": seed,
+            "objective": objective, "negatives": negatives if objective == "negative" else None,
+            "shared_negatives": shared_negatives if objective == "negative" else None,
+            "train_dead_images": train_dead_images,
+        }
+        ckpt = None
+        if checkpoint_seconds is not None:
+            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+                "stage": "train", "model": model, **hyper, "device": str(device),
+                "inputs": [file_identity(p) for p in (captions_tsv, vocab_tsv, images_h5)]}, checkpoint_seconds)
         t0 = time.perf_counter()
         history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                      lr_schedule=lr_schedule, seed=seed, progress=progress)
+                      lr_schedule=lr_schedule, seed=seed, progress=progress, checkpoint=ckpt)
         train_seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
         vectors = net.word_vectors().cpu().numpy()
@@ -440,16 +633,7 @@ def train(
     final = history[-1]
     info = {
         "model": model,
-        "hyperparameters": {
-            "gamma": gamma if model == "wield" else None,
-            "lam": lam if model == "imginput" else None,
-            "image_input": image_input, "image_target": image_target,
-            "dim": dim, "window": window, "epochs": epochs, "batch_size": batch_size,
-            "lr": lr, "optimizer": optimizer, "lr_schedule": lr_schedule, "seed": seed,
-            "objective": objective, "negatives": negatives if objective == "negative" else None,
-            "shared_negatives": shared_negatives if objective == "negative" else None,
-            "train_dead_images": train_dead_images,
-        },
+        "hyperparameters": hyper,
         "inputs": {"captions": str(captions_tsv), "vocab": str(vocab_tsv), "images": str(images_h5)},
         "vocab_size": len(words),
         "image_dim": None if feats is None else int(feats.shape[1]),
@@ -466,6 +650,8 @@ def train(
         "threads": used_threads,
     }
     write_outputs(out_dir, words, vectors, history, info)
+    if ckpt is not None:
+        ckpt.remove()
     log.info("wrote %s: %d x %d vectors, %.0f words/s", out_dir, *vectors.shape, info["words_per_s"])
     return info
 
@@ -511,6 +697,7 @@ def main(argv=None) -> None:
                         "machine 2 threads can be 10x slower than 1")
     p.add_argument("--device", default="cpu")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
+    add_section_arguments(p, "training")
     a = p.parse_args(argv)
     if a.model == "wield" and a.gamma is None:
         p.error("--gamma is required with --model wield")
@@ -521,7 +708,8 @@ def main(argv=None) -> None:
           objective=a.objective, negatives=a.negatives, train_dead_images=a.train_dead_images,
           threads=a.threads or None, device=a.device, progress=not a.no_progress,
           lr_schedule=a.lr_schedule, shared_negatives=a.shared_negatives, image_dim=a.image_dim,
-          model=a.model, lam=a.lam, image_input=a.image_input, image_target=a.image_target)
+          model=a.model, lam=a.lam, image_input=a.image_input, image_target=a.image_target,
+          checkpoint_seconds=training_settings(a)["checkpoint_seconds"])
 
 
 if __name__ == "__main__":

@@ -91,6 +91,7 @@ rule iesg_pretrain:
         epochs=I["sgns"]["epochs"],
         alpha=I["sgns"]["alpha"],
         seed=I["seed"],
+        training=cli_args(config["training"]),
     log:
         "results/logs/iesg/pretrain.log",
     benchmark:
@@ -105,7 +106,8 @@ rule iesg_pretrain:
         "python -m groundwords.iesg pretrain --corpus {input.corpus} --vocab {input.vocab} "
         "--out-dir $(dirname {output.vectors}) --dim {params.dim} --window {params.window} "
         "--negatives {params.negatives} --sample {params.sample} --epochs {params.epochs} "
-        "--alpha {params.alpha} --seed {params.seed} --threads {threads} --no-progress > {log} 2>&1"
+        "--alpha {params.alpha} --seed {params.seed} {params.training} --threads {threads} --no-progress "
+        "> {log} 2>&1"
 
 
 rule iesg_train:

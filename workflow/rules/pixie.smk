@@ -134,9 +134,9 @@ PIXIE_TEXT_ARGS = (
     "--epochs {params.epochs} --batch-size {params.batch_size} --lr {params.lr} --seed {params.seed} "
     "--threads {threads} --no-progress"
 )
-SGNS_CMD = f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} > {{log}} 2>&1"
+SGNS_CMD = f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} {{params.training}} > {{log}} 2>&1"
 PIXIE_CMD = (
-    f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} --visual {{input.visual}} --J {{params.J}} "
+    f"python -m groundwords.pixie train {PIXIE_TEXT_ARGS} {{params.training}} --visual {{input.visual}} --J {{params.J}} "
     "--hidden {params.hidden_units} --vae-weight {params.vae_weight} --min-var {params.min_var} "
     "--vae-weighting {params.vae_weighting} > {log} 2>&1"
 )
@@ -159,6 +159,7 @@ rule pixie_sgns:
     params:
         **PIXIE_TEXT_PARAMS,
         seed=P["seed"],
+        training=cli_args(config["training"]),
     log:
         "results/logs/pixie/sgns.log",
     benchmark:
@@ -191,6 +192,7 @@ rule pixie_model:
         min_var=P["model"]["min_var"],
         vae_weighting=P["model"]["vae_weighting"],
         seed=P["seed"],
+        training=cli_args(config["training"]),
     log:
         "results/logs/pixie/pixie{hidden}.log",
     benchmark:

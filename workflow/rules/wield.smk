@@ -118,6 +118,7 @@ rule train:
         negatives=W["negatives"],
         dead="--train-dead-images" if W["train_dead_images"] else "",
         device=W["device"],
+        training=cli_args(config["training"]),
     log:
         "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.log",
     benchmark:
@@ -135,7 +136,7 @@ rule train:
         "--seed {wildcards.seed} --dim {params.dim} --epochs {params.epochs} "
         "--batch-size {params.batch_size} --lr {params.lr} --objective {params.objective} "
         "--negatives {params.negatives} {params.dead} --threads {threads} "
-        "--device {params.device} --no-progress > {log} 2>&1"
+        "--device {params.device} {params.training} --no-progress > {log} 2>&1"
 
 
 rule evaluate:

@@ -184,6 +184,7 @@ def train_sgns(
     sparse: bool = True,
     seed: int = 0,
     progress: bool = True,
+    checkpoint=None,
 ) -> tuple[SGNS, list[dict], dict]:
     """Train :class:`SGNS` on CSR sentences with :func:`groundwords.train.fit` (plain SGD).
 
@@ -195,6 +196,8 @@ def train_sgns(
     with a per-step linear decay. Seeds the global torch RNG (for the initialisation): call it
     inside ``torch.random.fork_rng`` to keep the caller's RNG state.
     ``words_per_s`` in the history counts corpus tokens (before subsampling), like word2vec.
+    ``checkpoint``: a :class:`groundwords.train.Checkpoint` to resume from and save to (the
+    per-epoch draws are replayed from the checkpointed numpy generator).
     Returns ``(model, history, stats)``.
     """
     from ..train import fit  # here, not at import time: groundwords.train imports the models package
@@ -213,20 +216,15 @@ def train_sgns(
                               dtype=np.int32 if len(counts) < 2**31 else np.int64)
         return {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
 
-    history: list[dict] = []
-    n_pairs = 0
     if redraw == "once":
         data = draw()
-        n_pairs = len(data["centre"]) * epochs
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="sgd",
-                      lr_schedule="linear", seed=seed, words_per_epoch=len(tokens), progress=progress)
-    else:
-        for e in range(epochs):
-            data = draw()
-            n_pairs += len(data["centre"])
-            lr_e = lr * max(1e-4, 1.0 - (e + 0.5) / epochs)
-            (rec,) = fit(model, data, epochs=1, batch_size=batch_size, lr=lr_e, optimizer="sgd",
-                         lr_schedule="constant", seed=seed + e, words_per_epoch=len(tokens), progress=progress)
-            rec.update(epoch=e + 1, lr=lr_e / batch_size)
-            history.append(rec)
-    return model, history, {"n_pairs": int(n_pairs)}
+                      lr_schedule="linear", seed=seed, words_per_epoch=len(tokens), progress=progress,
+                      checkpoint=checkpoint)
+    else:  # fresh pairs, a fresh shuffle (seed + e) and the epoch's midpoint learning rate every epoch
+        history = fit(model, lambda epoch: draw(), epochs=epochs, batch_size=batch_size, lr=lr, optimizer="sgd",
+                      lr_schedule="epoch_linear", seed=seed, reseed_each_epoch=True, data_rng=rng,
+                      words_per_epoch=len(tokens), progress=progress, checkpoint=checkpoint)
+        for rec in history:
+            rec["lr"] = lr * max(1e-4, 1.0 - (rec["epoch"] - 1 + 0.5) / epochs) / batch_size
+    return model, history, {"n_pairs": int(sum(rec["n_examples"] for rec in history))}
