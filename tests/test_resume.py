@@ -198,3 +198,50 @@ def test_encode_resumes_to_identical_features(enc_inputs, tmp_path, caplog):
     a, b = _h5(full), _h5(killed)
     assert a["ids"] == b["ids"] and a["failed"] == b["failed"] and a["attrs"] == b["attrs"] and a["keys"] == b["keys"]
     assert a["features"].tobytes() == b["features"].tobytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# fit's checkpoint, in-process
+
+
+def _sgns_fit(tmp_path, *, checkpoint=None, epochs=3, seed=0):
+    from groundwords.models.sgns import SGNS
+
+    rng = np.random.default_rng(0)
+    data = {"centre": torch.from_numpy(rng.integers(0, 30, 700)), "context": torch.from_numpy(rng.integers(0, 30, 700))}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = SGNS(30, 8, counts=np.arange(1, 31), negatives=3, seed=seed)
+        history = fit(model, data, epochs=epochs, batch_size=64, lr=0.05, optimizer="adam", seed=seed,
+                      progress=False, checkpoint=checkpoint)
+    return model.word_vectors().numpy(), history
+
+
+def test_checkpointing_does_not_change_the_result(tmp_path):
+    plain, _ = _sgns_fit(tmp_path)
+    ck = Checkpoint(tmp_path / "checkpoint.pt", {"run": 1}, seconds=1e-6)
+    saved, history = _sgns_fit(tmp_path, checkpoint=ck)
+    assert plain.tobytes() == saved.tobytes()
+    assert ck.n_saved > 3 * 1  # mid-epoch saves too
+    # a checkpoint of the finished run (killed before the outputs were written): nothing to redo
+    again, history2 = _sgns_fit(tmp_path, checkpoint=Checkpoint(ck.path, {"run": 1}))
+    assert again.tobytes() == plain.tobytes()
+    assert [h["epoch"] for h in history2] == [1, 2, 3] and history2[-1]["total"] == history[-1]["total"]
+
+
+def test_checkpoint_of_other_settings_is_ignored(tmp_path, caplog):
+    ck = Checkpoint(tmp_path / "checkpoint.pt", {"lr": 1}, seconds=0)
+    _sgns_fit(tmp_path, checkpoint=ck, epochs=1)  # leaves the checkpoint of a 1-epoch run
+    with caplog.at_level("WARNING", logger="groundwords"):
+        other, _ = _sgns_fit(tmp_path, checkpoint=Checkpoint(ck.path, {"lr": 2}))
+    assert "other settings (lr)" in caplog.text
+    assert other.tobytes() == _sgns_fit(tmp_path)[0].tobytes()  # trained from the start
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="groundwords"):  # same stage settings, other loop (epochs)
+        _sgns_fit(tmp_path, checkpoint=Checkpoint(ck.path, {"lr": 2}), epochs=2)
+    assert "other settings (format or training loop)" in caplog.text
+
+
+def test_checkpoint_seconds_is_checked():
+    with pytest.raises(Exception, match="training.checkpoint_seconds"):
+        Checkpoint("x.pt", {}, seconds=-1)
