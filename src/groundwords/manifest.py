@@ -103,9 +103,19 @@ def _records(path: Path, fmt: str, header: bool):
         except Exception as e:  # noqa: BLE001 - any reader error is a bad input file
             raise UserError(f"data.source: {path} is not a readable Parquet file ({e})") from None
         names = [str(c) for c in df.columns]
-        rows = (("" if v is None or (isinstance(v, float) and v != v) else str(v) for v in r)
-                for r in df.itertuples(index=False, name=None))
-        return names, ((i, list(r)) for i, r in enumerate(rows))
+
+        def field(v):  # a null is empty; bytes (a binary column) must be UTF-8
+            if v is None or (isinstance(v, float) and v != v):
+                return ""
+            return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+        def rows():
+            for i, r in enumerate(df.itertuples(index=False, name=None)):
+                try:
+                    yield i, [field(v) for v in r]
+                except UnicodeDecodeError:
+                    yield i, None
+        return names, rows()
     raw = path.read_bytes()
     if fmt == "csv":
         import csv
