@@ -127,6 +127,22 @@ def test_pixie_train_resumes_bit_identical(planted_files, tmp_path, caplog):
     assert (full / "concat_vectors.txt").read_bytes() == (tmp_path / "killed" / "concat_vectors.txt").read_bytes()
 
 
+def test_vsgns_resumes_bit_identical(planted_files, tmp_path, caplog):
+    """V-SGNS (pixie_baselines): its own contrastive-word generator beside the noise sampler's."""
+    f = planted_files
+
+    def args(out):
+        return ["groundwords.pixie_baselines", "vsgns", "--corpus", f["corpus"], "--vocab", f["vocab"],
+                "--visual", f["visual_none_all"], "--out-dir", out, "--dim", 16, "--window", 2,
+                "--epochs", SG_EPOCHS, "--batch-size", SG_BATCH, "--seed", 5, "--visual-negatives", 3,
+                "--no-progress", "--checkpoint-seconds", 0]
+
+    full = _uninterrupted(args, tmp_path / "full")
+    _kill_and_resume(args, full, tmp_path / "killed", lambda info: (
+        math.ceil(info["n_pairs"] / SG_BATCH) + 1, math.ceil(info["n_pairs"] / SG_BATCH) * SG_EPOCHS), seed=41,
+        caplog=caplog)
+
+
 def test_iesg_pretrain_resumes_bit_identical(planted_files, tmp_path, caplog):
     args = _pretrain_args(planted_files)
     full = _uninterrupted(args, tmp_path / "full")

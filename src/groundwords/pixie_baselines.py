@@ -53,7 +53,9 @@ from .models.ivsgns import MAPPINGS, Imagination, fit_imagination, fit_quality, 
 from .models.pixie import VisualVAE
 from .models.sgns import keep_probabilities, skipgram_pairs, subsample
 from .models.vsgns import VISUAL_MAPS, VSGNS
-from .train import fit, torch_settings, write_outputs, write_word2vec_text
+from .config import add_section_arguments
+from .train import (CHECKPOINT_NAME, Checkpoint, file_identity, fit, torch_settings, training_settings, write_outputs,
+                    write_word2vec_text)
 
 
 def _check(*conditions) -> None:
@@ -106,7 +108,10 @@ def reduce_features(visual_h5, out_h5, dim: int, seed: int = 0) -> dict:
 def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window: int = 10, negatives: int = 5,
                 sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024, lr: float = 1e-3,
                 margin: float = 0.5, visual_negatives: int = 20, visual_weight: float = 1.0,
-                visual_map: str = "linear", seed: int = 0, threads: int | None = 1, progress: bool = True) -> dict:
+                visual_map: str = "linear", seed: int = 0, threads: int | None = 1, progress: bool = True,
+                checkpoint_seconds: float | None = None) -> dict:
+    """Train V-SGNS and write its outputs to ``out_dir``. ``checkpoint_seconds``: None, no checkpoint;
+    else resume from / save ``out_dir/checkpoint.pt`` (see :func:`groundwords.train.train`)."""
     _check((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
            (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
            (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
@@ -136,9 +141,18 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window
                       visual_negatives=visual_negatives, visual_weight=visual_weight, visual_map=visual_map,
                       seed=seed)
         before = model.alignment()
+        hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
+                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "adam",
+                 "margin": margin, "visual_negatives": visual_negatives, "visual_weight": visual_weight,
+                 "visual_map": visual_map, "visual_term": "per occurrence", "seed": seed}
+        ckpt = None
+        if checkpoint_seconds is not None:
+            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+                "stage": "vsgns", **hyper, "inputs": [file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]},
+                checkpoint_seconds)
         t0 = time.perf_counter()
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", seed=seed,
-                      words_per_epoch=len(enc.tokens), progress=progress)
+                      words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         after = model.alignment()
         used_threads = torch.get_num_threads()
@@ -147,10 +161,7 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window
         raise UserError("V-SGNS diverged: the vectors contain NaN/inf (lower --lr)")
     info = {
         "model": "vsgns",
-        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "adam",
-                            "margin": margin, "visual_negatives": visual_negatives, "visual_weight": visual_weight,
-                            "visual_map": visual_map, "visual_term": "per occurrence", "seed": seed},
+        "hyperparameters": hyper,
         "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5)},
         "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
         "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
@@ -160,6 +171,8 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int = 100, window
         "outputs": {"vectors.txt": "e_w (every word)"},
     }
     write_outputs(out_dir, words, vectors, history, info)
+    if ckpt is not None:
+        ckpt.remove()
     log.info("wrote %s: %d x %d V-SGNS vectors; cos(M e_w, v_w) %.3f -> %.3f (mismatched %.3f)", out_dir,
              *vectors.shape, before["cos_match"], after["cos_match"], after["cos_mismatch"])
     return info
@@ -328,6 +341,7 @@ def main(argv=None) -> None:
     v.add_argument("--visual-negatives", type=int, default=20, help="contrastive words k (Lazaridou et al.: 20)")
     v.add_argument("--visual-weight", type=float, default=1.0, help="weight of the max-margin term (0: SGNS)")
     v.add_argument("--visual-map", default="linear", help="linear (M, default) or identity (model A, dim = k)")
+    add_section_arguments(v, "training")
 
     r = sub.add_parser("reduce", help="per-word features reduced by PCA to the text dimension (V-SGNS model A)")
     r.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
@@ -376,7 +390,8 @@ def main(argv=None) -> None:
         train_vsgns(o.corpus, o.vocab, o.visual, o.out_dir, dim=o.dim, window=o.window, negatives=o.negatives,
                     sample=o.sample, epochs=o.epochs, batch_size=o.batch_size, lr=o.lr, margin=o.margin,
                     visual_negatives=o.visual_negatives, visual_weight=o.visual_weight, visual_map=o.visual_map,
-                    seed=o.seed, threads=o.threads or None, progress=not o.no_progress)
+                    seed=o.seed, threads=o.threads or None, progress=not o.no_progress,
+                    checkpoint_seconds=training_settings(o)["checkpoint_seconds"])
     elif o.cmd == "reduce":
         reduce_features(o.visual, o.out, o.dim, seed=o.seed)
     elif o.cmd == "ivsgns":

@@ -141,7 +141,7 @@ PIXIE_CMD = (
     "--vae-weighting {params.vae_weighting} > {log} 2>&1"
 )
 VSGNS_CMD = (
-    f"python -m groundwords.pixie_baselines vsgns {PIXIE_TEXT_ARGS} --visual {{input.visual}} "
+    f"python -m groundwords.pixie_baselines vsgns {PIXIE_TEXT_ARGS} {{params.training}} --visual {{input.visual}} "
     "--margin {params.margin} --visual-negatives {params.visual_negatives} "
     "--visual-weight {params.weight} --visual-map {params.visual_map} > {log} 2>&1"
 )
@@ -243,6 +243,7 @@ rule pixie_vsgns:
         weight=P["vsgns"]["weight"],
         visual_map="identity" if VSGNS_MODEL_A else "linear",
         seed=P["seed"],
+        training=cli_args(config["training"]),
     log:
         "results/logs/pixie/vsgns{hidden}.log",
     benchmark:
