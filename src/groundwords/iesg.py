@@ -225,8 +225,12 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
           epochs: int = 1, max_examples: int = 0, image_norm: str = "l2", context_table: str = "shared",
           image_updates_words: bool = False, l2_fit: str = "sgd", l2_ridge: float = 0.0, seed: int = 0,
           threads: int | None = 1,
-          progress: bool = True) -> dict:
-    """Train the L2 baseline and IESG and write their outputs (see the module docstring)."""
+          progress: bool = True, checkpoint_seconds: float | None = None) -> dict:
+    """Train the L2 baseline and IESG and write their outputs (see the module docstring).
+
+    ``checkpoint_seconds``: None, no checkpoint; else IESG's training resumes from / saves
+    ``out_dir/checkpoint.pt`` (see :func:`groundwords.train.train`; the L2 baseline, quick and
+    deterministic, is simply trained again)."""
     for ok, msg in [(window >= 1, "window must be >= 1"), (negatives >= 1, "negatives must be >= 1"),
                     (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
                     (lr > 0, "lr must be > 0"), (0 <= momentum < 1, "momentum must be in [0, 1)"),
@@ -284,9 +288,18 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
     with torch_settings(threads):
         model = IESG(E, feats, offsets, wi_rows, counts=counts, margin=margin, lam=lam, negatives=negatives,
                      context_vectors=ctx_vectors, image_updates_words=image_updates_words, seed=seed)
+        ckpt = None
+        if checkpoint_seconds is not None:
+            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+                "stage": "iesg train", "window": window, "negatives": negatives, "margin": margin, "lam": lam,
+                "lr": lr, "momentum": momentum, "batch_size": batch_size, "epochs": epochs,
+                "max_examples": max_examples, "image_norm": image_norm, "context_table": context_table,
+                "image_updates_words": image_updates_words, "seed": seed,
+                "inputs": [file_identity(p) for p in (sgns_path / "vectors.npy", corpus, word_images_tsv, features_h5)]},
+                checkpoint_seconds)
         t0 = time.perf_counter()
         history = fit_alternating(model, data, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                                  seed=seed, progress=progress)
+                                  seed=seed, progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
     vectors = model.word_vectors().numpy()
@@ -321,6 +334,8 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
         "torch_version": torch.__version__, "threads": used_threads,
     }
     write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+    if ckpt is not None:
+        ckpt.remove()
     log.info("wrote %s (IESG final losses: word %.4f, image %.4f; L2 baseline train MSE %.4g)",
              out_dir, info["final_loss"]["word"], info["final_loss"]["image"], l2_mse)
     return info
@@ -425,7 +440,6 @@ def main(argv=None) -> None:
     a.add_argument("--alpha", type=float, default=0.025, help="word2vec per-pair learning rate")
     a.add_argument("--no-shrink", action="store_true", help="fixed windows (no word2vec reduced window)")
     a.add_argument("--redraw", choices=("epoch", "once"), default="epoch")
-    add_section_arguments(a, "training")
 
     t = sub.add_parser("train", help="IESG and the L2-distance baseline")
     t.add_argument("--sgns", required=True, help="'pretrain' output directory")
@@ -454,6 +468,7 @@ def main(argv=None) -> None:
     t.add_argument("--l2-ridge", type=float, default=0.0, help="with --l2-fit lstsq: ridge penalty (0: lstsq)")
 
     for q in (a, t):
+        add_section_arguments(q, "training")
         q.add_argument("--seed", type=int, default=0)
         q.add_argument("--threads", type=int, default=1, help="torch threads (0: torch default)")
         q.add_argument("--no-progress", action="store_true")
@@ -486,7 +501,8 @@ def main(argv=None) -> None:
               batch_size=args.batch_size, epochs=args.epochs, max_examples=args.max_examples,
               image_norm=args.image_norm, context_table=args.context_table,
               image_updates_words=args.image_updates_words, l2_fit=args.l2_fit, l2_ridge=args.l2_ridge, seed=args.seed,
-              threads=args.threads or None, progress=not args.no_progress)
+              threads=args.threads or None, progress=not args.no_progress,
+              checkpoint_seconds=training_settings(args)["checkpoint_seconds"])
     else:
         if args.negatives < 1:
             raise UserError("--negatives must be >= 1")

@@ -218,6 +218,32 @@ def set_generator_states(model: torch.nn.Module, states: dict) -> None:
             setattr(owner, attr, g)
 
 
+def training_state(model: torch.nn.Module, opts: list[torch.optim.Optimizer]) -> dict:
+    """The checkpoint entries every training loop saves: model and optimiser states, the global
+    torch RNG's and the model's private generators' states (:class:`Checkpoint`)."""
+    return {"model": model.state_dict(), "optimizers": [o.state_dict() for o in opts],
+            "torch_rng": torch.get_rng_state(), "generators": generator_states(model)}
+
+
+def restore_training_state(state: dict, model: torch.nn.Module, opts: list[torch.optim.Optimizer]) -> None:
+    """Undo :func:`training_state` (the model and optimisers already built as at the run's start)."""
+    model.load_state_dict(state["model"])
+    for opt, sd in zip(opts, state["optimizers"], strict=True):
+        opt.load_state_dict(sd)
+    torch.set_rng_state(state["torch_rng"])
+    set_generator_states(model, state["generators"])
+
+
+def kill_hook_step() -> int:
+    """Tests only: the step after which the process SIGKILLs itself (``GROUNDWORDS_KILL_AT_STEP``; 0: never)."""
+    return int(os.environ.get(KILL_AT_STEP_ENV) or 0)
+
+
+def kill_if(step: int, kill_at: int) -> None:
+    if kill_at and step == kill_at:
+        os.kill(os.getpid(), signal.SIGKILL)
+
+
 def fit(
     model: torch.nn.Module,
     data: dict[str, torch.Tensor] | Callable[[int], dict[str, torch.Tensor]],
@@ -281,17 +307,13 @@ def fit(
     weights: dict[str, float | torch.Tensor] = {}
     state = checkpoint.load(fit_settings) if checkpoint is not None else None
     if state is not None:
-        model.load_state_dict(state["model"])
-        for opt, sd in zip(opts, state["optimizers"], strict=True):
-            opt.load_state_dict(sd)
+        restore_training_state(state, model, opts)
         step, done, offset, prior_seconds = state["step"], state["epoch"], state["offset"], state["epoch_seconds"]
         history, sums, weights = state["history"], state["sums"], state["weights"]
         shuffler.set_state(state["shuffler"])
-        torch.set_rng_state(state["torch_rng"])
-        set_generator_states(model, state["generators"])
         if data_rng is not None:
             data_rng.bit_generator.state = state["data_rng"]
-    kill_at = int(os.environ.get(KILL_AT_STEP_ENV) or 0)  # tests only
+    kill_at = kill_hook_step()
     total_steps = math.ceil(n / batch_size) * epochs if fixed else None
     last_save = time.monotonic()
 
@@ -299,9 +321,8 @@ def fit(
         nonlocal last_save
         checkpoint.save({
             "fit": fit_settings, "epoch": epoch_done, "offset": at, "step": step, "epoch_seconds": seconds,
-            "model": model.state_dict(), "optimizers": [o.state_dict() for o in opts], "history": history,
-            "shuffler": shuffler_state, "torch_rng": torch.get_rng_state(),
-            "generators": generator_states(model), "data_rng": rng_state, "sums": sums, "weights": weights,
+            "history": history, "shuffler": shuffler_state, "data_rng": rng_state, "sums": sums, "weights": weights,
+            **training_state(model, opts),
         })
         last_save = time.monotonic()
 
@@ -349,8 +370,7 @@ def fit(
                     sums[k] = sums.get(k, 0.0) + v.detach() * w
                     weights[k] = weights.get(k, 0) + w
             bar.update(b)
-            if kill_at and step == kill_at:
-                os.kill(os.getpid(), signal.SIGKILL)
+            kill_if(step, kill_at)
             if (checkpoint is not None and checkpoint.seconds and start + b < n
                     and time.monotonic() - last_save >= checkpoint.seconds):
                 save(epoch - 1, start + b, shuffler_start, rng_start, time.perf_counter() - t0)

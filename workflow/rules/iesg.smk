@@ -132,6 +132,7 @@ rule iesg_train:
         max_examples=I["model"]["max_examples"],
         options=iesg_train_options(I["model"]),
         seed=I["seed"],
+        training=cli_args(config["training"]),
     log:
         "results/logs/iesg/train.log",
     benchmark:
@@ -148,8 +149,8 @@ rule iesg_train:
         "--out-dir $(dirname {output.vectors}) --window {params.window} "
         "--negatives {params.negatives} --margin {params.margin} --lam {params.lam} --lr {params.lr} "
         "--momentum {params.momentum} --batch-size {params.batch_size} --epochs {params.epochs} "
-        "--max-examples {params.max_examples} {params.options} --seed {params.seed} --threads {threads} "
-        "--no-progress > {log} 2>&1"
+        "--max-examples {params.max_examples} {params.options} --seed {params.seed} {params.training} "
+        "--threads {threads} --no-progress > {log} 2>&1"
 
 
 rule iesg_matching:

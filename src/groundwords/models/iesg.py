@@ -209,6 +209,7 @@ def fit_alternating(
     momentum: float = 0.9,
     seed: int = 0,
     progress: bool = True,
+    checkpoint=None,
 ) -> list[dict]:
     """Alternating Momentum-SGD minimisation of eq. 1 (word embeddings) and eq. 2 (``W_p``).
 
@@ -216,8 +217,11 @@ def fit_alternating(
     one random image per centre word, then makes a word step (eq. 1) and an image step (eq. 2)
     on the same words, each with its own Momentum-SGD optimiser. Returns one dict per epoch:
     mean ``word``, ``image`` and ``total`` losses (measured before each update), ``seconds``,
-    ``examples_per_s``.
+    ``examples_per_s``. ``checkpoint``: a :class:`groundwords.train.Checkpoint` to resume from and
+    save to (every epoch end and every ``checkpoint.seconds``), as :func:`groundwords.train.fit` does.
     """
+    from ..train import kill_hook_step, kill_if, restore_training_state, training_state
+
     centre_all, context_all = data["centre"].long(), data["context"].long()
     n = len(centre_all)
     if n == 0:
@@ -226,13 +230,35 @@ def fit_alternating(
     image_params = [model.proj] + (model.word_parameters() if model.image_updates_words else [])
     opt_image = torch.optim.SGD(image_params, lr=lr, momentum=momentum)
     shuffler = torch.Generator().manual_seed(seed)
-    history = []
+    opts = [opt_word, opt_image]
+    loop = {"loop": "alternating", "epochs": epochs, "batch_size": batch_size, "lr": lr, "momentum": momentum,
+            "seed": seed, "n_examples": n}
+    history: list[dict] = []
+    done = offset = step = 0
+    prior, sum_w, sum_i = 0.0, 0.0, 0.0
+    state = checkpoint.load(loop) if checkpoint is not None else None
+    if state is not None:
+        restore_training_state(state, model, opts)
+        done, offset, step, prior = state["epoch"], state["offset"], state["step"], state["epoch_seconds"]
+        history, (sum_w, sum_i) = state["history"], state["sums"]
+        shuffler.set_state(state["shuffler"])
+    kill_at, last_save = kill_hook_step(), time.monotonic()
+
+    def save(epoch_done: int, at: int, shuffler_state, seconds: float) -> None:
+        nonlocal last_save
+        checkpoint.save({"fit": loop, "epoch": epoch_done, "offset": at, "step": step, "epoch_seconds": seconds,
+                         "history": history, "sums": [sum_w, sum_i], "shuffler": shuffler_state,
+                         **training_state(model, opts)})
+        last_save = time.monotonic()
+
     model.train()
-    for epoch in range(1, epochs + 1):
-        t0 = time.perf_counter()
+    for epoch in range(done + 1, epochs + 1):
+        t0 = time.perf_counter() - prior
+        shuffler_start = shuffler.get_state()
         perm = torch.randperm(n, generator=shuffler)
-        sum_w = sum_i = 0.0
-        for start in tqdm(range(0, n, batch_size), desc=f"iesg epoch {epoch}/{epochs}", unit="batch",
+        if offset == 0:
+            sum_w = sum_i = 0.0
+        for start in tqdm(range(offset, n, batch_size), desc=f"iesg epoch {epoch}/{epochs}", unit="batch",
                           disable=not progress, leave=False, mininterval=1.0):
             idx = perm[start:start + batch_size]
             centre, context = centre_all[idx], context_all[idx]
@@ -251,6 +277,12 @@ def fit_alternating(
 
             sum_w += lw.item() * len(idx)
             sum_i += li.item() * len(idx)
+            step += 1
+            kill_if(step, kill_at)
+            if (checkpoint is not None and checkpoint.seconds and start + len(idx) < n
+                    and time.monotonic() - last_save >= checkpoint.seconds):
+                save(epoch - 1, start + len(idx), shuffler_start, time.perf_counter() - t0)
+        offset, prior = 0, 0.0
         seconds = time.perf_counter() - t0
         rec = {"epoch": epoch, "word": sum_w / n, "image": sum_i / n, "total": (sum_w + sum_i) / n,
                "seconds": seconds, "examples_per_s": n / seconds}
@@ -260,6 +292,8 @@ def fit_alternating(
         history.append(rec)
         log.info("iesg epoch %d/%d: word=%.4f image=%.4f (%.1fs, %.0f ex/s)",
                  epoch, epochs, rec["word"], rec["image"], seconds, rec["examples_per_s"])
+        if checkpoint is not None:
+            save(epoch, 0, shuffler.get_state(), 0.0)
     model.eval()
     return history
 
