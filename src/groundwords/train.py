@@ -6,7 +6,9 @@ Two layers:
   ``torch.Generator``, batches sliced straight from tensors (no DataLoader, no per-example
   Python), optimiser, optional linear learning-rate decay, per-epoch loss bookkeeping, tqdm
   progress and throughput. Any model following the :mod:`groundwords.models` interface
-  (``loss(batch) -> dict``, ``word_vectors()``, ``sparse_parameters()``) can use it.
+  (``loss(batch) -> dict``, ``word_vectors()``, ``sparse_parameters()``) can use it. With a
+  :class:`Checkpoint` it saves its whole state (model, optimisers, counters, every RNG) at epoch
+  ends and every ``training.checkpoint_seconds``, and resumes from it bit for bit.
 * :func:`train` is the pipeline stage: read captions / vocabulary / image features, build the
   CBOW examples (:mod:`groundwords.corpus`), build the model, call :func:`fit` and write
   ``vectors.txt`` (word2vec text format), ``vectors.npy``, ``vocab.txt``, ``loss.csv`` and
