@@ -84,6 +84,7 @@ rule iesg_pretrain:
         info=f"{IESG}/sgns/train.json",
     params:
         cfg=config_arg(I, only=("sgns", "seed")),
+        training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/iesg/pretrain.log",
     benchmark:
@@ -96,7 +97,7 @@ rule iesg_pretrain:
         ENV
     shell:
         "python -m groundwords.studies.iesg.stage pretrain --corpus {input.corpus} --vocab {input.vocab} "
-        "--out-dir $(dirname {output.vectors}) {params.cfg} --threads {threads} --no-progress > {log} 2>&1"
+        "--out-dir $(dirname {output.vectors}) {params.cfg} {params.training} --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule iesg_train:

@@ -141,6 +141,7 @@ rule pixie_sgns:
         info=f"{PX}/models/sgns/train.json",
     params:
         cfg=pixie_cfg("text"),
+        training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/pixie/sgns.log",
     benchmark:
@@ -152,7 +153,7 @@ rule pixie_sgns:
     conda:
         ENV
     shell:
-        f"python -m groundwords.studies.pixie.stage train {TEXT_ARGS} > {{log}} 2>&1"
+        f"python -m groundwords.studies.pixie.stage train {TEXT_ARGS} {{params.training}} > {{log}} 2>&1"
 
 
 rule pixie_model:
@@ -167,6 +168,7 @@ rule pixie_model:
         info=f"{PX}/models/pixie{{hidden}}/train.json",
     params:
         cfg=pixie_cfg("text", "model"),
+        training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/pixie/pixie{hidden}.log",
     benchmark:
@@ -178,7 +180,8 @@ rule pixie_model:
     conda:
         ENV
     shell:
-        f"python -m groundwords.studies.pixie.stage train {TEXT_ARGS} --visual {{input.visual}} > {{log}} 2>&1"
+        f"python -m groundwords.studies.pixie.stage train {TEXT_ARGS} --visual {{input.visual}} {{params.training}} "
+        "> {log} 2>&1"
 
 
 rule pixie_vsgns_features:
@@ -210,6 +213,7 @@ rule pixie_vsgns:
         info=f"{PX}/models/vsgns{{hidden}}/train.json",
     params:
         cfg=pixie_cfg("text", "vsgns"),  # vsgns.model A: --visual-map identity, B: linear
+        training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/pixie/vsgns{hidden}.log",
     benchmark:
@@ -221,7 +225,8 @@ rule pixie_vsgns:
     conda:
         ENV
     shell:
-        f"python -m groundwords.studies.pixie.baselines vsgns {TEXT_ARGS} --visual {{input.visual}} > {{log}} 2>&1"
+        f"python -m groundwords.studies.pixie.baselines vsgns {TEXT_ARGS} --visual {{input.visual}} {{params.training}} "
+        "> {log} 2>&1"
 
 
 rule pixie_ivsgns:

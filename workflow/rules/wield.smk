@@ -109,6 +109,7 @@ rule train:
         # the variant's window, gamma, ... (groundwords.studies.wield.variants), then wield.* whole
         flags=lambda wc: wield_variants.train_flags(wc.variant, wc.value, W),
         cfg=config_arg(W, only=wield_variants.STAGE_KEYS, exclude=("threads",)),
+        training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.log",
     benchmark:
@@ -123,7 +124,7 @@ rule train:
     shell:
         "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
         "--images {input.images} --out-dir $(dirname {output.vectors}) {params.flags} "
-        "--seed {wildcards.seed} {params.cfg} --threads {threads} --no-progress > {log} 2>&1"
+        "--seed {wildcards.seed} {params.cfg} {params.training} --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule evaluate:

@@ -8,10 +8,11 @@ images (unique by id, in order of first appearance) in ``DataLoader`` workers an
 HDF5 feature file described in docs/formats.md. Images that cannot be decoded are listed in the
 dataset ``failed_ids`` instead of stopping the run.
 
-Resumable and atomic: rows are appended to ``{out}.partial.h5`` as they are encoded (flushed
-every few batches). A rerun opens the partial file, keeps the ids already encoded if the encoder
-settings match, and encodes only the rest; images that failed before are tried again. The
-finished file is moved onto ``{out}`` in one rename, and the partial file disappears.
+Resumable and atomic: encoded rows go to segment files in the folder ``{out}.partial``, each
+written atomically (the first after a few batches, later ones larger), so even a hard kill
+leaves only whole segments. A rerun keeps the ids already encoded if the encoder settings match
+and encodes only the rest; images that failed before are tried again. The finished file is
+written atomically onto ``{out}``, and the partial folder disappears.
 
 Relative image paths are taken relative to the current directory (where Snakemake runs); if no
 file is there, relative to the folder of the images TSV. A path ``{shard}.tar::{member}`` is a
@@ -21,12 +22,15 @@ member of a tar shard (``fetch.store: tar``); each DataLoader worker opens the t
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import os
+import shutil
 import signal
 import sys
 import threading
 import time
+import zipfile
 from pathlib import Path
 from typing import Callable
 from urllib.parse import unquote, urlparse
@@ -38,24 +42,23 @@ from tqdm import tqdm
 
 from groundwords.cli import UserError, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
-from groundwords.data.encoders import (
-    download_encoder,
-    load_encoder,
-    load_rgb,
-)
+from groundwords.data.encoders import download_encoder, load_encoder, load_rgb
 from groundwords.data.images import split_tar_path, tar_member_path
 from groundwords.files import STR, atomic_path, read_tsv
 
 log = logging.getLogger("groundwords.data.encode")
 
 
-#: attributes that must agree between a partial file and the current run for it to be resumed
+#: attributes that must agree between a partial folder and the current run for it to be resumed
 RESUME_KEYS = ("model", "pooling", "dim", "image_size", "dtype")
 #: attributes written to the finished HDF5 file
 FILE_ATTRS = ("model", "pooling", "dim", "image_size", "dtype")
 
-FLUSH_EVERY = 8  # batches between flushes of the partial file
+FLUSH_EVERY = 8  # batches in the partial folder's first segment (then segments double in size)
+SEGMENT_ROWS = 8192  # the largest segment (rows); a hard kill loses at most one segment's worth
 CHUNK_ROWS = 128  # rows per HDF5 chunk of ``features``
+#: test hook: the encoder SIGKILLs itself right after this many batches of one run
+KILL_AT_BATCH_ENV = "GROUNDWORDS_KILL_AT_STEP"
 MAX_FAILURE_WARNINGS = 20  # individual warnings for undecodable images; the rest go to debug
 
 
@@ -125,99 +128,92 @@ def read_images_table(images_tsv) -> tuple[list[str], list[str]]:
 
 
 # ---------------------------------------------------------------------------------------------
-# The partial (resume) file: resizable ``ids`` / ``features`` plus attribute ``n_done``.
+# The partial (resume) state: a folder ``{out}.partial`` of segment files, each written atomically
+# (``seg-NNNNNN.npz``: ``ids``, ``features``), plus ``settings.json`` (the encoder attributes). A
+# segment is durable the moment it appears, so a hard kill (SIGKILL, power loss, OOM killer) loses
+# at most the rows encoded since the last segment and never leaves a torn file: HDF5 is not safe
+# against that (a file killed between flushes can open fine and fail later, "bad heap index").
 
 
-def _decode(values) -> list[str]:
-    return [v.decode() if isinstance(v, bytes) else str(v) for v in values]
+def _segments(folder: Path) -> list[Path]:
+    return sorted(folder.glob("seg-*.npz"))
 
 
-def _open_partial(path: Path, attrs: dict) -> tuple[h5py.File, list[str]]:
-    """Open (resume) or create the partial file; returns it with the ids it already holds."""
-    if path.exists():
+def _open_partial(folder: Path, attrs: dict) -> tuple[list[Path], list[str]]:
+    """Resume (or start) the partial folder; returns its segments and the ids they hold."""
+    settings = {k: attrs[k] for k in RESUME_KEYS}
+    if folder.is_dir():
         try:
-            f = h5py.File(path, "r+", rdcc_nbytes=32 << 20)
-        except OSError as e:
-            log.warning("cannot read the partial file %s (%s); starting over", path, e)
-        else:
-            try:
-                old = {k: f.attrs.get(k) for k in RESUME_KEYS}
-                if all(str(_scalar(old[k])) == str(attrs[k]) for k in RESUME_KEYS):
-                    n = int(f.attrs["n_done"])
-                    if n > min(len(f["ids"]), len(f["features"])):
-                        raise ValueError("n_done beyond the stored rows")
-                    f["ids"].resize((n,))
-                    f["features"].resize(n, axis=0)
-                    return f, _decode(f["ids"][:n])
-                log.warning("partial file %s was made with different encoder settings (%s, now %s); "
-                            "starting over", path, {k: _scalar(v) for k, v in old.items()},
-                            {k: attrs[k] for k in RESUME_KEYS})
-            except (KeyError, ValueError, OSError) as e:
-                log.warning("partial file %s is damaged (%s); starting over", path, e)
-            f.close()
-        path.unlink()
-    f = h5py.File(path, "w", rdcc_nbytes=32 << 20)
-    f.create_dataset("ids", shape=(0,), maxshape=(None,), dtype=STR, chunks=(1024,))
-    f.create_dataset("features", shape=(0, attrs["dim"]), maxshape=(None, attrs["dim"]),
-                     dtype=np.float32, chunks=(CHUNK_ROWS, attrs["dim"]))
-    for k in RESUME_KEYS:
-        f.attrs[k] = attrs[k]
-    f.attrs["n_done"] = 0
-    f.flush()
-    return f, []
+            old = json.loads((folder / "settings.json").read_text(encoding="utf-8"))
+            if old == json.loads(json.dumps(settings, default=str)):
+                segs, done = _segments(folder), []
+                for seg in segs:
+                    with np.load(seg, allow_pickle=False) as z:
+                        done.extend(z["ids"].tolist())
+                return segs, done
+            log.warning("partial folder %s was made with different encoder settings (%s, now %s); "
+                        "starting over", folder, old, settings)
+        except (OSError, ValueError, KeyError, zipfile.BadZipFile) as e:
+            log.warning("partial folder %s is damaged (%s); starting over", folder, e)
+        shutil.rmtree(folder)
+    elif folder.exists():
+        folder.unlink()
+    folder.mkdir(parents=True)
+    with atomic_path(folder / "settings.json") as tmp:
+        tmp.write_text(json.dumps(settings, default=str), encoding="utf-8")
+    return [], []
 
 
-def _scalar(v):
-    if isinstance(v, bytes):
-        return v.decode()
-    return v.item() if hasattr(v, "item") else v
+class _SegmentWriter:
+    """Buffers encoded rows and writes them as the partial folder's next segment file. Segments
+    grow geometrically (``FLUSH_EVERY`` batches first, then doubling up to ``SEGMENT_ROWS`` rows),
+    so a short run is durable early and a long one does not make millions of files."""
+
+    def __init__(self, folder: Path, segments: list[Path], first_rows: int):
+        self.folder, self.segments, self.target = folder, list(segments), max(1, first_rows)
+        self.ids: list[str] = []
+        self.feats: list[np.ndarray] = []
+
+    def add(self, ids: list[str], feats: np.ndarray) -> None:
+        self.ids.extend(ids)
+        self.feats.append(np.asarray(feats, dtype=np.float32))
+        if len(self.ids) >= self.target:
+            self.flush()
+            self.target = min(SEGMENT_ROWS, 2 * self.target)
+
+    def flush(self) -> None:
+        if not self.ids:
+            return
+        seg = self.folder / f"seg-{len(self.segments):06d}.npz"
+        with atomic_path(seg, suffix=".npz") as tmp:
+            np.savez(tmp, ids=np.array(self.ids, dtype=str), features=np.concatenate(self.feats))
+        self.segments.append(seg)
+        self.ids, self.feats = [], []
 
 
-def _append(f: h5py.File, ids: list[str], feats: np.ndarray) -> None:
-    n, k = int(f.attrs["n_done"]), len(ids)
-    f["features"].resize(n + k, axis=0)
-    f["features"][n:n + k] = feats
-    f["ids"].resize((n + k,))
-    f["ids"][n:n + k] = np.array(ids, dtype=object)
-    f.attrs["n_done"] = n + k  # last: a row counts only once its data is written
-
-
-def _finalize(partial: Path, out: Path, want: list[str], failed: list[str], attrs: dict) -> None:
-    """Make ``out`` from the partial file: rows in ``want`` order, ``failed_ids``, attributes.
-
-    When the partial file already holds exactly ``want`` in order (the usual case) it is
-    completed in place and renamed; otherwise the rows are copied over in the right order."""
-    file_attrs = {k: attrs[k] for k in FILE_ATTRS}
-    with h5py.File(partial, "r+") as f:
-        have = _decode(f["ids"][: int(f.attrs["n_done"])])
-        if have == want:
-            if "failed_ids" in f:
-                del f["failed_ids"]
-            f.create_dataset("failed_ids", data=np.array(failed, dtype=object), dtype=STR)
-            del f.attrs["n_done"]
-            f.attrs.update(file_attrs)
-            in_place = True
-        else:
-            in_place = False
-            row = {i: r for r, i in enumerate(have)}
-            src = np.array([row[i] for i in want], dtype=np.int64)
-            with atomic_path(out, suffix=".h5") as tmp:
-                with h5py.File(tmp, "w") as g:
-                    g.create_dataset("ids", data=np.array(want, dtype=object), dtype=STR)
-                    dim = f["features"].shape[1]
-                    dst = g.create_dataset("features", shape=(len(want), dim), dtype=np.float32,
-                                           chunks=(min(max(len(want), 1), 1024), dim) if want else None)
-                    for s in range(0, len(want), 8192):
-                        idx = src[s:s + 8192]
-                        order = np.argsort(idx)
-                        block = f["features"][idx[order]]  # h5py wants increasing indices
-                        dst[s:s + len(idx)] = block[np.argsort(order)]
-                    g.create_dataset("failed_ids", data=np.array(failed, dtype=object), dtype=STR)
-                    g.attrs.update(file_attrs)
-    if in_place:
-        os.replace(partial, out)
-    else:
-        partial.unlink()
+def _finalize(folder: Path, out: Path, want: list[str], failed: list[str], attrs: dict) -> None:
+    """Write ``out`` (rows in ``want`` order, ``failed_ids``, attributes) atomically from the
+    partial folder's segments, then remove the folder."""
+    pos = {i: r for r, i in enumerate(want)}
+    with atomic_path(out, suffix=".h5") as tmp, h5py.File(tmp, "w") as g:
+        g.create_dataset("ids", data=np.array(want, dtype=object), dtype=STR)
+        dst = g.create_dataset("features", shape=(len(want), attrs["dim"]), dtype=np.float32,
+                               chunks=(min(max(len(want), 1), CHUNK_ROWS), attrs["dim"]) if want else None)
+        for seg in _segments(folder):
+            with np.load(seg, allow_pickle=False) as z:
+                ids, feats = z["ids"].tolist(), z["features"]
+            rows = [(pos[i], r) for r, i in enumerate(ids) if i in pos]
+            if not rows:
+                continue
+            rows.sort()
+            to, src = np.array([t for t, _ in rows]), np.array([r for _, r in rows])
+            if to[-1] - to[0] == len(to) - 1:  # the usual case: a contiguous run of the output
+                dst[to[0]:to[-1] + 1] = feats[src]
+            else:
+                dst[to] = feats[src]
+        g.create_dataset("failed_ids", data=np.array(failed, dtype=object), dtype=STR)
+        g.attrs.update({k: attrs[k] for k in FILE_ATTRS})
+    shutil.rmtree(folder)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -228,9 +224,9 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
                   progress: bool = True) -> dict:
     """Encode the ``ok`` images of ``images_tsv`` into the HDF5 feature file ``out_h5``.
 
-    Resumes from ``{out_h5}.partial.h5`` when present (see the module docstring). Returns
+    Resumes from the folder ``{out_h5}.partial`` when present (see the module docstring). Returns
     stats: ``n`` (rows in the output), ``n_encoded`` / ``n_failed`` (this run), ``n_resumed``
-    (rows kept from the partial file), ``seconds`` and ``images_per_s`` (this run's decoding +
+    (rows kept from the partial folder), ``seconds`` and ``images_per_s`` (this run's decoding +
     encoding, model loading excluded), ``device``.
     """
     if batch_size < 1:
@@ -242,7 +238,7 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
         raise UserError(f"{images_tsv}: no images with status 'ok' to encode")
     out = Path(out_h5)
     out.parent.mkdir(parents=True, exist_ok=True)
-    partial = Path(f"{out}.partial.h5")
+    partial = Path(f"{out}.partial")
 
     encoder = load_encoder(model, pooling, device, dtype)
     attrs = encoder.attrs
@@ -253,13 +249,15 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
     # Snakemake sets to the rule's threads, or all cores): oversubscribed OpenMP threads stall
     # each other (measured: 2 threads + 2 workers on 2 cores ran 5-10x slower than 1 + 2).
     threads = torch.get_num_threads()
-    f, failed = None, []
+    writer, failed = None, []
     try:
         if encoder.device.type == "cpu" and num_workers > 0:
             torch.set_num_threads(max(1, threads - num_workers))
             log.info("CPU: %d torch thread(s) next to %d decoding workers",
                      torch.get_num_threads(), num_workers)
-        f, done = _open_partial(partial, attrs)
+        segments, done = _open_partial(partial, attrs)
+        writer = _SegmentWriter(partial, segments, FLUSH_EVERY * batch_size)
+        kill_at = int(os.environ.get(KILL_AT_BATCH_ENV) or 0)
         t0 = time.perf_counter()
         done_set = set(done)
         todo = [k for k, i in enumerate(ids) if i not in done_set]
@@ -283,21 +281,21 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
                     level = logging.WARNING if len(failed) <= MAX_FAILURE_WARNINGS else logging.DEBUG
                     log.log(level, "cannot decode image %s (%s): %s", ids[k], paths[k], err)
                 if ok:
-                    feats = encoder.forward(x).numpy()
-                    _append(f, [ids[todo[j]] for j in ok], feats)
-                if b % FLUSH_EVERY == 0:
-                    f.flush()
+                    writer.add([ids[todo[j]] for j in ok], encoder.forward(x).numpy())
                 bar.update(len(ok) + len(bad))
-        f.flush()
+                if kill_at and b == kill_at:  # tests only: a hard kill at a chosen point
+                    os.kill(os.getpid(), signal.SIGKILL)
     finally:
-        if f is not None:
-            f.close()
+        if writer is not None:  # an exception or Ctrl-C keeps what was encoded
+            writer.flush()
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
 
     failed_set = set(failed)
-    with h5py.File(partial, "r") as g:
-        encoded = set(_decode(g["ids"][: int(g.attrs["n_done"])]))
+    encoded = set(done)
+    for seg in writer.segments[len(segments):]:
+        with np.load(seg, allow_pickle=False) as z:
+            encoded.update(z["ids"].tolist())
     want = [i for i in ids if i in encoded and i not in failed_set]
     _finalize(partial, out, want, failed, attrs)
 
@@ -338,7 +336,7 @@ def main(argv=None) -> None:
     if not a.images:
         p.error("--images is required")
     if threading.current_thread() is threading.main_thread():
-        # a scheduler's SIGTERM (e.g. a Slurm time limit) closes the partial file cleanly
+        # a scheduler's SIGTERM (e.g. a Slurm time limit) writes the rows encoded so far as a segment
         signal.signal(signal.SIGTERM, _raise_interrupt)
     encode_images(a.images, a.out, **s, progress=not a.no_progress)
 

@@ -34,7 +34,9 @@ Statuses (the ``status`` column)
     ``timeout``          connect/read timed out on every attempt, or the whole download
                          (attempts, redirects, retry waits) took longer than ``total_timeout``:
                          a watchdog thread then shuts its connection down, so a server that
-                         drips bytes (headers, body, TLS handshake) cannot hold a worker
+                         drips bytes (headers, body, TLS handshake) cannot hold a worker; host
+                         names are resolved within that time too, and a redirect to a host
+                         whose ``max_per_host`` slots are taken waits for one within it
     ``connection_error`` DNS failure, refused/reset connection, TLS error, ...
     ``too_large``        Content-Length or the streamed body exceeded ``max_bytes``
     ``not_image``        the body is not an image (HTML error page, empty body, ...)
@@ -90,6 +92,7 @@ import contextlib
 import email.utils
 import hashlib
 import http.cookiejar
+import ipaddress
 import io
 import itertools
 import json
@@ -123,7 +126,7 @@ from requests.adapters import HTTPAdapter
 from tqdm import tqdm
 from urllib3.connection import HTTPConnection, HTTPSConnection
 from urllib3.connectionpool import HTTPConnectionPool, HTTPSConnectionPool
-from urllib3.exceptions import ReadTimeoutError
+from urllib3.exceptions import ConnectTimeoutError, NameResolutionError, ReadTimeoutError
 
 from groundwords import __version__ as _VERSION
 from groundwords.cli import UserError, run_cli, setup_logging
@@ -416,8 +419,10 @@ def _dup(sock: socket.socket) -> socket.socket | None:
 class _Download:
     """The deadline of one download and the sockets it has used so far."""
 
-    def __init__(self, deadline: float):
+    def __init__(self, deadline: float, gate: Callable[[str, float], None] | None = None):
         self.deadline = deadline
+        #: ``gate(host, deadline)`` returns once the download may connect to ``host`` (max_per_host)
+        self.gate = gate
         self.killed = ""  # "timeout" or "cancelled" once the watchdog has cut the connections
         self._socks: list[socket.socket] = []
         self._lock = threading.Lock()
@@ -470,8 +475,8 @@ class _Watchdog:
         self._thread.start()
 
     @contextlib.contextmanager
-    def track(self, deadline: float) -> Iterator[_Download]:
-        d = _Download(deadline)
+    def track(self, deadline: float, gate: Callable[[str, float], None] | None = None) -> Iterator[_Download]:
+        d = _Download(deadline, gate)
         with self._lock:
             self._active.add(d)
         _current.download = d
@@ -506,16 +511,72 @@ def _register(sock) -> None:
         d.add(sock)
 
 
+def _gate(host: str) -> None:
+    d = getattr(_current, "download", None)
+    if d is not None and d.gate is not None:
+        d.gate(host.strip("[]").lower(), d.deadline)
+
+
+def _resolve(host: str, port: int, deadline: float) -> list[str]:
+    """The addresses of ``host`` (as ``socket.create_connection`` would try them), resolved in a
+    helper thread so that a slow resolver cannot hold a download past its deadline: the worker
+    waits at most until ``deadline`` (a resolver call cannot be interrupted; the helper thread
+    ends when it returns). Raises :class:`socket.gaierror`, or :class:`_Fail` ``timeout``."""
+    try:
+        ipaddress.ip_address(host.strip("[]").split("%")[0])
+        return [host]  # a literal address: nothing to resolve
+    except ValueError:
+        pass
+    done, out = threading.Event(), {}
+
+    def run():
+        try:
+            out["addrs"] = socket.getaddrinfo(host, port, 0, socket.SOCK_STREAM)
+        except BaseException as e:  # noqa: BLE001 - handed to the waiting worker
+            out["error"] = e
+        done.set()
+
+    threading.Thread(target=run, name="fetch-dns", daemon=True).start()
+    if not done.wait(max(0.0, deadline - time.monotonic())):
+        raise _Fail("timeout", f"resolving {host} took longer than the download's total_timeout")
+    if "error" in out:
+        raise out["error"]
+    return list(dict.fromkeys(sa[0] for *_, sa in out["addrs"]))
+
+
 class _Watched:
-    """Connection mixin: register each socket with the download of the calling thread."""
+    """Connection mixin: wait for the download's slot to the host (``max_per_host``, redirect
+    targets included), resolve the host within the download's deadline, and register each socket
+    with the download of the calling thread."""
 
     def _new_conn(self):
-        sock = super()._new_conn()
+        d = getattr(_current, "download", None)
+        if d is None:
+            sock = super()._new_conn()
+        else:
+            _gate(self.host)
+            try:
+                addrs = _resolve(self._dns_host, self.port, d.deadline)
+            except socket.gaierror as e:
+                raise NameResolutionError(self.host, self, e) from e
+            name, last = self._dns_host, None
+            for addr in addrs:  # as create_connection does, now with the addresses resolved
+                self._dns_host = addr  # only the TCP connection uses it (not Host, SNI or the certificate)
+                try:
+                    sock = super()._new_conn()
+                    break
+                except ConnectTimeoutError as e:  # NewConnectionError included
+                    last = e
+                finally:
+                    self._dns_host = name
+            else:
+                raise last
         _register(sock)  # before the TLS handshake: a stalled handshake is cut too
         return sock
 
     def request(self, *args, **kwargs):
         if self.sock is not None:  # a kept-alive connection, reused by this download
+            _gate(self.host)
             _register(self.sock)
         return super().request(*args, **kwargs)
 
@@ -596,10 +657,17 @@ class Fetcher:
         t0 = time.monotonic()
         rec = dict.fromkeys(SHARD_COLUMNS, "")
         rec.update(id=image_id, url=url, attempts=prior_attempts, bytes=0)
+        held: dict[str, threading.BoundedSemaphore] = {}  # this download's host slots
         try:
-            with self._host_slot(url):  # the deadline starts once a connection to the host is allowed
-                with self.watchdog.track(time.monotonic() + self.total_timeout):
+            try:
+                host = urlsplit(url.strip()).hostname if url.strip().lower().startswith("http") else None
+                self._hold_host(host, held, None)  # the deadline starts once a connection to the host is allowed
+                with self.watchdog.track(time.monotonic() + self.total_timeout,
+                                         gate=lambda h, deadline: self._hold_host(h, held, deadline)):
                     self._fetch(url, rec, prior_attempts)
+            finally:
+                for slot in held.values():
+                    slot.release()
             rec["status"] = "ok"
         except _Cancelled:
             return None
@@ -612,22 +680,24 @@ class Fetcher:
         rec["elapsed_s"] = round(time.monotonic() - t0, 3)
         return rec
 
-    @contextlib.contextmanager
-    def _host_slot(self, url: str) -> Iterator[None]:
-        """At most ``max_per_host`` downloads from one host at a time (0: no cap)."""
-        host = urlsplit(url.strip()).hostname if self.max_per_host and url.strip().lower().startswith("http") else None
-        if not host:
-            yield
+    def _hold_host(self, host: str | None, held: dict, deadline: float | None) -> None:
+        """Wait until fewer than ``max_per_host`` downloads hold ``host`` (0: no cap), then hold it
+        for this download (``held``) until it ends; a redirect to another host waits for that
+        host's slot too, within the download's ``deadline``."""
+        if not self.max_per_host or not host or host in held:
             return
         with self._hosts_lock:
             slot = self._hosts.setdefault(host, threading.BoundedSemaphore(self.max_per_host))
-        while not slot.acquire(timeout=0.2):
+        while True:
+            wait = 0.2 if deadline is None else min(0.2, max(0.0, deadline - time.monotonic()))
+            if slot.acquire(timeout=wait):
+                break
             if self.stop.is_set():
                 raise _Cancelled
-        try:
-            yield
-        finally:
-            slot.release()
+            if deadline is not None and time.monotonic() >= deadline:
+                raise _Fail("timeout", f"no connection slot for {host} (fetch.max_per_host={self.max_per_host}) "
+                                       f"within total_timeout={self.total_timeout}s")
+        held[host] = slot
 
     def _fetch(self, url: str, rec: dict, prior: int) -> None:
         kind, target = classify_url(url)

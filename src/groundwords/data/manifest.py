@@ -39,7 +39,13 @@ import numpy as np
 import pandas as pd
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
-from groundwords.config import LAYOUT_KEYS, add_config_argument, add_section_arguments, layout_settings, stage_settings
+from groundwords.config import (
+    LAYOUT_KEYS,
+    add_config_argument,
+    add_section_arguments,
+    layout_settings,
+    stage_settings,
+)
 from groundwords.files import read_tsv, write_json, write_tsv
 
 MALFORMED = ("malformed_columns", "empty_caption", "bad_url", "bad_encoding")
@@ -86,9 +92,19 @@ def _records(path: Path, fmt: str, header: bool):
         except Exception as e:  # noqa: BLE001 - any reader error is a bad input file
             raise UserError(f"data.source: {path} is not a readable Parquet file ({e})") from None
         names = [str(c) for c in df.columns]
-        rows = (("" if v is None or (isinstance(v, float) and v != v) else str(v) for v in r)
-                for r in df.itertuples(index=False, name=None))
-        return names, ((i, list(r)) for i, r in enumerate(rows))
+
+        def field(v):  # a null is empty; bytes (a binary column) must be UTF-8
+            if v is None or (isinstance(v, float) and v != v):
+                return ""
+            return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+        def rows():
+            for i, r in enumerate(df.itertuples(index=False, name=None)):
+                try:
+                    yield i, [field(v) for v in r]
+                except UnicodeDecodeError:
+                    yield i, None
+        return names, rows()
     raw = path.read_bytes()
     if fmt == "csv":
         import csv

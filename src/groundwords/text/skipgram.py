@@ -88,6 +88,7 @@ def train_sgns(
     progress: bool = True,
     engine: str = DEFAULT_ENGINE,
     threads: int = 1,
+    checkpoint=None,
 ) -> tuple[SGNS, list[dict], dict]:
     """Train :class:`SGNS` on CSR sentences with :func:`groundwords.training.fit` (plain SGD).
 
@@ -105,6 +106,9 @@ def train_sgns(
     apply) on ``threads`` Hogwild threads; deterministic only with ``threads=1``.
     ``engine="torch"``: :func:`groundwords.training.fit` as described above (deterministic; torch's
     thread count is the caller's).
+    ``checkpoint``: a :class:`groundwords.training.Checkpoint` to resume from and save to (torch
+    engine; the per-epoch draws are replayed from the checkpointed numpy generator). The numba
+    engine runs whole epochs in the kernel and keeps none.
     Returns ``(model, history, stats)``; ``stats`` has ``n_pairs``, ``engine``, ``threads`` and
     ``deterministic``.
     """
@@ -136,15 +140,11 @@ def train_sgns(
                               dtype=np.int32 if len(counts) < 2**31 else np.int64)
         return {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
 
-    history: list[dict] = []
-    n_pairs = 0
-    for e in range(epochs):
-        data = draw()
-        n_pairs += len(data["centre"])
-        lr_e = lr * max(1e-4, 1.0 - (e + 0.5) / epochs)
-        (rec,) = fit(model, data, epochs=1, batch_size=batch_size, lr=lr_e, optimizer="sgd",
-                     lr_schedule="constant", seed=seed + e, words_per_epoch=len(tokens), progress=progress)
-        rec.update(epoch=e + 1, lr=lr_e / batch_size)
-        history.append(rec)
-    return model, history, {"n_pairs": int(n_pairs), "engine": engine, "threads": torch.get_num_threads(),
-                            "deterministic": True}
+    # fresh pairs, a fresh shuffle (seed + e) and the epoch's midpoint learning rate every epoch
+    history = fit(model, lambda epoch: draw(), epochs=epochs, batch_size=batch_size, lr=lr, optimizer="sgd",
+                  lr_schedule="epoch_linear", seed=seed, reseed_each_epoch=True, data_rng=rng,
+                  words_per_epoch=len(tokens), progress=progress, checkpoint=checkpoint)
+    for rec in history:
+        rec["lr"] = lr * max(1e-4, 1.0 - (rec["epoch"] - 1 + 0.5) / epochs) / batch_size
+    return model, history, {"n_pairs": int(sum(rec["n_examples"] for rec in history)), "engine": engine,
+                            "threads": torch.get_num_threads(), "deterministic": True}

@@ -72,7 +72,16 @@ from groundwords.text.corpora import corpus_ids, iter_corpus
 from groundwords.text.skipgram import DEFAULT_ENGINE as SGNS_DEFAULT_ENGINE
 from groundwords.text.skipgram import skipgram_pairs, train_sgns
 from groundwords.text.vocab import load_vocab, vocab_from_counts
-from groundwords.training import check_finite, torch_settings, write_outputs, write_word2vec_text
+from groundwords.training import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    check_finite,
+    file_identity,
+    torch_settings,
+    training_settings,
+    write_outputs,
+    write_word2vec_text,
+)
 from groundwords.vectors import unit_rows
 
 IMAGE_NORMS = ("l2", "center_l2", "none")
@@ -130,13 +139,15 @@ def resolve_pairs(table: pd.DataFrame, words: list[str], image_ids: list[str]) -
 def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 100, window: int = 5,
              negatives: int = 5, sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024,
              alpha: float = 0.025, shrink: bool = True, seed: int = 0,
-             threads: int | None = 1, progress: bool = True, engine: str = SGNS_DEFAULT_ENGINE) -> dict:
+             threads: int | None = 1, progress: bool = True, engine: str = SGNS_DEFAULT_ENGINE,
+             checkpoint_seconds: float | None = None) -> dict:
     """Train SGNS on a tokenized corpus and write its outputs (see the module docstring).
 
     ``engine``: "numba" (the compiled word2vec kernel, ``threads`` Hogwild threads; deterministic
     with one thread only) or "torch" (:func:`groundwords.training.fit`); see
     :func:`groundwords.text.skipgram.train_sgns`. ``train.json`` records ``engine``, ``threads``
-    and ``deterministic``."""
+    and ``deterministic``. ``checkpoint_seconds`` (torch engine): None, no checkpoint; else resume
+    from / save ``out_dir/checkpoint.pt`` (:class:`groundwords.training.Checkpoint`)."""
     for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                     (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                     (batch_size >= 1, "batch size must be >= 1"), (alpha > 0, "alpha must be > 0"),
@@ -163,10 +174,18 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
              enc.n_captions, len(enc.tokens), enc.n_oov, len(words))
     with torch_settings(threads):
         t0 = time.perf_counter()
+        ckpt = None
+        if checkpoint_seconds is not None and engine == "torch":
+            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+                "stage": "iesg pretrain", "dim": dim, "window": window, "negatives": negatives, "sample": sample,
+                "epochs": epochs, "batch_size": batch_size, "alpha": alpha, "shrink": shrink, "seed": seed,
+                "min_count": min_count, "inputs": [file_identity(corpus), file_identity(vocab_tsv)]},
+                checkpoint_seconds)
         model, history, stats = train_sgns(enc.tokens, enc.offsets, counts_arr, dim=dim, window=window,
                                            negatives=negatives, sample=sample, epochs=epochs,
-                                           batch_size=batch_size, alpha=alpha, shrink=shrink,
-                                           seed=seed, progress=progress, engine=engine, threads=threads or 1)
+                                           batch_size=batch_size, alpha=alpha, shrink=shrink, seed=seed,
+                                           progress=progress, engine=engine, threads=threads or 1,
+                                           checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         used_threads = stats.pop("threads")
     vectors = model.word_vectors().numpy()
@@ -406,6 +425,7 @@ def main(argv=None) -> None:
     add_section_arguments(a, "iesg", only=("min_count",))
     a.add_argument("--batch-size", type=int, default=1024, help="pairs per batch (not a config key)")
     a.add_argument("--no-shrink", action="store_true", help="fixed windows (no word2vec reduced window)")
+    add_section_arguments(a, "training")  # --checkpoint-seconds
 
     t = sub.add_parser("train", help="IESG and the L2-distance baseline")
     t.add_argument("--sgns", required=True, help="'pretrain' output directory")
@@ -440,7 +460,7 @@ def main(argv=None) -> None:
         s = stage_settings(args, "iesg", only=("sgns", "min_count", "seed", "threads"))
         pretrain(args.corpus, args.out_dir, vocab_tsv=args.vocab, min_count=s["min_count"], **s["sgns"],
                  batch_size=args.batch_size, shrink=not args.no_shrink, seed=s["seed"], threads=s["threads"],
-                 progress=not args.no_progress)
+                 progress=not args.no_progress, checkpoint_seconds=training_settings(args)["checkpoint_seconds"])
     elif args.cmd == "train":
         s = stage_settings(args, "iesg", only=("model", "seed", "threads"))
         train(args.sgns, args.corpus, args.word_images, args.features, args.out_dir, **s["model"],

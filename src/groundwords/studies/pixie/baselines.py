@@ -47,16 +47,25 @@ import torch
 import torch.nn as nn
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.config import add_config_argument, add_section_arguments
 from groundwords.evaluation.similarity import load_vectors
 from groundwords.files import read_feature_matrix, write_features
 from groundwords.models.ivsgns import MAPPINGS, Imagination
 from groundwords.models.pixie import VisualVAE
 from groundwords.models.vsgns import VISUAL_MAPS, VSGNS
 from groundwords.studies.pixie.imagination import fit_imagination, fit_quality, imagined_vectors
-from groundwords.config import add_config_argument, add_section_arguments
 from groundwords.studies.pixie.stage import add_skipgram_args, align_visual, pixie_settings, text_inputs
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, subsample
-from groundwords.training import finish_run, fit, torch_settings, write_word2vec_text
+from groundwords.training import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    file_identity,
+    finish_run,
+    fit,
+    torch_settings,
+    training_settings,
+    write_word2vec_text,
+)
 from groundwords.vectors import unit_rows
 
 
@@ -110,7 +119,10 @@ def reduce_features(visual_h5, out_h5, dim: int, seed: int = 0) -> dict:
 def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
                 sample: float, epochs: int, batch_size: int, lr: float,
                 margin: float = 0.5, visual_negatives: int = 20, visual_weight: float = 1.0,
-                visual_map: str = "linear", seed: int = 0, threads: int | None = 1, progress: bool = True) -> dict:
+                visual_map: str = "linear", seed: int = 0, threads: int | None = 1, progress: bool = True,
+                checkpoint_seconds: float | None = None) -> dict:
+    """Train V-SGNS and write its outputs to ``out_dir``. ``checkpoint_seconds``: None, no checkpoint;
+    else resume from / save ``out_dir/checkpoint.pt`` (see :func:`groundwords.studies.wield.stage.train`)."""
     _check((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
            (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
            (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
@@ -140,19 +152,25 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int,
                       visual_negatives=visual_negatives, visual_weight=visual_weight, visual_map=visual_map,
                       seed=seed)
         before = model.alignment()
+        hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
+                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "adam",
+                 "margin": margin, "visual_negatives": visual_negatives, "visual_weight": visual_weight,
+                 "visual_map": visual_map, "visual_term": "per occurrence", "seed": seed}
+        ckpt = None
+        if checkpoint_seconds is not None:
+            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+                "stage": "vsgns", **hyper, "inputs": [file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]},
+                checkpoint_seconds)
         t0 = time.perf_counter()
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", seed=seed,
-                      words_per_epoch=len(enc.tokens), progress=progress)
+                      words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         after = model.alignment()
         used_threads = torch.get_num_threads()
         vectors = model.word_vectors().numpy()
     info = {
         "model": "vsgns",
-        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "adam",
-                            "margin": margin, "visual_negatives": visual_negatives, "visual_weight": visual_weight,
-                            "visual_map": visual_map, "visual_term": "per occurrence", "seed": seed},
+        "hyperparameters": hyper,
         "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5)},
         "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
         "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
@@ -322,6 +340,7 @@ def main(argv=None) -> None:
     add_section_arguments(v, "pixie.vsgns", rename=VSGNS_FLAGS)
     v.add_argument("--visual-map", help="linear (M) or identity (e_w vs v_w, dim = k); default: by "
                                         "pixie.vsgns.model, identity for A, linear for B")
+    add_section_arguments(v, "training")  # --checkpoint-seconds
 
     r = sub.add_parser("reduce", help="per-word features reduced by PCA to the text dimension (V-SGNS model A)")
     r.add_argument("--visual", required=True, help="per-word features HDF5 ('pixie features')")
@@ -367,7 +386,8 @@ def main(argv=None) -> None:
         visual_map = o.visual_map or ("identity" if vs["model"] == "A" else "linear")
         train_vsgns(o.corpus, o.vocab, o.visual, o.out_dir, **s["text"], margin=vs["margin"],
                     visual_negatives=vs["negatives"], visual_weight=vs["weight"], visual_map=visual_map,
-                    seed=s["seed"], threads=s["threads"], progress=not o.no_progress)
+                    seed=s["seed"], threads=s["threads"], progress=not o.no_progress,
+                    checkpoint_seconds=training_settings(o)["checkpoint_seconds"])
     elif o.cmd == "reduce":
         s = pixie_settings(o, "text")
         reduce_features(o.visual, o.out, s["text"]["dim"], seed=s["seed"])

@@ -58,7 +58,17 @@ from groundwords.models.sgns import SGNS
 from groundwords.text.corpora import corpus_ids
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
 from groundwords.text.vocab import load_vocab
-from groundwords.training import check_finite, fit, torch_settings, write_outputs, write_word2vec_text
+from groundwords.training import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    check_finite,
+    file_identity,
+    fit,
+    torch_settings,
+    training_settings,
+    write_outputs,
+    write_word2vec_text,
+)
 
 SCALINGS = ("minmax", "none")
 OPTIMIZERS = ("adam", "sparse_adam")
@@ -176,7 +186,11 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
           sample: float, epochs: int, batch_size: int, lr: float, J: int = 1,
           hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
           optimizer: str = "adam", seed: int = 0,
-          threads: int | None = 1, progress: bool = True) -> dict:
+          threads: int | None = 1, progress: bool = True, checkpoint_seconds: float | None = None) -> dict:
+    """Train PIXIE (or, without ``visual_h5``, plain SGNS) and write its outputs to ``out_dir``.
+
+    ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
+    (see :func:`groundwords.studies.wield.stage.train`)."""
     for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                     (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                     (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
@@ -211,9 +225,18 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
                           has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
                           vae_weight=vae_weight, min_var=min_var, vae_weighting=vae_weighting,
                           pairs_per_word=np.bincount(c, minlength=len(words)), sparse=sparse, seed=seed)
+        hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
+                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
+                 "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
+                 "vae_weighting": vae_weighting, "seed": seed}
+        ckpt = None
+        if checkpoint_seconds is not None:
+            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+                "stage": "pixie train", **hyper,
+                "inputs": [file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds)
         t0 = time.perf_counter()
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
-                      words_per_epoch=len(enc.tokens), progress=progress)
+                      words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
         plus = model.word_vectors().numpy()
@@ -225,10 +248,7 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
         write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
     info = {
         "model": "pixie" if visual_h5 is not None else "sgns",
-        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                            "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
-                            "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
-                            "vae_weighting": vae_weighting, "seed": seed},
+        "hyperparameters": hyper,
         "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5) if visual_h5 else None},
         "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
         "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
@@ -238,6 +258,8 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
                     if visual_h5 is not None else {"vectors.txt": "SGNS word vectors"}),
     }
     write_outputs(out_dir, words, plus, history, info)
+    if ckpt is not None:
+        ckpt.remove()
     if concat is None:
         log.info("wrote %s: %d x %d SGNS vectors", out_dir, *plus.shape)
     else:
@@ -293,6 +315,7 @@ def main(argv=None) -> None:
     t.add_argument("--optimizer", choices=OPTIMIZERS, default="adam",
                    help="adam: dense Adam over everything (the paper); sparse_adam: SparseAdam for the "
                         "embedding tables (only the rows of a batch move; much faster on large vocabularies)")
+    add_section_arguments(t, "training")
 
     a = p.parse_args(argv)
     setup_logging()
@@ -303,7 +326,8 @@ def main(argv=None) -> None:
     else:
         s = pixie_settings(a, "text", "model")
         train(a.corpus, a.vocab, a.visual, a.out_dir, **s["text"], **s["model"], optimizer=a.optimizer,
-              seed=s["seed"], threads=s["threads"], progress=not a.no_progress)
+              seed=s["seed"], threads=s["threads"], progress=not a.no_progress,
+              checkpoint_seconds=training_settings(a)["checkpoint_seconds"])
 
 
 if __name__ == "__main__":

@@ -54,7 +54,16 @@ from groundwords.models import WIELD, ImageInputCBOW
 from groundwords.studies.wield.variants import STAGE_KEYS
 from groundwords.text.captions import build_examples, word_rows
 from groundwords.text.vocab import load_vocab
-from groundwords.training import OPTIMIZERS, finish_run, fit, torch_settings
+from groundwords.training import (
+    CHECKPOINT_NAME,
+    OPTIMIZERS,
+    Checkpoint,
+    file_identity,
+    finish_run,
+    fit,
+    torch_settings,
+    training_settings,
+)
 
 MODELS = ("wield", "imginput")
 IMAGE_MODES = ("caption", "word")
@@ -206,6 +215,7 @@ def train(
     image_input: str | None = None,
     image_target: str | None = None,
     engine: str = "torch",
+    checkpoint_seconds: float | None = None,
 ) -> dict:
     """Train WIELD (γ = 0: vanilla CBOW) or ImageInputCBOW and write its outputs to ``out_dir``.
 
@@ -227,6 +237,9 @@ def train(
     :mod:`groundwords.w2v_fast`, one example at a time at rate ``lr / batch_size`` (the torch
     batch mean's per-example rate), examples in corpus order, ``threads`` Hogwild threads
     (deterministic with one thread only). ``"torch"``: :func:`fit`.
+    ``checkpoint_seconds`` (torch engine): None, no checkpoint; else keep ``out_dir/checkpoint.pt``
+    (:class:`groundwords.training.Checkpoint`, saved at epoch ends and this often within one;
+    0: epoch ends only) and resume from it; it is removed once the outputs are written.
     Returns the ``train.json`` record (with ``engine``, ``threads`` and ``deterministic``).
     """
     if engine not in ENGINES:
@@ -275,6 +288,21 @@ def train(
              "context width %d", stats["n_captions"], stats["n_captions_total"], stats["n_tokens"],
              stats["n_oov_dropped"], stats["n_examples"], stats["n_examples_with_image"], stats["context_width"])
 
+    hyper = {
+        "gamma": gamma if model == "wield" else None,
+        "lam": lam if model == "imginput" else None,
+        "image_input": image_input, "image_target": image_target,
+        "dim": dim, "window": window, "epochs": epochs, "batch_size": batch_size,
+        "lr": lr, "optimizer": optimizer, "lr_schedule": lr_schedule, "seed": seed,
+        "objective": objective, "negatives": negatives if objective == "negative" else None,
+        "shared_negatives": shared_negatives if objective == "negative" else None,
+        "train_dead_images": train_dead_images,
+    }
+    ckpt = None
+    if checkpoint_seconds is not None and engine == "torch":
+        ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+            "stage": "train", "model": model, **hyper, "device": str(device),
+            "inputs": [file_identity(f) for f in (captions_tsv, vocab_tsv, images_h5)]}, checkpoint_seconds)
     dev = torch.device(device)
     with torch_settings(threads, dev):
         torch.manual_seed(seed)
@@ -302,7 +330,7 @@ def train(
                                  lr_schedule=lr_schedule, seed=seed, threads=used_threads)
         else:
             history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                          lr_schedule=lr_schedule, seed=seed, progress=progress)
+                          lr_schedule=lr_schedule, seed=seed, progress=progress, checkpoint=ckpt)
             used_threads = torch.get_num_threads()
         train_seconds = time.perf_counter() - t0
         vectors = net.word_vectors().cpu().numpy()
@@ -311,16 +339,7 @@ def train(
     final = history[-1]
     info = {
         "model": model,
-        "hyperparameters": {
-            "gamma": gamma if model == "wield" else None,
-            "lam": lam if model == "imginput" else None,
-            "image_input": image_input, "image_target": image_target,
-            "dim": dim, "window": window, "epochs": epochs, "batch_size": batch_size,
-            "lr": lr, "optimizer": optimizer, "lr_schedule": lr_schedule, "seed": seed,
-            "objective": objective, "negatives": negatives if objective == "negative" else None,
-            "shared_negatives": shared_negatives if objective == "negative" else None,
-            "train_dead_images": train_dead_images,
-        },
+        "hyperparameters": hyper,
         "inputs": {"captions": str(captions_tsv), "vocab": str(vocab_tsv), "images": str(images_h5)},
         "vocab_size": len(words),
         "image_dim": None if feats is None else int(feats.shape[1]),
@@ -367,6 +386,7 @@ def main(argv=None) -> None:
     # the schema owns their defaults (a variant's --window overrides wield.window)
     add_config_argument(p, "wield")
     add_section_arguments(p, "wield", only=STAGE_KEYS)
+    add_section_arguments(p, "training")  # --checkpoint-seconds
     p.add_argument("--seed", type=int, default=0, help="the run's seed (one of wield.seeds)")
     p.add_argument("--shared-negatives", type=int, default=1,
                    help="groups of this many examples share their noise words (speed; 1: word2vec)")
@@ -379,7 +399,7 @@ def main(argv=None) -> None:
     gamma = 0.0 if a.gamma is None else a.gamma
     s = stage_settings(a, "wield", only=STAGE_KEYS)
     train(a.captions, a.vocab, a.images, a.out_dir, gamma=gamma, **s, seed=a.seed, progress=not a.no_progress,
-          shared_negatives=a.shared_negatives, image_dim=a.image_dim,
+          checkpoint_seconds=training_settings(a)["checkpoint_seconds"], shared_negatives=a.shared_negatives, image_dim=a.image_dim,
           model=a.model, lam=a.lam, image_input=a.image_input, image_target=a.image_target)
 
 

@@ -1,0 +1,264 @@
+"""Interrupted runs resume to the uninterrupted run's outputs, byte for byte (issue #11).
+
+Every training stage that trains through :func:`groundwords.training.fit` keeps
+``<out_dir>/checkpoint.pt``; the encoder keeps ``{out}.partial.h5``. Each test runs the real
+command line once uninterrupted, once SIGKILLed at a seeded random step (the test hook
+``GROUNDWORDS_KILL_AT_STEP`` makes the process kill itself right after that many optimiser
+steps / encoded batches, before the next checkpoint could record them), then reruns the same
+command and compares the final files with the uninterrupted run's.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import random
+import signal
+import subprocess
+import sys
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from groundwords.training import CHECKPOINT_NAME, KILL_AT_STEP_ENV, Checkpoint
+from groundwords.training import fit
+
+
+def _run(args, kill_at: int | None = None) -> subprocess.CompletedProcess:
+    env = {k: v for k, v in os.environ.items() if k != KILL_AT_STEP_ENV}
+    if kill_at is not None:
+        env[KILL_AT_STEP_ENV] = str(kill_at)
+    return subprocess.run([sys.executable, "-m", *map(str, args)], capture_output=True, text=True, env=env,
+                          timeout=300)
+
+
+def _in_process(args) -> None:
+    """The command line ``python -m args[0] args[1:]`` in this process (saves ~5 s of imports a run)."""
+    import importlib
+
+    importlib.import_module(args[0]).main([str(a) for a in args[1:]])
+
+
+def _uninterrupted(args_for, out: Path) -> Path:
+    _in_process(args_for(out))
+    assert not (out / CHECKPOINT_NAME).exists()  # removed once the outputs are written
+    return out
+
+
+def _kill_and_resume(args_for, full: Path, killed: Path, steps_of, seed: int, caplog) -> None:
+    """SIGKILL a run (a real process) into ``killed`` at a random step in [first, total)
+    (``steps_of(the uninterrupted run's train.json) -> (first, total)``), check that it died with a
+    checkpoint and no train.json, rerun the same command; compare the vector files with ``full``'s."""
+    first, total = steps_of(json.loads((full / "train.json").read_text()))
+    k = random.Random(seed).randrange(first, total)
+    r = _run(args_for(killed), kill_at=k)
+    assert r.returncode == -signal.SIGKILL, (k, total, r.stderr[-2000:])
+    assert (killed / CHECKPOINT_NAME).is_file() and not (killed / "train.json").exists()
+    with caplog.at_level("INFO", logger="groundwords"):
+        _in_process(args_for(killed))
+    assert "resuming after epoch" in caplog.text  # it did resume (not train from scratch)
+    assert not (killed / CHECKPOINT_NAME).exists()
+    for name in ("vectors.npy", "vectors.txt", "vocab.txt"):
+        assert (full / name).read_bytes() == (killed / name).read_bytes(), name
+
+
+# ---------------------------------------------------------------------------------------------
+# WIELD (groundwords.studies.wield.stage)
+
+WIELD_BATCH, WIELD_EPOCHS = 64, 2
+
+
+def _wield_args(f, every=0):
+    def args(out):
+        return ["groundwords.studies.wield.stage", "--captions", f["captions"], "--vocab", f["captions_vocab"],
+                "--images", f["encodings_pca"], "--out-dir", out, "--gamma", 10, "--objective", "negative",
+                "--dim", 16, "--epochs", WIELD_EPOCHS, "--batch-size", WIELD_BATCH, "--seed", 3,
+                "--threads", 1, "--no-progress", "--checkpoint-seconds", every]
+    return args
+
+
+@pytest.fixture(scope="module")
+def wield_full(planted_files, tmp_path_factory):
+    return _uninterrupted(_wield_args(planted_files), tmp_path_factory.mktemp("wield_full"))
+
+
+@pytest.mark.parametrize("every", [0, 1e-6], ids=["epoch-ends", "every-step"])
+def test_wield_train_resumes_bit_identical(planted_files, wield_full, tmp_path, every, caplog):
+    def steps(info):
+        per_epoch = math.ceil(info["n_examples"] / WIELD_BATCH)
+        # epoch-end checkpoints only: kill once the first one exists (in epoch 2 or later)
+        return (2 if every else per_epoch + 1), per_epoch * WIELD_EPOCHS
+
+    _kill_and_resume(_wield_args(planted_files, every), wield_full, tmp_path / "killed", steps,
+                     seed=11 + int(every > 0), caplog=caplog)
+
+
+# ---------------------------------------------------------------------------------------------
+# Skip-gram: PIXIE (fixed pairs, VAE and noise generators) and IESG's SGNS pretraining (pairs
+# redrawn every epoch from a numpy generator, reshuffled with a fresh seed every epoch)
+
+SG_BATCH, SG_EPOCHS = 1024, 2
+
+
+def _pixie_args(f):
+    def args(out):
+        return ["groundwords.studies.pixie.stage", "train", "--corpus", f["corpus"], "--vocab", f["vocab"],
+                "--visual", f["visual_minmax_all"], "--out-dir", out, "--dim", 16, "--window", 2,
+                "--epochs", SG_EPOCHS, "--batch-size", SG_BATCH, "--seed", 5, "--hidden", 16,
+                "--no-progress", "--checkpoint-seconds", 1e-6]
+    return args
+
+
+def _pretrain_args(f):
+    def args(out):
+        return ["groundwords.studies.iesg.stage", "pretrain", "--corpus", f["corpus"], "--vocab", f["vocab"],
+                "--out-dir", out, "--dim", 16, "--window", 2, "--epochs", SG_EPOCHS, "--batch-size", SG_BATCH,
+                "--seed", 5, "--engine", "torch", "--no-progress", "--checkpoint-seconds", 1e-6]
+    return args
+
+
+def test_pixie_train_resumes_bit_identical(planted_files, tmp_path, caplog):
+    args = _pixie_args(planted_files)
+    full = _uninterrupted(args, tmp_path / "full")
+    _kill_and_resume(args, full, tmp_path / "killed",
+                     lambda info: (2, math.ceil(info["n_pairs"] / SG_BATCH) * SG_EPOCHS), seed=21, caplog=caplog)
+    assert (full / "concat_vectors.txt").read_bytes() == (tmp_path / "killed" / "concat_vectors.txt").read_bytes()
+
+
+def test_vsgns_resumes_bit_identical(planted_files, tmp_path, caplog):
+    """V-SGNS (pixie_baselines): its own contrastive-word generator beside the noise sampler's."""
+    f = planted_files
+
+    def args(out):
+        return ["groundwords.studies.pixie.baselines", "vsgns", "--corpus", f["corpus"], "--vocab", f["vocab"],
+                "--visual", f["visual_none_all"], "--out-dir", out, "--dim", 16, "--window", 2,
+                "--epochs", SG_EPOCHS, "--batch-size", SG_BATCH, "--seed", 5, "--visual-negatives", 3,
+                "--no-progress", "--checkpoint-seconds", 0]
+
+    full = _uninterrupted(args, tmp_path / "full")
+    _kill_and_resume(args, full, tmp_path / "killed", lambda info: (
+        math.ceil(info["n_pairs"] / SG_BATCH) + 1, math.ceil(info["n_pairs"] / SG_BATCH) * SG_EPOCHS), seed=41,
+        caplog=caplog)
+
+
+def test_iesg_pretrain_resumes_bit_identical(planted_files, tmp_path, caplog):
+    args = _pretrain_args(planted_files)
+    full = _uninterrupted(args, tmp_path / "full")
+    # n_pairs: all epochs' (redrawn) pairs together, about as many each epoch: the kill comes in
+    # the last epoch, whose pairs are drawn after the first epoch's (the numpy state must be replayed)
+    total = lambda info: info["n_pairs"] // SG_BATCH  # noqa: E731
+    _kill_and_resume(args, full, tmp_path / "killed", lambda info: (int(0.6 * total(info)), total(info)), seed=31,
+                     caplog=caplog)
+    killed = tmp_path / "killed"
+    assert np.array_equal(np.load(full / "context_vectors.npy"), np.load(killed / "context_vectors.npy"))
+
+
+# ---------------------------------------------------------------------------------------------
+# Encode (groundwords.data.encode): the partial folder of atomic segments. (With the former partial
+# HDF5 file, appended in place, this test failed: a file killed between flushes opened fine and
+# the rerun crashed with "bad heap index".)
+
+
+N_ENC_IMAGES, ENC_BATCH = 40, 2
+
+
+@pytest.fixture(scope="module")
+def enc_inputs(tmp_path_factory):
+    from PIL import Image
+    from transformers import ViTConfig, ViTImageProcessor, ViTModel
+
+    d = tmp_path_factory.mktemp("enc")
+    torch.manual_seed(0)
+    cfg = ViTConfig(image_size=32, patch_size=8, hidden_size=32, num_hidden_layers=1, num_attention_heads=2,
+                    intermediate_size=64)
+    ViTModel(cfg).save_pretrained(d / "vit")
+    ViTImageProcessor(size={"height": 32, "width": 32}).save_pretrained(d / "vit")
+    rng = np.random.default_rng(0)
+    rows = ["id\tpath\tstatus"]
+    for i in range(N_ENC_IMAGES):
+        p = d / f"img{i}.png"
+        Image.fromarray(rng.integers(0, 256, (20 + i, 30, 3), dtype=np.uint8)).save(p)
+        rows.append(f"im{i}\t{p}\tok")
+    (d / "images.tsv").write_text("\n".join(rows) + "\n")
+    return d
+
+
+def _h5(path) -> dict:
+    import h5py
+
+    with h5py.File(path, "r") as f:
+        return {"ids": f["ids"][:].tolist(), "features": f["features"][:], "failed": f["failed_ids"][:].tolist(),
+                "attrs": {k: str(v) for k, v in f.attrs.items()}, "keys": sorted(f.keys())}
+
+
+def test_encode_resumes_to_identical_features(enc_inputs, tmp_path, caplog):
+    """Uninterrupted and resumed runs in-process (importing transformers costs ~10 s a process);
+    the killed run is a real process."""
+    from groundwords.data.encode import encode_images
+
+    kw = dict(model=str(enc_inputs / "vit"), batch_size=ENC_BATCH, num_workers=0, device="cpu", progress=False)
+    full, killed = tmp_path / "full.h5", tmp_path / "killed.h5"
+    encode_images(enc_inputs / "images.tsv", full, **kw)
+    k = random.Random(1).randrange(9, N_ENC_IMAGES // ENC_BATCH)  # after the first segment (8 batches)
+    r = _run(["groundwords.data.encode", "--images", enc_inputs / "images.tsv", "--out", killed, "--model", kw["model"],
+              "--batch-size", ENC_BATCH, "--num-workers", 0, "--device", "cpu", "--no-progress"], kill_at=k)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    partial = Path(f"{killed}.partial")
+    assert not killed.exists() and list(partial.glob("seg-*.npz"))
+    with caplog.at_level("INFO", logger="groundwords.data.encode"):
+        stats = encode_images(enc_inputs / "images.tsv", killed, **kw)
+    assert "resuming from" in caplog.text and 0 < stats["n_resumed"] < N_ENC_IMAGES
+    assert not partial.exists()
+    a, b = _h5(full), _h5(killed)
+    assert a["ids"] == b["ids"] and a["failed"] == b["failed"] and a["attrs"] == b["attrs"] and a["keys"] == b["keys"]
+    assert a["features"].tobytes() == b["features"].tobytes()
+
+
+# ---------------------------------------------------------------------------------------------
+# fit's checkpoint, in-process
+
+
+def _sgns_fit(tmp_path, *, checkpoint=None, epochs=3, seed=0):
+    from groundwords.models.sgns import SGNS
+
+    rng = np.random.default_rng(0)
+    data = {"centre": torch.from_numpy(rng.integers(0, 30, 700)), "context": torch.from_numpy(rng.integers(0, 30, 700))}
+    with torch.random.fork_rng():
+        torch.manual_seed(seed)
+        model = SGNS(30, 8, counts=np.arange(1, 31), negatives=3, seed=seed)
+        history = fit(model, data, epochs=epochs, batch_size=64, lr=0.05, optimizer="adam", seed=seed,
+                      progress=False, checkpoint=checkpoint)
+    return model.word_vectors().numpy(), history
+
+
+def test_checkpointing_does_not_change_the_result(tmp_path):
+    plain, _ = _sgns_fit(tmp_path)
+    ck = Checkpoint(tmp_path / "checkpoint.pt", {"run": 1}, seconds=1e-6)
+    saved, history = _sgns_fit(tmp_path, checkpoint=ck)
+    assert plain.tobytes() == saved.tobytes()
+    assert ck.n_saved > 3 * 1  # mid-epoch saves too
+    # a checkpoint of the finished run (killed before the outputs were written): nothing to redo
+    again, history2 = _sgns_fit(tmp_path, checkpoint=Checkpoint(ck.path, {"run": 1}))
+    assert again.tobytes() == plain.tobytes()
+    assert [h["epoch"] for h in history2] == [1, 2, 3] and history2[-1]["total"] == history[-1]["total"]
+
+
+def test_checkpoint_of_other_settings_is_ignored(tmp_path, caplog):
+    ck = Checkpoint(tmp_path / "checkpoint.pt", {"lr": 1}, seconds=0)
+    _sgns_fit(tmp_path, checkpoint=ck, epochs=1)  # leaves the checkpoint of a 1-epoch run
+    with caplog.at_level("WARNING", logger="groundwords"):
+        other, _ = _sgns_fit(tmp_path, checkpoint=Checkpoint(ck.path, {"lr": 2}))
+    assert "other settings (lr)" in caplog.text
+    assert other.tobytes() == _sgns_fit(tmp_path)[0].tobytes()  # trained from the start
+    caplog.clear()
+    with caplog.at_level("WARNING", logger="groundwords"):  # same stage settings, other loop (epochs)
+        _sgns_fit(tmp_path, checkpoint=Checkpoint(ck.path, {"lr": 2}), epochs=2)
+    assert "other settings (format or training loop)" in caplog.text
+
+
+def test_checkpoint_seconds_is_checked():
+    with pytest.raises(Exception, match="training.checkpoint_seconds"):
+        Checkpoint("x.pt", {}, seconds=-1)
