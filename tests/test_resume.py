@@ -136,6 +136,7 @@ def test_vsgns_resumes_bit_identical(planted_files, tmp_path, caplog):
         return ["groundwords.studies.pixie.baselines", "vsgns", "--corpus", f["corpus"], "--vocab", f["vocab"],
                 "--visual", f["visual_none_all"], "--out-dir", out, "--dim", 16, "--window", 2,
                 "--epochs", SG_EPOCHS, "--batch-size", SG_BATCH, "--seed", 5, "--visual-negatives", 3,
+                "--vsgns-model", "B",
                 "--no-progress", "--checkpoint-seconds", 0]
 
     full = _uninterrupted(args, tmp_path / "full")

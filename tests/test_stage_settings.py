@@ -127,7 +127,8 @@ def test_wield_variants():
     W = section_settings("wield")
     assert variants.variants(W)[1] == "wield-window10"
     assert variants.variant_settings("imginput-word", "0.1", W) == {
-        "window": 2, "model": "imginput", "lam": 0.1, "image_input": "word", "gamma": 0}
+        "window": 2, "model": "imginput", "lam": 0.1, "image_input": "word", "gamma": 0,
+        "engine": "torch"}  # the numba kernel trains WIELD only
     assert variants.variant_settings("cbow-caption", "0", W)["window"] == variants.CAPTION_WINDOW
     assert variants.variant_settings("wield-wordtarget", "50", W) == {"window": 2, "gamma": 50.0, "image_target": "word"}
     assert variants.train_flags("wield", "10", W) == "--window 2 --gamma 10.0"
