@@ -642,16 +642,10 @@ def test_max_side_resizes_keeping_the_aspect_ratio(site):
 def test_max_per_host_caps_concurrent_downloads(site):
     import threading
 
-    lock, state = threading.Lock(), {"now": 0, "max": 0}
+    from test_fetch_hosts import _counting
 
-    def slow(hit):
-        with lock:
-            state["now"] += 1
-            state["max"] = max(state["max"], state["now"])
-        time.sleep(0.15)
-        with lock:
-            state["now"] -= 1
-        return Reply(body=PNG, headers=IMG)
+    lock, state = threading.Lock(), {"now": 0, "max": 0}
+    slow = _counting(state, lock, 0.15)
 
     urls = [site.server.route(f"/host/{i}.png", slow) for i in range(8)]
     df, _ = run_shard(site, one_row_each(site, urls), workers=8, max_per_host=2)

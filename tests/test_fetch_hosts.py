@@ -31,12 +31,13 @@ def fake_dns(monkeypatch):
     return delay
 
 
-def _counting(state, lock):
+def _counting(state, lock, seconds=0.2):
+    """A handler that holds each request ``seconds`` and records the most requests in flight at once."""
     def slow(hit):
         with lock:
             state["now"] += 1
             state["max"] = max(state["max"], state["now"])
-        time.sleep(0.2)
+        time.sleep(seconds)
         with lock:
             state["now"] -= 1
         return Reply(body=PNG, headers=IMG)
