@@ -158,6 +158,30 @@ def test_iesg_pretrain_resumes_bit_identical(planted_files, tmp_path, caplog):
 
 
 # ---------------------------------------------------------------------------------------------
+# IESG's alternating loop (fit's step_fn with two optimisers; noise and image-draw generators)
+
+IESG_BATCH, IESG_EPOCHS = 64, 2
+
+
+def test_iesg_train_resumes_bit_identical(planted_files, tmp_path, caplog):
+    from groundwords.studies.iesg import stage as iesg
+
+    f = planted_files
+    iesg.pretrain(f["corpus"], tmp_path / "sgns", vocab_tsv=f["vocab"], dim=16, epochs=1, progress=False)
+
+    def args(out):
+        return ["groundwords.studies.iesg.stage", "train", "--sgns", tmp_path / "sgns", "--corpus", f["corpus"],
+                "--word-images", f["word_images"], "--features", f["encodings"], "--out-dir", out,
+                "--epochs", IESG_EPOCHS, "--batch-size", IESG_BATCH, "--max-examples", 3000, "--seed", 2,
+                "--no-progress", "--checkpoint-seconds", 1e-6]
+
+    full = _uninterrupted(args, tmp_path / "full")
+    _kill_and_resume(args, full, tmp_path / "killed",
+                     lambda info: (2, math.ceil(info["n_examples"] / IESG_BATCH) * IESG_EPOCHS), seed=51, caplog=caplog)
+    assert (full / "projection_iesg.npy").read_bytes() == (tmp_path / "killed" / "projection_iesg.npy").read_bytes()
+
+
+# ---------------------------------------------------------------------------------------------
 # Encode (groundwords.data.encode): the partial folder of atomic segments. (With the former partial
 # HDF5 file, appended in place, this test failed: a file killed between flushes opened fine and
 # the rerun crashed with "bad heap index".)

@@ -134,7 +134,7 @@ class Checkpoint:
             return None
         try:
             state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:  # not torn (atomic), but foreign
+        except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:  # atomic, but foreign
             log.warning("%s: cannot read the checkpoint (%s); training from the start", self.path, e)
             return None
         want = {"format": self.FORMAT, "settings": self.settings, "fit": fit_settings}
@@ -253,10 +253,12 @@ def fit(
     updates, also within an epoch (``epochs`` is then an upper bound). ``step_fn(batch)``: makes
     the update itself in place of ``model.loss`` + backward + the optimiser's step (e.g. IESG's
     alternating word and image steps, each with its own optimiser) and returns the losses to
-    average (tensors or floats); its optimisers are its own, so it cannot be checkpointed here.
+    average (tensors or floats); with a ``checkpoint`` it lists its optimisers in
+    ``step_fn.optimizers`` so that their states are saved and restored with the model's.
     """
-    if step_fn is not None and checkpoint is not None:
-        raise ValueError("a step_fn's optimisers are not fit's: no checkpoint with step_fn")
+    step_opts = list(getattr(step_fn, "optimizers", [])) if step_fn is not None else []
+    if step_fn is not None and checkpoint is not None and not step_opts:
+        raise ValueError("a checkpoint with a step_fn needs the step's optimisers (step_fn.optimizers)")
     if lr_schedule not in ("constant", "linear", "epoch_linear"):
         raise ValueError(f"unknown lr schedule {lr_schedule!r}")
     fixed = not callable(data)
@@ -284,13 +286,13 @@ def fit(
     weights: dict[str, float | torch.Tensor] = {}
     state = checkpoint.load(fit_settings) if checkpoint is not None else None
     if state is not None:
-        restore_training_state(state, model, opts)
+        restore_training_state(state, model, opts or step_opts)
         step, done, offset, prior_seconds = state["step"], state["epoch"], state["offset"], state["epoch_seconds"]
         history, sums, weights = state["history"], state["sums"], state["weights"]
         shuffler.set_state(state["shuffler"])
         if data_rng is not None:
             data_rng.bit_generator.state = state["data_rng"]
-    kill_at = kill_hook_step()
+    kill_at = kill_hook_step() if checkpoint is not None else 0  # tests: interrupt a checkpointed run
     total_steps = math.ceil(n / batch_size) * epochs if fixed else None
     last_save = time.monotonic()
 
@@ -299,7 +301,7 @@ def fit(
         checkpoint.save({
             "fit": fit_settings, "epoch": epoch_done, "offset": at, "step": step, "epoch_seconds": seconds,
             "history": history, "shuffler": shuffler_state, "data_rng": rng_state, "sums": sums, "weights": weights,
-            **training_state(model, opts),
+            **training_state(model, opts or step_opts),
         })
         last_save = time.monotonic()
 

@@ -112,6 +112,7 @@ rule iesg_train:
         info=f"{IESG}/model/train.json",
     params:
         cfg=config_arg(I, only=("model", "seed")),
+        training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/iesg/train.log",
     benchmark:
@@ -125,7 +126,7 @@ rule iesg_train:
     shell:
         "python -m groundwords.studies.iesg.stage train --sgns $(dirname {input.sgns}) --corpus {input.corpus} "
         "--word-images {input.pairs} --features {input.features} "
-        "--out-dir $(dirname {output.vectors}) {params.cfg} --threads {threads} --no-progress > {log} 2>&1"
+        "--out-dir $(dirname {output.vectors}) {params.cfg} {params.training} --threads {threads} --no-progress > {log} 2>&1"
 
 
 rule iesg_matching:

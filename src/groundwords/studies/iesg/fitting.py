@@ -31,6 +31,7 @@ def fit_alternating(
     momentum: float = 0.9,
     seed: int = 0,
     progress: bool = True,
+    checkpoint=None,
 ) -> list[dict]:
     """Alternating Momentum-SGD minimisation of eq. 1 (word embeddings) and eq. 2 (``W_p``).
 
@@ -39,6 +40,7 @@ def fit_alternating(
     on the same words, each with its own Momentum-SGD optimiser (the step of
     :func:`groundwords.training.fit`'s loop). Returns one dict per epoch: mean ``word``,
     ``image`` and ``total`` losses (measured before each update), ``seconds``, ``examples_per_s``.
+    ``checkpoint``: a :class:`groundwords.training.Checkpoint` (both optimisers are saved with it).
     """
     data = {"centre": data["centre"].long(), "context": data["context"].long()}
     n = len(data["centre"])
@@ -70,11 +72,16 @@ def fit_alternating(
         return out
 
     def epoch_end(rec: dict) -> None:
-        rec["total"] = (sums[0] + sums[1]) / n
+        # Σ over the whole epoch; after a mid-epoch resume the sums restart, and fit's own
+        # example-weighted means (the same quantity) stand in
+        rec["total"] = (sums[0] + sums[1]) / n if not checkpoint_resumed[0] else rec["word"] + rec["image"]
         sums[:] = [0.0, 0.0]
+        checkpoint_resumed[0] = False
 
+    step.optimizers = [opt_word, opt_image]
+    checkpoint_resumed = [checkpoint is not None and checkpoint.path.is_file()]
     return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
-               step_fn=step, on_epoch_end=epoch_end)
+               step_fn=step, on_epoch_end=epoch_end, checkpoint=checkpoint)
 
 
 def fit_l2_projection(image_features, targets, ridge: float = 0.0) -> np.ndarray:

@@ -230,8 +230,11 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
           epochs: int = 1, max_examples: int = 0, image_norm: str = "l2", context_table: str = "shared",
           image_updates_words: bool = False, l2_fit: str = "sgd", l2_ridge: float = 0.0, seed: int = 0,
           threads: int | None = 1,
-          progress: bool = True) -> dict:
-    """Train the L2 baseline and IESG and write their outputs (see the module docstring)."""
+          progress: bool = True, checkpoint_seconds: float | None = None) -> dict:
+    """Train the L2 baseline and IESG and write their outputs (see the module docstring).
+
+    ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
+    (:class:`groundwords.training.Checkpoint`), removed once ``train.json`` is written."""
     for ok, msg in [(window >= 1, "window must be >= 1"), (negatives >= 1, "negatives must be >= 1"),
                     (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
                     (lr > 0, "lr must be > 0"), (0 <= momentum < 1, "momentum must be in [0, 1)"),
@@ -289,9 +292,18 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
     with torch_settings(threads):
         model = IESG(E, feats, offsets, wi_rows, counts=counts, margin=margin, lam=lam, negatives=negatives,
                      context_vectors=ctx_vectors, image_updates_words=image_updates_words, seed=seed)
+        ckpt = None
+        if checkpoint_seconds is not None:
+            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+                "stage": "iesg train", "window": window, "negatives": negatives, "margin": margin, "lam": lam,
+                "lr": lr, "momentum": momentum, "batch_size": batch_size, "epochs": epochs,
+                "max_examples": max_examples, "image_norm": image_norm, "context_table": context_table,
+                "image_updates_words": image_updates_words, "seed": seed,
+                "inputs": [file_identity(f) for f in (sgns_path / "vectors.npy", corpus, word_images_tsv,
+                                                      features_h5)]}, checkpoint_seconds)
         t0 = time.perf_counter()
         history = fit_alternating(model, data, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                                  seed=seed, progress=progress)
+                                  seed=seed, progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
     vectors = model.word_vectors().numpy()
@@ -325,6 +337,8 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
         "torch_version": torch.__version__, "threads": used_threads,
     }
     write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+    if ckpt is not None:
+        ckpt.remove()
     log.info("wrote %s (IESG final losses: word %.4f, image %.4f; L2 baseline train MSE %.4g)",
              out_dir, info["final_loss"]["word"], info["final_loss"]["image"], l2_mse)
     return info
@@ -434,6 +448,7 @@ def main(argv=None) -> None:
     t.add_argument("--features", required=True, help="image encodings HDF5 (ids = image ids)")
     t.add_argument("--out-dir", required=True)
     add_section_arguments(t, "iesg.model")
+    add_section_arguments(t, "training")  # --checkpoint-seconds
 
     for q in (a, t):
         add_config_argument(q, "iesg")
@@ -464,7 +479,8 @@ def main(argv=None) -> None:
     elif args.cmd == "train":
         s = stage_settings(args, "iesg", only=("model", "seed", "threads"))
         train(args.sgns, args.corpus, args.word_images, args.features, args.out_dir, **s["model"],
-              seed=s["seed"], threads=s["threads"], progress=not args.no_progress)
+              seed=s["seed"], threads=s["threads"], progress=not args.no_progress,
+              checkpoint_seconds=training_settings(args)["checkpoint_seconds"])
     else:
         s = stage_settings(args, "iesg", only=("candidates", "seed"))
         evaluate(args.model_dir, args.word_images, args.features, args.out_tsv, sgns_dir=args.sgns,

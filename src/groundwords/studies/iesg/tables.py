@@ -1,4 +1,5 @@
-"""IESG's result tables (Tables 1-3: image->word and word->image P@1/5/10, WordSim353) and Figure 3 (P@1 by word frequency).
+"""IESG's result tables (Tables 1-3: image->word and word->image P@1/5/10, WordSim353) and
+Figure 3 (P@1 by word frequency).
 
 ``python -m groundwords.studies.iesg.tables --matching ... --ranks ... --out-dir ...``
 """
