@@ -15,8 +15,8 @@ sys.path.insert(0, SRC)
 from groundwords.config import cli_args, config_arg, gamma_label, validate_config  # noqa: E402
 from groundwords.studies.pixie import names as pixie_names  # noqa: E402
 from groundwords.studies.wield import variants as wield_variants  # noqa: E402
-from groundwords.files import UserError  # noqa: E402
-from groundwords.data.manifest import LAYOUT_KEYS  # noqa: E402
+from groundwords.cli import UserError  # noqa: E402
+from groundwords.config import LAYOUT_KEYS  # noqa: E402
 
 try:
     validate_config(config)

@@ -43,12 +43,12 @@ import math
 import os
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Callable
-
-import pandas as pd
+from typing import TYPE_CHECKING, Callable
 
 from groundwords.cli import UserError, run_cli, setup_logging
-from groundwords.files import download_verified
+
+if TYPE_CHECKING:
+    import pandas as pd
 
 log = logging.getLogger(__name__)
 
@@ -112,6 +112,8 @@ def read_pairs(path: str | os.PathLike) -> pd.DataFrame:
 
     if not scores:
         raise UserError(f"{path}: no word pairs found (expected lines 'word1<TAB>word2<TAB>score')")
+    import pandas as pd  # here: the workflow imports this registry while planning, without pandas
+
     df = pd.DataFrame({"word1": word1, "word2": word2, "score": scores})
     df.attrs.update(path=str(path), header_lines=headers, comment_lines=comments)
     if headers:
@@ -316,6 +318,8 @@ def resolve(name: str, path: str | os.PathLike | None = None,
 
 def _download(b: Benchmark, dest: Path) -> Path:
     """Download ``b.url`` to ``dest`` atomically, verifying its sha256."""
+    from groundwords.files import download_verified  # here: planning needs no h5py/pandas
+
     return download_verified(b.url, b.sha256, dest, what=f"benchmark {b.name!r}",
                              max_bytes=MAX_DOWNLOAD_BYTES, timeout=DOWNLOAD_TIMEOUT)
 
