@@ -40,6 +40,7 @@ import contextlib
 import gzip
 import importlib.util
 import lzma
+import multiprocessing
 import os
 import sys
 import zipfile
@@ -156,7 +157,16 @@ def iter_wiki_articles(path) -> Iterator[list[str]]:
 
     wiki = WikiCorpus(str(path), dictionary={}, tokenizer_func=_wiki_tokenizer, processes=1)
     wiki.metadata = False
-    yield from wiki.get_texts()
+    before = set(multiprocessing.active_children())
+    try:
+        yield from wiki.get_texts()
+    finally:
+        # gensim prefetches articles in a forked process (utils.chunkize); a reader that stops
+        # early (max_bytes) leaves it blocked on a full pipe, and the interpreter would wait for it
+        # at exit: end it here
+        for proc in set(multiprocessing.active_children()) - before:
+            proc.kill()
+            proc.join(timeout=5)
 
 
 def detect_format(path: Path, fmt: str = "auto") -> str:
