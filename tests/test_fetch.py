@@ -538,7 +538,10 @@ def test_ctrl_c_stops_a_stalled_fetch_quickly_and_keeps_the_journal(site):
            "--read-timeout", "60", "--total-timeout", "100", "--no-progress"]
     src = str(Path(fetch.__file__).resolve().parents[1])
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
-    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    # as from a terminal: Ctrl-C reaches a foreground process whose SIGINT is not ignored (a shell
+    # without job control starts background jobs, e.g. a CI script's `cmd &`, with SIGINT ignored)
+    proc = subprocess.Popen(cmd, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                            preexec_fn=lambda: signal.signal(signal.SIGINT, signal.SIG_DFL))
     journal = fetch.partial_path(out)
     deadline = time.monotonic() + 60
     while time.monotonic() < deadline and proc.poll() is None:  # the quick ids done, one stalled
