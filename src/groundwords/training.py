@@ -33,32 +33,32 @@ from tqdm.auto import tqdm
 from groundwords.cli import UserError, log
 from groundwords.config import section_settings
 from groundwords.files import atomic_path, write_json
+from groundwords.optimizers import SGD, Adam, Optimizer, SparseAdam
 
 OPTIMIZERS = ("adam", "sgd", "sparse_adam")
 
 
-def make_optimizer(model: torch.nn.Module, name: str, lr: float, momentum: float = 0.0) -> list[torch.optim.Optimizer]:
-    """Optimisers for ``model``.
+def make_optimizer(model: torch.nn.Module, name: str, lr: float, momentum: float = 0.0) -> list[Optimizer]:
+    """Optimisers for ``model`` (:mod:`groundwords.optimizers`: torch.optim's updates, bit for bit).
 
-    adam: torch.optim.Adam over everything (dense gradients; the paper's setting).
+    adam: Adam over everything (dense gradients; the paper's setting).
     sgd: SGD (with ``momentum``, if > 0); works with dense and sparse gradients (the model decides which).
     sparse_adam: SparseAdam for the model's sparse parameters + Adam for the dense rest.
     """
     params = [p for p in model.parameters() if p.requires_grad]
     if name == "adam":
-        # fused: one kernel per step instead of ~10 passes over every parameter (same maths)
-        return [torch.optim.Adam(params, lr=lr, fused=True)]
+        return [Adam(params, lr=lr)]
     if name == "sgd":
-        return [torch.optim.SGD(params, lr=lr, momentum=momentum)]
+        return [SGD(params, lr=lr, momentum=momentum)]
     if name == "sparse_adam":
         sparse = model.sparse_parameters() if hasattr(model, "sparse_parameters") else []
         sparse_ids = {id(p) for p in sparse}
         dense = [p for p in params if id(p) not in sparse_ids]
-        opts = []
+        opts: list[Optimizer] = []
         if sparse:
-            opts.append(torch.optim.SparseAdam(sparse, lr=lr))
+            opts.append(SparseAdam(sparse, lr=lr))
         if dense:
-            opts.append(torch.optim.Adam(dense, lr=lr, fused=True))
+            opts.append(Adam(dense, lr=lr))
         return opts
     raise UserError(f"unknown optimizer {name!r} (choose from {', '.join(OPTIMIZERS)})")
 
@@ -120,7 +120,7 @@ class Checkpoint:
     its outputs are written.
     """
 
-    FORMAT = 1
+    FORMAT = 2  # 2: groundwords.optimizers' state dicts (1: torch.optim's)
 
     def __init__(self, path, settings: dict, seconds: float = 0.0):
         if not (seconds >= 0 and math.isfinite(seconds)):
@@ -185,14 +185,14 @@ def set_generator_states(model: torch.nn.Module, states: dict) -> None:
             setattr(owner, attr, g)
 
 
-def training_state(model: torch.nn.Module, opts: list[torch.optim.Optimizer]) -> dict:
+def training_state(model: torch.nn.Module, opts: list[Optimizer]) -> dict:
     """The checkpoint entries every training loop saves: model and optimiser states, the global
     torch RNG's and the model's private generators' states (:class:`Checkpoint`)."""
     return {"model": model.state_dict(), "optimizers": [o.state_dict() for o in opts],
             "torch_rng": torch.get_rng_state(), "generators": generator_states(model)}
 
 
-def restore_training_state(state: dict, model: torch.nn.Module, opts: list[torch.optim.Optimizer]) -> None:
+def restore_training_state(state: dict, model: torch.nn.Module, opts: list[Optimizer]) -> None:
     """Undo :func:`training_state` (the model and optimisers already built as at the run's start)."""
     model.load_state_dict(state["model"])
     for opt, sd in zip(opts, state["optimizers"], strict=True):
@@ -230,6 +230,7 @@ def fit(
     momentum: float = 0.0,
     max_steps: int | None = None,
     step_fn: Callable[[dict[str, torch.Tensor]], dict] | None = None,
+    manual_grads: bool = False,
 ) -> list[dict]:
     """Optimise ``model.loss`` over ``data`` (a dict of tensors sharing their first dim).
 
@@ -255,6 +256,8 @@ def fit(
     alternating word and image steps, each with its own optimiser) and returns the losses to
     average (tensors or floats); with a ``checkpoint`` it lists its optimisers in
     ``step_fn.optimizers`` so that their states are saved and restored with the model's.
+    ``manual_grads``: the model writes its gradients itself (``model.manual_grads(batch)``, which
+    returns the losses like ``model.loss``) in place of autograd's backward; the optimiser steps.
     """
     step_opts = list(getattr(step_fn, "optimizers", [])) if step_fn is not None else []
     if step_fn is not None and checkpoint is not None and not step_opts:
@@ -337,6 +340,10 @@ def fit(
                         g["lr"] = lr_now
             if step_fn is not None:
                 out = step_fn(batch)
+            elif manual_grads:
+                out = model.manual_grads(batch)
+                for opt in opts:
+                    opt.step()
             else:
                 out = model.loss(batch)
                 for opt in opts:

@@ -113,6 +113,10 @@ class ImageInputCBOW(WIELD):
         n = self.word_has[ctx].sum(1, keepdim=True)
         return total / n.clamp(min=1)
 
+    def scaled_image_input(self, batch: dict[str, torch.Tensor]) -> torch.Tensor | None:
+        """``λ·x`` for :meth:`WIELD.manual_grads` (None at λ = 0: the image term is never evaluated)."""
+        return None if self.lam == 0.0 else self.lam * self.image_vector(batch)
+
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Cross-entropy of the centre words given context + image. Batch keys ``context``,
         ``target`` and, for ``image_input="caption"``, ``image_row``."""

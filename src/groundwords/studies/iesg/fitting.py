@@ -7,6 +7,7 @@ import torch
 
 from groundwords.cli import UserError
 from groundwords.models.iesg import IESG
+from groundwords.optimizers import SGD
 from groundwords.training import fit
 
 
@@ -46,9 +47,9 @@ def fit_alternating(
     n = len(data["centre"])
     if n == 0:
         raise UserError("no IESG training examples (no corpus window is centred on a word with a training image)")
-    opt_word = torch.optim.SGD(model.word_parameters(), lr=lr, momentum=momentum)
+    opt_word = SGD(model.word_parameters(), lr=lr, momentum=momentum)
     image_params = [model.proj] + (model.word_parameters() if model.image_updates_words else [])
-    opt_image = torch.optim.SGD(image_params, lr=lr, momentum=momentum)
+    opt_image = SGD(image_params, lr=lr, momentum=momentum)
     sums = [0.0, 0.0]  # this epoch's Σ word and Σ image losses (× batch size), for the total
 
     def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:

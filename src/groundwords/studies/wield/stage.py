@@ -330,7 +330,8 @@ def train(
                                  lr_schedule=lr_schedule, seed=seed, threads=used_threads)
         else:
             history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                          lr_schedule=lr_schedule, seed=seed, progress=progress, checkpoint=ckpt)
+                          lr_schedule=lr_schedule, seed=seed, progress=progress, checkpoint=ckpt,
+                          manual_grads=getattr(net, "has_manual_grads", False))
             used_threads = torch.get_num_threads()
         train_seconds = time.perf_counter() - t0
         vectors = net.word_vectors().cpu().numpy()
