@@ -64,10 +64,6 @@ def _read(path) -> pd.DataFrame | None:
     return pd.read_csv(path)
 
 
-# ---------------------------------------------------------------------------------------------
-# the table
-
-
 def claims(wield_table2=None, wield_table1=None, iesg_tables=(None, None, None), pixie_tables=(None, None, None),
            margin: float = 0.05, why: dict | None = None) -> pd.DataFrame:
     """The claims table from the tables' CSV paths (None: the table is not part of this run)."""
