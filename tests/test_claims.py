@@ -11,6 +11,8 @@ import pytest
 from groundwords.cli import run_cli
 from groundwords.evaluation import stats
 from groundwords.studies import claims as cl
+from groundwords.studies.claims_registry import CLAIMS, COLUMNS
+from groundwords.studies.claims_verdicts import row, verdict
 
 # ---------------------------------------------------------------------------------------------
 # verdicts
@@ -25,19 +27,19 @@ from groundwords.studies import claims as cl
     (math.nan, math.nan, math.nan, 0.1, "not estimable"),
 ])
 def test_verdict_of_a_greater_claim(lo, hi, mde, paper, expected):
-    assert cl.verdict("greater", lo, hi, mde, paper) == expected
+    assert verdict("greater", lo, hi, mde, paper) == expected
 
 
 def test_verdicts_of_equivalence_and_does_not_help_claims():
-    assert cl.verdict("equivalent", -0.03, 0.04, 0.05, margin=0.05) == "reproduced"
-    assert cl.verdict("equivalent", -0.20, -0.08, 0.1, margin=0.05) == "differs"
-    assert cl.verdict("equivalent", -0.10, 0.02, 0.1, margin=0.05) == "not detectable at this size"
-    assert cl.verdict("not_greater", -0.30, 0.01, 0.1, margin=0.05) == "reproduced"
-    assert cl.verdict("not_greater", 0.01, 0.09, 0.1, margin=0.05) == "reversed"
-    assert cl.verdict("not_greater", -0.05, 0.20, 0.2, margin=0.05) == "not detectable at this size"
+    assert verdict("equivalent", -0.03, 0.04, 0.05, margin=0.05) == "reproduced"
+    assert verdict("equivalent", -0.20, -0.08, 0.1, margin=0.05) == "differs"
+    assert verdict("equivalent", -0.10, 0.02, 0.1, margin=0.05) == "not detectable at this size"
+    assert verdict("not_greater", -0.30, 0.01, 0.1, margin=0.05) == "reproduced"
+    assert verdict("not_greater", 0.01, 0.09, 0.1, margin=0.05) == "reversed"
+    assert verdict("not_greater", -0.05, 0.20, 0.2, margin=0.05) == "not detectable at this size"
     # a degenerate bootstrap (SE 0, MDE undefined: 8 pairs ranked identically) cannot show equivalence
-    assert cl.verdict("equivalent", 0.0, 0.0, math.nan, margin=0.05) == "not detectable at this size"
-    assert cl.verdict("not_greater", 0.0, 0.0, math.nan, margin=0.05) == "not detectable at this size"
+    assert verdict("equivalent", 0.0, 0.0, math.nan, margin=0.05) == "not detectable at this size"
+    assert verdict("not_greater", 0.0, 0.0, math.nan, margin=0.05) == "not detectable at this size"
 
 
 def test_verdict_flips_when_the_data_does():
@@ -52,7 +54,7 @@ def test_verdict_flips_when_the_data_does():
     got = {}
     for name, model in (("better", skill < 0.45), ("same", same), ("worse", skill < 0.15), ("identical", base)):
         c = stats.paired_bootstrap_mean(base, model.astype(float), n_boot=500)
-        got[name] = cl.row("I1", "x", "P@1", paper_delta=0.34, delta=c["delta"], lo=c["lo"], hi=c["hi"],
+        got[name] = row("I1", "x", "P@1", paper_delta=0.34, delta=c["delta"], lo=c["lo"], hi=c["hi"],
                            se=c["se"], n=c["n"])
     assert got["better"]["verdict"] == "reproduced" and got["worse"]["verdict"] == "reversed"
     # 400 queries would have shown the paper's +0.34: the CI around 0 means no effect
@@ -118,7 +120,7 @@ def test_wield_claims_follow_table2_and_name_the_substituted_benchmark(tmp_path)
     assert (w3["verdict"] == "reproduced").all() and (w3["n"] == 200).all()
     # Table 1 disabled: one row that says so; other studies not run: rows that say so
     assert t.loc[t["claim_id"] == "W4", "verdict"].tolist() == ["not run"]
-    assert set(t["claim_id"]) == set(cl.CLAIMS)
+    assert set(t["claim_id"]) == set(CLAIMS)
     assert (t.loc[t["study"] != "WIELD", "verdict"] == "not run").all()
     # the data reversed: every γ > 0 worse than γ = 0
     rev = cl.claims(_wield_table2(tmp_path, sign=-1.0, benches=("ws353", "men")))
@@ -212,7 +214,7 @@ def test_cli_writes_csv_and_markdown(tmp_path):
                              "--pixie-table3", str(p3), "--pixie-table6", str(p6), "--why", "iesg=iesg.enabled is false",
                              "--out-csv", str(out), "--out-md", str(tmp_path / "claims.md")]) == 0
     t = pd.read_csv(out)
-    assert list(t.columns) == cl.COLUMNS and set(t["claim_id"]) == set(cl.CLAIMS)
+    assert list(t.columns) == COLUMNS and set(t["claim_id"]) == set(CLAIMS)
     assert (t.loc[t["study"] == "IESG", "note"] == "iesg.enabled is false").all()
     md = (tmp_path / "claims.md").read_text()
     assert "| P1 |" in md and "**reproduced**" in md and "Verdicts: reproduced" in md

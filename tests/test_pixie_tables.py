@@ -9,7 +9,9 @@ from scipy import stats
 
 from groundwords.cli import run_cli
 from groundwords.files import write_features
-from groundwords.studies.pixie.tables import main, pairs_within, table6, table6_markdown, wordsim
+from groundwords.studies.pixie.retrieval_table import table6, table6_markdown
+from groundwords.studies.pixie.tables import main
+from groundwords.studies.pixie.wordsim import pairs_within, wordsim
 from groundwords.training import write_word2vec_text
 
 WORDS = ["cat", "dog", "car", "bus", "tree", "idea", "truth", "joy"]

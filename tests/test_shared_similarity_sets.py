@@ -69,7 +69,7 @@ def test_pixie_settings_on_the_papers_benchmarks(tmp_path):
     from gensim.models import KeyedVectors
 
     from groundwords.files import write_features
-    from groundwords.studies.pixie.tables import wordsim
+    from groundwords.studies.pixie.wordsim import wordsim
     from groundwords.training import write_word2vec_text
 
     names = ["simlex999", "ws353_sim", "rg65", "mc30", "men", "ws353_rel", "mturk287", "ws353"]

@@ -139,9 +139,10 @@ def test_wield_variants():
 
 
 def test_pixie_names_are_the_tables_names():
-    from groundwords.studies.pixie import names, tables
+    from groundwords.studies.pixie import names, retrieval_table, similarity_tables, wordsim
 
-    assert tables.BASELINE == names.BASELINE and tables.TABLE3_ORDER is names.TABLE3_ORDER
+    assert wordsim.BASELINE == names.BASELINE and retrieval_table.BASELINE == names.BASELINE
+    assert similarity_tables.TABLE3_ORDER is names.TABLE3_ORDER
     every = {**names.REPS, **names.HIDDEN_REPS}
     for group in (names.VISUAL_ONLY, names.TABLE45, names.TABLE3_ORDER, list(names.RETRIEVAL.values())):
         assert set(group) <= set(every)

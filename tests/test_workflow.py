@@ -114,7 +114,7 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     assert {"i2s_r1_ci95_lo", "delta_s2i_r10_vs_baseline"} <= set(p6.columns)
     assert (p6.loc[p6["model"] != "SGNS", "delta_i2s_r1_vs_baseline"].notna()).all()
     # the claims table: every claim of the three papers, one row per claim x size/γ/λ/benchmark/direction/K
-    from groundwords.studies.claims import CLAIMS, VERDICTS
+    from groundwords.studies.claims_registry import CLAIMS, VERDICTS
     cl = pd.read_csv(tmp_path / "results/claims.csv")
     assert set(cl["claim_id"]) == set(CLAIMS) and cl["verdict"].isin(VERDICTS).all()
     per_claim = cl["claim_id"].value_counts().to_dict()

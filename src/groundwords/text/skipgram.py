@@ -120,19 +120,36 @@ def train_sgns(
     torch.manual_seed(seed)
     model = SGNS(len(counts), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
     if engine == "numba":
-        from groundwords import w2v_fast  # numba compiles on first use: only when this engine runs
+        return _train_numba(model, tokens, offsets, counts, window=window, negatives=negatives, sample=sample,
+                            epochs=epochs, alpha=alpha, shrink=shrink, seed=seed, threads=threads)
+    return _train_torch(model, tokens, offsets, counts, rng, keep, window=window, shrink=shrink, epochs=epochs,
+                        batch_size=batch_size, alpha=alpha, seed=seed, progress=progress, checkpoint=checkpoint)
 
-        threads = max(1, int(threads or 1))
-        syn0 = model.emb.weight.detach().numpy().copy()
-        syn1 = model.out.weight.detach().numpy().copy()
-        history = w2v_fast.train_sgns_arrays(syn0, syn1, tokens, offsets, counts, window=window,
-                                             negatives=negatives, sample=sample, epochs=epochs, alpha=alpha,
-                                             shrink=shrink, seed=seed, threads=threads)
-        with torch.no_grad():
-            model.emb.weight.copy_(torch.from_numpy(syn0))
-            model.out.weight.copy_(torch.from_numpy(syn1))
-        return model, history, {"n_pairs": int(sum(r["n_pairs"] for r in history)), "engine": engine,
-                                "threads": threads, "deterministic": threads == 1}
+
+def _train_numba(model: SGNS, tokens, offsets, counts: np.ndarray, *, window: int, negatives: int, sample: float,
+                 epochs: int, alpha: float, shrink: bool, seed: int, threads) -> tuple[SGNS, list[dict], dict]:
+    """:func:`train_sgns`'s numba engine: the compiled kernel trains copies of ``model``'s weights,
+    which are then copied back."""
+    from groundwords import w2v_fast  # numba compiles on first use: only when this engine runs
+
+    threads = max(1, int(threads or 1))
+    syn0 = model.emb.weight.detach().numpy().copy()
+    syn1 = model.out.weight.detach().numpy().copy()
+    history = w2v_fast.train_sgns_arrays(syn0, syn1, tokens, offsets, counts, window=window,
+                                         negatives=negatives, sample=sample, epochs=epochs, alpha=alpha,
+                                         shrink=shrink, seed=seed, threads=threads)
+    with torch.no_grad():
+        model.emb.weight.copy_(torch.from_numpy(syn0))
+        model.out.weight.copy_(torch.from_numpy(syn1))
+    return model, history, {"n_pairs": int(sum(r["n_pairs"] for r in history)), "engine": "numba",
+                            "threads": threads, "deterministic": threads == 1}
+
+
+def _train_torch(model: SGNS, tokens, offsets, counts: np.ndarray, rng: np.random.Generator, keep, *, window: int,
+                 shrink: bool, epochs: int, batch_size: int, alpha: float, seed: int, progress: bool,
+                 checkpoint) -> tuple[SGNS, list[dict], dict]:
+    """:func:`train_sgns`'s torch engine: :func:`groundwords.training.fit` with plain SGD on fresh
+    pairs drawn from ``rng`` every epoch (``keep``: the subsampling probabilities, or None)."""
     lr = alpha * batch_size
 
     def draw():
@@ -146,5 +163,5 @@ def train_sgns(
                   words_per_epoch=len(tokens), progress=progress, checkpoint=checkpoint)
     for rec in history:
         rec["lr"] = lr * max(1e-4, 1.0 - (rec["epoch"] - 1 + 0.5) / epochs) / batch_size
-    return model, history, {"n_pairs": int(sum(rec["n_examples"] for rec in history)), "engine": engine,
+    return model, history, {"n_pairs": int(sum(rec["n_examples"] for rec in history)), "engine": "torch",
                             "threads": torch.get_num_threads(), "deterministic": True}

@@ -51,6 +51,25 @@ def fit_alternating(
     image_params = [model.proj] + (model.word_parameters() if model.image_updates_words else [])
     opt_image = SGD(image_params, lr=lr, momentum=momentum)
     sums = [0.0, 0.0]  # this epoch's Σ word and Σ image losses (× batch size), for the total
+    step = _alternating_step(model, opt_word, opt_image, sums)
+
+    def epoch_end(rec: dict) -> None:
+        # Σ over the whole epoch; after a mid-epoch resume the sums restart, and fit's own
+        # example-weighted means (the same quantity) stand in
+        rec["total"] = (sums[0] + sums[1]) / n if not checkpoint_resumed[0] else rec["word"] + rec["image"]
+        sums[:] = [0.0, 0.0]
+        checkpoint_resumed[0] = False
+
+    checkpoint_resumed = [checkpoint is not None and checkpoint.path.is_file()]
+    return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
+               step_fn=step, on_epoch_end=epoch_end, checkpoint=checkpoint)
+
+
+def _alternating_step(model: IESG, opt_word: torch.optim.Optimizer, opt_image: torch.optim.Optimizer,
+                      sums: list[float]):
+    """:func:`fit_alternating`'s step on one batch: the noise words and one random image per centre
+    word, a word step (eq. 1), then an image step (eq. 2) on the same words; each loss (× batch
+    size) is added to ``sums`` (word, image). The step carries both optimisers (``.optimizers``)."""
 
     def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
         centre, context = batch["centre"], batch["context"]
@@ -72,17 +91,8 @@ def fit_alternating(
         sums[1] += out["image"] * len(centre)
         return out
 
-    def epoch_end(rec: dict) -> None:
-        # Σ over the whole epoch; after a mid-epoch resume the sums restart, and fit's own
-        # example-weighted means (the same quantity) stand in
-        rec["total"] = (sums[0] + sums[1]) / n if not checkpoint_resumed[0] else rec["word"] + rec["image"]
-        sums[:] = [0.0, 0.0]
-        checkpoint_resumed[0] = False
-
     step.optimizers = [opt_word, opt_image]
-    checkpoint_resumed = [checkpoint is not None and checkpoint.path.is_file()]
-    return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
-               step_fn=step, on_epoch_end=epoch_end, checkpoint=checkpoint)
+    return step
 
 
 def fit_l2_projection(image_features, targets, ridge: float = 0.0) -> np.ndarray:

@@ -2,7 +2,7 @@
 
 The names are the tables' row labels (``results/pixie_table*.csv``) character for character; the
 paths are relative to ``results/pixie/models/``. ``workflow/rules/pixie.smk`` builds its targets
-from these dicts and :mod:`groundwords.studies.pixie.tables` orders its rows by them, so a name
+from these dicts and :mod:`groundwords.studies.pixie.similarity_tables` orders its rows by them, so a name
 changes in one place.
 """
 
