@@ -257,21 +257,7 @@ class Fetcher:
         raise _Fail("timeout", f"download took longer than total_timeout={self.total_timeout}s") from None
 
     def _attempt(self, url: str, rec: dict) -> tuple[bytes, str]:
-        try:
-            resp = self.session.get(url, stream=True, timeout=self.timeout, allow_redirects=True)
-        except requests.TooManyRedirects as e:
-            raise _Fail("redirect_loop", _exc_message(e)) from None
-        except requests.Timeout as e:  # ConnectTimeout, ReadTimeout (before the headers)
-            raise _Retry("timeout", _exc_message(e)) from None
-        except requests.exceptions.SSLError as e:  # certificate problems do not go away
-            raise _Fail("connection_error", _exc_message(e)) from None
-        except requests.ConnectionError as e:
-            raise _Retry("connection_error", _exc_message(e)) from None
-        except requests.exceptions.InvalidSchema as e:  # e.g. a redirect to ftp://
-            raise _Fail("bad_scheme", _exc_message(e)) from None
-        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as e:
-            raise _Fail("bad_url", f"invalid URL: {_exc_message(e)}") from None
-
+        resp = self._get(url)
         with resp:
             code = resp.status_code
             rec["http_status"] = code
@@ -293,26 +279,48 @@ class Fetcher:
                 rec["bytes"] = int(length)
                 raise _Fail("too_large", f"Content-Length {length} > max_bytes={self.max_bytes}")
 
-            body = bytearray()
-            deadline = _current.download.deadline
-            try:
-                for chunk in resp.iter_content(_CHUNK):
-                    body += chunk
-                    rec["bytes"] = len(body)
-                    if len(body) > self.max_bytes:
-                        raise _Fail("too_large", f"body exceeds max_bytes={self.max_bytes}")
-                    if time.monotonic() > deadline:
-                        raise _Fail("timeout", f"download took longer than total_timeout={self.total_timeout}s")
-                    if self.stop.is_set():
-                        raise _Cancelled
-            except requests.ConnectionError as e:  # requests wraps a read timeout mid-body in this
-                is_timeout = bool(e.args) and isinstance(e.args[0], ReadTimeoutError)
-                raise _Retry("timeout" if is_timeout else "connection_error", _exc_message(e)) from None
-            except requests.exceptions.ChunkedEncodingError as e:  # connection dropped mid-body
-                raise _Retry("connection_error", _exc_message(e)) from None
-            except requests.exceptions.ContentDecodingError as e:  # broken gzip/deflate
-                raise _Fail("error", _exc_message(e)) from None
-            return bytes(body), content_type
+            return self._read_body(resp, rec), content_type
+
+    def _get(self, url: str) -> requests.Response:
+        """The streamed GET (redirects followed); request errors raise :class:`_Fail` / :class:`_Retry`."""
+        try:
+            resp = self.session.get(url, stream=True, timeout=self.timeout, allow_redirects=True)
+        except requests.TooManyRedirects as e:
+            raise _Fail("redirect_loop", _exc_message(e)) from None
+        except requests.Timeout as e:  # ConnectTimeout, ReadTimeout (before the headers)
+            raise _Retry("timeout", _exc_message(e)) from None
+        except requests.exceptions.SSLError as e:  # certificate problems do not go away
+            raise _Fail("connection_error", _exc_message(e)) from None
+        except requests.ConnectionError as e:
+            raise _Retry("connection_error", _exc_message(e)) from None
+        except requests.exceptions.InvalidSchema as e:  # e.g. a redirect to ftp://
+            raise _Fail("bad_scheme", _exc_message(e)) from None
+        except (requests.exceptions.InvalidURL, requests.exceptions.MissingSchema) as e:
+            raise _Fail("bad_url", f"invalid URL: {_exc_message(e)}") from None
+        return resp
+
+    def _read_body(self, resp: requests.Response, rec: dict) -> bytes:
+        """The body, streamed with the ``max_bytes`` cap and the download's deadline."""
+        body = bytearray()
+        deadline = _current.download.deadline
+        try:
+            for chunk in resp.iter_content(_CHUNK):
+                body += chunk
+                rec["bytes"] = len(body)
+                if len(body) > self.max_bytes:
+                    raise _Fail("too_large", f"body exceeds max_bytes={self.max_bytes}")
+                if time.monotonic() > deadline:
+                    raise _Fail("timeout", f"download took longer than total_timeout={self.total_timeout}s")
+                if self.stop.is_set():
+                    raise _Cancelled
+        except requests.ConnectionError as e:  # requests wraps a read timeout mid-body in this
+            is_timeout = bool(e.args) and isinstance(e.args[0], ReadTimeoutError)
+            raise _Retry("timeout" if is_timeout else "connection_error", _exc_message(e)) from None
+        except requests.exceptions.ChunkedEncodingError as e:  # connection dropped mid-body
+            raise _Retry("connection_error", _exc_message(e)) from None
+        except requests.exceptions.ContentDecodingError as e:  # broken gzip/deflate
+            raise _Fail("error", _exc_message(e)) from None
+        return bytes(body)
 
 
 def classify_url(url: str) -> tuple[str, str]:
