@@ -9,7 +9,7 @@ import pandas as pd
 import pytest
 
 from groundwords.cli import run_cli
-from groundwords.evaluation import stats
+from groundwords.evaluation import query_stats, stats
 from groundwords.studies import claims as cl
 from groundwords.studies.claims_registry import CLAIMS, COLUMNS
 from groundwords.studies.claims_verdicts import row, verdict
@@ -53,7 +53,7 @@ def test_verdict_flips_when_the_data_does():
     same = np.where(flips, 1 - base, base)  # as good as the baseline up to a few disagreements
     got = {}
     for name, model in (("better", skill < 0.45), ("same", same), ("worse", skill < 0.15), ("identical", base)):
-        c = stats.paired_bootstrap_mean(base, model.astype(float), n_boot=500)
+        c = query_stats.paired_bootstrap_mean(base, model.astype(float), n_boot=500)
         got[name] = row("I1", "x", "P@1", paper_delta=0.34, delta=c["delta"], lo=c["lo"], hi=c["hi"],
                            se=c["se"], n=c["n"])
     assert got["better"]["verdict"] == "reproduced" and got["worse"]["verdict"] == "reversed"
@@ -69,14 +69,14 @@ def test_mde_is_the_80_percent_power_effect():
     about 80% of the replications (the definition of the MDE)."""
     rng = np.random.default_rng(1)
     n, trials = 300, 120
-    se = stats.paired_bootstrap_mean((rng.random(n) < 0.3).astype(float), (rng.random(n) < 0.3).astype(float),
+    se = query_stats.paired_bootstrap_mean((rng.random(n) < 0.3).astype(float), (rng.random(n) < 0.3).astype(float),
                                      n_boot=2000)["se"]
     gain = stats.mde(se)
     hits = 0
     for t in range(trials):
         a = (rng.random(n) < 0.3).astype(float)
         b = (rng.random(n) < 0.3 + gain).astype(float)
-        c = stats.paired_bootstrap_mean(a, b, n_boot=300, seed=t)
+        c = query_stats.paired_bootstrap_mean(a, b, n_boot=300, seed=t)
         hits += c["lo"] > 0
     assert 0.65 <= hits / trials <= 0.93
 

@@ -23,6 +23,8 @@ from _httpserver import Reply, http_server  # noqa: E402,F401 - http_server is a
 
 from groundwords.cli import UserError, run_cli  # noqa: E402
 from groundwords.data import fetch  # noqa: E402
+from groundwords.data.fetch import downloader as fetch_downloader
+from groundwords.data.fetch import shard as fetch_run
 from groundwords.files import read_tsv, write_tsv
 
 # Fast settings: a slow response costs (retries + 1) * read_timeout = 1.5 s.
@@ -319,7 +321,7 @@ def test_crash_before_final_write_keeps_the_journal(site, monkeypatch):
     def disk_full(*a, **k):
         raise OSError("disk full")
 
-    monkeypatch.setattr(fetch, "write_tsv", disk_full)
+    monkeypatch.setattr(fetch_run, "write_tsv", disk_full)
     with pytest.raises(OSError):
         run_shard(site, manifest)
     monkeypatch.undo()
@@ -357,14 +359,14 @@ def test_second_run_downloads_nothing(site, capsys):
 
 def test_decoder_exception_becomes_error(site, monkeypatch):
     manifest = site.manifest(fast=True)
-    real = fetch.decode_image
+    real = fetch_downloader.decode_image
 
     def broken(data, *a, **k):
         if data == JPG:
             raise RuntimeError("injected decoder failure")
         return real(data, *a, **k)
 
-    monkeypatch.setattr(fetch, "decode_image", broken)
+    monkeypatch.setattr(fetch_downloader, "decode_image", broken)
     df, _ = run_shard(site, manifest)
     rows = df.set_index("url")
     assert rows.loc[site.url("/good.jpg"), "status"] == "error"
@@ -536,7 +538,7 @@ def test_ctrl_c_stops_a_stalled_fetch_quickly_and_keeps_the_journal(site):
     cmd = [sys.executable, "-m", "groundwords.data.fetch", "shard", "--manifest", str(manifest), "--shard", "0",
            "--num-shards", "1", "--out", str(out), "--images-dir", str(site.tmp / "images"), "--workers", "4",
            "--read-timeout", "60", "--total-timeout", "100", "--no-progress"]
-    src = str(Path(fetch.__file__).resolve().parents[1])
+    src = str(Path(fetch.__file__).resolve().parents[3])  # src/ (fetch is a package)
     env = {**os.environ, "PYTHONPATH": src + os.pathsep + os.environ.get("PYTHONPATH", "")}
     # as from a terminal: Ctrl-C reaches a foreground process whose SIGINT is not ignored (a shell
     # without job control starts background jobs, e.g. a CI script's `cmd &`, with SIGINT ignored)
@@ -670,7 +672,7 @@ def test_tar_store_writes_one_webdataset_shard_and_resumes(site, monkeypatch):
     def disk_full(*a, **k):  # the first tar run dies before its TSV: images wait in staging
         raise OSError("disk full")
 
-    monkeypatch.setattr(fetch, "write_tar_shard", disk_full)
+    monkeypatch.setattr(fetch_run, "write_tar_shard", disk_full)
     with pytest.raises(OSError):
         run_shard(site, manifest, store="tar", resume=False)
     monkeypatch.undo()

@@ -28,7 +28,7 @@ STAGES = {
     "data/encode.py": ["encoder"],
     "data/datasets.py": ["data.openmoji"],
     "data/manifest.py": ["data"],
-    "data/fetch.py": ["fetch"],
+    "data/fetch/cli.py": ["fetch"],
     "text/vocab.py": ["vocab"],
 }
 #: options that keep their own default on purpose: not that stage's config setting of the same name

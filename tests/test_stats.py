@@ -9,6 +9,7 @@ import numpy as np
 import pytest
 from scipy import stats
 
+from groundwords.evaluation import query_stats as qs
 from groundwords.evaluation import stats as st
 
 
@@ -271,22 +272,22 @@ def test_bootstrap_mean_covers_the_true_rate_at_about_the_nominal_rate():
     trials = 300
     for t in range(trials):
         hits = (rng.random(150) < 0.3).astype(float)
-        r = st.bootstrap_mean(hits, n_boot=400, seed=t)
+        r = qs.bootstrap_mean(hits, n_boot=400, seed=t)
         assert r["lo"] <= r["mean"] <= r["hi"] and r["n"] == 150
         covered += r["lo"] <= 0.3 <= r["hi"]
     assert 0.90 <= covered / trials <= 0.985
     # its SE is the binomial one, sqrt(p(1-p)/n)
-    r = st.bootstrap_mean((rng.random(400) < 0.3).astype(float), n_boot=3000)
+    r = qs.bootstrap_mean((rng.random(400) < 0.3).astype(float), n_boot=3000)
     assert r["se"] == pytest.approx(math.sqrt(0.3 * 0.7 / 400), rel=0.15)
 
 
 def test_bootstrap_mean_is_seeded_and_skips_unanswered_queries():
     hits = np.array([1, 0, 1, 1, np.nan, 0, 1, 0, 1, 1], float)
-    a, b = st.bootstrap_mean(hits, n_boot=300, seed=5), st.bootstrap_mean(hits, n_boot=300, seed=5)
+    a, b = qs.bootstrap_mean(hits, n_boot=300, seed=5), qs.bootstrap_mean(hits, n_boot=300, seed=5)
     assert a == b and a["n"] == 9 and a["mean"] == pytest.approx(6 / 9)
-    assert st.bootstrap_mean(hits, n_boot=300, seed=6)["lo"] != a["lo"] or \
-        st.bootstrap_mean(hits, n_boot=300, seed=6)["hi"] != a["hi"]
-    empty = st.bootstrap_mean([np.nan, np.nan])
+    assert qs.bootstrap_mean(hits, n_boot=300, seed=6)["lo"] != a["lo"] or \
+        qs.bootstrap_mean(hits, n_boot=300, seed=6)["hi"] != a["hi"]
+    empty = qs.bootstrap_mean([np.nan, np.nan])
     assert empty["n"] == 0 and math.isnan(empty["mean"]) and math.isnan(empty["lo"])
 
 
@@ -296,15 +297,15 @@ def test_paired_bootstrap_mean_detects_a_real_gain_and_its_sign_flips():
     skill = rng.random(n)                               # query difficulty, shared by both models
     a = (skill < 0.30).astype(float)                    # baseline: 30% hits
     b = (skill < 0.45).astype(float)                    # better model: 45%, a superset of a's hits
-    r = st.paired_bootstrap_mean(a, b, n_boot=1000)
+    r = qs.paired_bootstrap_mean(a, b, n_boot=1000)
     assert r["delta"] == pytest.approx(b.mean() - a.mean()) and r["n"] == n
     assert 0 < r["lo"] < r["delta"] < r["hi"] and r["p_value"] < 0.01
-    flipped = st.paired_bootstrap_mean(b, a, n_boot=1000)
+    flipped = qs.paired_bootstrap_mean(b, a, n_boot=1000)
     assert flipped["delta"] == pytest.approx(-r["delta"]) and flipped["hi"] < 0
     # pairing matters: the paired SE is much smaller than the unpaired sqrt(se_a² + se_b²)
-    unpaired = math.hypot(st.bootstrap_mean(a)["se"], st.bootstrap_mean(b)["se"])
+    unpaired = math.hypot(qs.bootstrap_mean(a)["se"], qs.bootstrap_mean(b)["se"])
     assert r["se"] < 0.75 * unpaired
-    same = st.paired_bootstrap_mean(a, a, n_boot=200)
+    same = qs.paired_bootstrap_mean(a, a, n_boot=200)
     assert same["delta"] == 0 and same["p_value"] == 1.0
 
 
@@ -315,7 +316,7 @@ def test_paired_bootstrap_mean_null_gives_uniformish_p_and_nominal_coverage():
     for t in range(trials):
         a = (rng.random(120) < 0.4).astype(float)
         b = (rng.random(120) < 0.4).astype(float)
-        r = st.paired_bootstrap_mean(a, b, n_boot=300, seed=t)
+        r = qs.paired_bootstrap_mean(a, b, n_boot=300, seed=t)
         covered += r["lo"] <= 0 <= r["hi"]
     assert 0.89 <= covered / trials <= 0.99
 
@@ -323,10 +324,10 @@ def test_paired_bootstrap_mean_null_gives_uniformish_p_and_nominal_coverage():
 def test_paired_bootstrap_mean_uses_common_queries_only():
     a = np.array([1, 0, np.nan, 1, 0, 1], float)
     b = np.array([1, 1, 1, np.nan, 0, 1], float)
-    r = st.paired_bootstrap_mean(a, b, n_boot=100)
+    r = qs.paired_bootstrap_mean(a, b, n_boot=100)
     assert r["n"] == 4 and r["mean_a"] == pytest.approx(0.5) and r["mean_b"] == pytest.approx(0.75)
     with pytest.raises(ValueError):
-        st.paired_bootstrap_mean([1, 0], [1, 0, 1])
+        qs.paired_bootstrap_mean([1, 0], [1, 0, 1])
 
 
 def test_paired_bootstrap_reports_its_se_and_mde_is_2_8_se():

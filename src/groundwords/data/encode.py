@@ -245,19 +245,12 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
     log.info("encoder %s (pooling %s): %d-d features, %s px input, %s on %s",
              model, pooling, encoder.dim, encoder.image_size, attrs["dtype"], attrs["device"])
 
-    # On the CPU the decoding workers count against the thread budget (OMP_NUM_THREADS, which
-    # Snakemake sets to the rule's threads, or all cores): oversubscribed OpenMP threads stall
-    # each other (measured: 2 threads + 2 workers on 2 cores ran 5-10x slower than 1 + 2).
     threads = torch.get_num_threads()
     writer, failed = None, []
     try:
-        if encoder.device.type == "cpu" and num_workers > 0:
-            torch.set_num_threads(max(1, threads - num_workers))
-            log.info("CPU: %d torch thread(s) next to %d decoding workers",
-                     torch.get_num_threads(), num_workers)
+        _share_cpu_with_workers(encoder, threads, num_workers)
         segments, done = _open_partial(partial, attrs)
         writer = _SegmentWriter(partial, segments, FLUSH_EVERY * batch_size)
-        kill_at = int(os.environ.get(KILL_AT_BATCH_ENV) or 0)
         t0 = time.perf_counter()
         done_set = set(done)
         todo = [k for k, i in enumerate(ids) if i not in done_set]
@@ -265,51 +258,82 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
             log.info("resuming from %s: %d images already encoded, %d to go",
                      partial, len(ids) - len(todo), len(todo))
         log.info("encoding %d images (batch size %d, %d workers)", len(todo), batch_size, num_workers)
-        loader = torch.utils.data.DataLoader(
-            ImageDataset([paths[k] for k in todo], encoder.preprocess),
-            batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
-            pin_memory=encoder.device.type == "cuda",
-        )
-        # a bar redrawn every 30 s in log files, 10 times a second on a terminal
-        interval = 0.1 if sys.stderr.isatty() else 30.0
-        with tqdm(total=len(todo), unit="img", disable=not progress, smoothing=0.1,
-                  mininterval=interval, desc="encode") as bar:
-            for b, (ok, x, bad) in enumerate(loader, 1):
-                for j, err in bad:
-                    k = todo[j]
-                    failed.append(ids[k])
-                    level = logging.WARNING if len(failed) <= MAX_FAILURE_WARNINGS else logging.DEBUG
-                    log.log(level, "cannot decode image %s (%s): %s", ids[k], paths[k], err)
-                if ok:
-                    writer.add([ids[todo[j]] for j in ok], encoder.forward(x).numpy())
-                bar.update(len(ok) + len(bad))
-                if kill_at and b == kill_at:  # tests only: a hard kill at a chosen point
-                    os.kill(os.getpid(), signal.SIGKILL)
+        _encode_todo(encoder, ids, paths, todo, writer, failed,
+                     batch_size=batch_size, num_workers=num_workers, progress=progress)
     finally:
         if writer is not None:  # an exception or Ctrl-C keeps what was encoded
             writer.flush()
         torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
 
-    failed_set = set(failed)
-    encoded = set(done)
-    for seg in writer.segments[len(segments):]:
-        with np.load(seg, allow_pickle=False) as z:
-            encoded.update(z["ids"].tolist())
-    want = [i for i in ids if i in encoded and i not in failed_set]
+    want = _kept_ids(ids, done, writer.segments[len(segments):], failed)
     _finalize(partial, out, want, failed, attrs)
 
     processed = len(todo)
-    stats = {"n": len(want), "n_encoded": processed - len(failed), "n_failed": len(failed),
-             "n_resumed": len(done_set & set(want)), "seconds": round(seconds, 3),
-             "images_per_s": round(processed / seconds, 2) if seconds > 0 else 0.0,
-             "device": attrs["device"]}
+    stats = _encode_stats(processed, failed, want, done_set, seconds, attrs["device"])
     if failed:
         log.warning("%d of %d images could not be decoded (listed in failed_ids of %s)",
                     len(failed), len(ids), out)
     log.info("encoded %d images in %.1f s (%.1f images/s on %s); %s: %d x %d",
              processed, seconds, stats["images_per_s"], attrs["device"], out, len(want), encoder.dim)
     return stats
+
+
+def _share_cpu_with_workers(encoder, threads: int, num_workers: int) -> None:
+    """On the CPU the decoding workers count against the thread budget (OMP_NUM_THREADS, which
+    Snakemake sets to the rule's threads, or all cores): torch gets ``threads - num_workers``."""
+    # oversubscribed OpenMP threads stall each other (measured: 2 threads + 2 workers on 2 cores
+    # ran 5-10x slower than 1 + 2)
+    if encoder.device.type == "cpu" and num_workers > 0:
+        torch.set_num_threads(max(1, threads - num_workers))
+        log.info("CPU: %d torch thread(s) next to %d decoding workers",
+                 torch.get_num_threads(), num_workers)
+
+
+def _encode_stats(processed: int, failed: list[str], want: list[str], done_set: set[str], seconds: float,
+                  device: str) -> dict:
+    return {"n": len(want), "n_encoded": processed - len(failed), "n_failed": len(failed),
+            "n_resumed": len(done_set & set(want)), "seconds": round(seconds, 3),
+            "images_per_s": round(processed / seconds, 2) if seconds > 0 else 0.0,
+            "device": device}
+
+
+def _encode_todo(encoder, ids: list[str], paths: list[str], todo: list[int], writer: _SegmentWriter,
+                 failed: list[str], *, batch_size: int, num_workers: int, progress: bool) -> None:
+    """Decode and encode the images ``todo`` (indices into ``ids``/``paths``) batch by batch into
+    ``writer``; the ids of images that cannot be decoded are appended to ``failed``."""
+    kill_at = int(os.environ.get(KILL_AT_BATCH_ENV) or 0)
+    loader = torch.utils.data.DataLoader(
+        ImageDataset([paths[k] for k in todo], encoder.preprocess),
+        batch_size=batch_size, shuffle=False, num_workers=num_workers, collate_fn=collate,
+        pin_memory=encoder.device.type == "cuda",
+    )
+    # a bar redrawn every 30 s in log files, 10 times a second on a terminal
+    interval = 0.1 if sys.stderr.isatty() else 30.0
+    with tqdm(total=len(todo), unit="img", disable=not progress, smoothing=0.1,
+              mininterval=interval, desc="encode") as bar:
+        for b, (ok, x, bad) in enumerate(loader, 1):
+            for j, err in bad:
+                k = todo[j]
+                failed.append(ids[k])
+                level = logging.WARNING if len(failed) <= MAX_FAILURE_WARNINGS else logging.DEBUG
+                log.log(level, "cannot decode image %s (%s): %s", ids[k], paths[k], err)
+            if ok:
+                writer.add([ids[todo[j]] for j in ok], encoder.forward(x).numpy())
+            bar.update(len(ok) + len(bad))
+            if kill_at and b == kill_at:  # tests only: a hard kill at a chosen point
+                os.kill(os.getpid(), signal.SIGKILL)
+
+
+def _kept_ids(ids: list[str], done: list[str], new_segments: list, failed: list[str]) -> list[str]:
+    """The ids of the output, in ``ids`` order: resumed (``done``) or encoded into ``new_segments``
+    by this run, and not ``failed``."""
+    failed_set = set(failed)
+    encoded = set(done)
+    for seg in new_segments:
+        with np.load(seg, allow_pickle=False) as z:
+            encoded.update(z["ids"].tolist())
+    return [i for i in ids if i in encoded and i not in failed_set]
 
 
 def main(argv=None) -> None:

@@ -85,57 +85,9 @@ _SURROGATE = re.compile("[\udc80-\udcff]")
 def _records(path: Path, fmt: str, header: bool):
     """``(header names or None, iterator of (row, fields or None when not UTF-8))``."""
     if fmt == "parquet":
-        try:
-            df = pd.read_parquet(path)
-        except ImportError as e:
-            raise UserError(f"data.format: parquet needs pyarrow or fastparquet installed ({e})") from None
-        except Exception as e:  # noqa: BLE001 - any reader error is a bad input file
-            raise UserError(f"data.source: {path} is not a readable Parquet file ({e})") from None
-        names = [str(c) for c in df.columns]
-
-        def field(v):  # a null is empty; bytes (a binary column) must be UTF-8
-            if v is None or (isinstance(v, float) and v != v):
-                return ""
-            return v.decode("utf-8") if isinstance(v, bytes) else str(v)
-
-        def rows():
-            for i, r in enumerate(df.itertuples(index=False, name=None)):
-                try:
-                    yield i, [field(v) for v in r]
-                except UnicodeDecodeError:
-                    yield i, None
-        return names, rows()
+        return _parquet_records(path)
     raw = path.read_bytes()
-    if fmt == "csv":
-        import csv
-        import io
-
-        text = raw.decode("utf-8", errors="surrogateescape")
-        reader = csv.reader(io.StringIO(text, newline=""))
-
-        def rows():
-            for i in itertools.count():
-                try:
-                    r = next(reader)
-                except StopIteration:
-                    return
-                except csv.Error as e:  # e.g. a field over csv.field_size_limit(): malformed
-                    yield i, [f"<{e}>"]
-                    continue
-                yield i, None if any(_SURROGATE.search(f) for f in r) else r
-        recs = rows()
-    else:
-        lines = raw.split(b"\n")
-        if lines and lines[-1] == b"":
-            lines.pop()  # final newline
-
-        def tsv():
-            for i, line in enumerate(lines):
-                try:
-                    yield i, line.rstrip(b"\r").decode("utf-8").split("\t")
-                except UnicodeDecodeError:
-                    yield i, None
-        recs = tsv()
+    recs = _csv_rows(raw) if fmt == "csv" else _tsv_rows(raw)
     names = None
     if header:
         first = next(recs, None)
@@ -143,6 +95,67 @@ def _records(path: Path, fmt: str, header: bool):
             raise UserError(f"data.header: {path} has no UTF-8 header line")
         names = [n.strip() for n in first[1]]
     return names, recs
+
+
+def _parquet_records(path: Path):
+    """``(column names, iterator of (row, fields or None when not UTF-8))`` of a Parquet file."""
+    try:
+        df = pd.read_parquet(path)
+    except ImportError as e:
+        raise UserError(f"data.format: parquet needs pyarrow or fastparquet installed ({e})") from None
+    except Exception as e:  # noqa: BLE001 - any reader error is a bad input file
+        raise UserError(f"data.source: {path} is not a readable Parquet file ({e})") from None
+    names = [str(c) for c in df.columns]
+
+    def field(v):  # a null is empty; bytes (a binary column) must be UTF-8
+        if v is None or (isinstance(v, float) and v != v):
+            return ""
+        return v.decode("utf-8") if isinstance(v, bytes) else str(v)
+
+    def rows():
+        for i, r in enumerate(df.itertuples(index=False, name=None)):
+            try:
+                yield i, [field(v) for v in r]
+            except UnicodeDecodeError:
+                yield i, None
+    return names, rows()
+
+
+def _csv_rows(raw: bytes):
+    """``(row, fields or None when not UTF-8)`` of CSV bytes; a row the csv module rejects is one
+    malformed field."""
+    import csv
+    import io
+
+    text = raw.decode("utf-8", errors="surrogateescape")
+    reader = csv.reader(io.StringIO(text, newline=""))
+
+    def rows():
+        for i in itertools.count():
+            try:
+                r = next(reader)
+            except StopIteration:
+                return
+            except csv.Error as e:  # e.g. a field over csv.field_size_limit(): malformed
+                yield i, [f"<{e}>"]
+                continue
+            yield i, None if any(_SURROGATE.search(f) for f in r) else r
+    return rows()
+
+
+def _tsv_rows(raw: bytes):
+    """``(row, fields or None when not UTF-8)`` of TSV bytes (tab-separated, no quoting)."""
+    lines = raw.split(b"\n")
+    if lines and lines[-1] == b"":
+        lines.pop()  # final newline
+
+    def tsv():
+        for i, line in enumerate(lines):
+            try:
+                yield i, line.rstrip(b"\r").decode("utf-8").split("\t")
+            except UnicodeDecodeError:
+                yield i, None
+    return tsv()
 
 
 def parse_source(path: str | Path, layout: dict | None = None) -> pd.DataFrame:

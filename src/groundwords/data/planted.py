@@ -49,6 +49,19 @@ import pandas as pd
 SPLITS = ("train", "validation", "test")
 
 
+#: the files :meth:`Planted.write` writes (keys of its result -> names in its folder)
+_FILES = {
+    "corpus": "corpus.txt", "vocab": "vocab.tsv", "word_images": "word_images.tsv",
+    "word_images_visible": "word_images_visible.tsv", "encodings": "encodings.h5",
+    "visual_minmax_all": "visual/minmax-all.h5", "visual_none_all": "visual/none-all.h5",
+    "visual_minmax_hidden": "visual/minmax-hidden.h5", "visual_none_hidden": "visual/none-hidden.h5",
+    "hidden": "hidden.txt", "bench_visual": "bench_visual.tsv", "bench_text": "bench_text.tsv",
+    "bench_hidden": "bench_hidden.tsv", "captions": "captions.tsv", "captions_vocab": "captions_vocab.tsv",
+    "encodings_pca": "encodings_pca.h5", "pca_model": "pca.npz", "word_images_h5": "word_images.h5",
+    "word_images_pca": "word_images_pca.h5", "word_images_pca_model": "word_images_pca.npz",
+}
+
+
 @dataclass
 class Planted:
     sentences: list[list[str]]
@@ -117,26 +130,15 @@ class Planted:
         """
         from collections import Counter
 
-        from groundwords.data.pca import fit_pca
-        from groundwords.files import atomic_path, write_features, write_tsv
-        from groundwords.grounding.word_features import word_image_features
+        from groundwords.files import write_features, write_tsv
         from groundwords.grounding.word_images import COLUMNS, write_word_images
         from groundwords.studies.pixie.stage import make_features
         from groundwords.text.corpora import write_corpus
-        from groundwords.text.vocab import build_vocab, vocab_from_counts
+        from groundwords.text.vocab import vocab_from_counts
 
         out = Path(out_dir)
         out.mkdir(parents=True, exist_ok=True)
-        p = {k: out / v for k, v in {
-            "corpus": "corpus.txt", "vocab": "vocab.tsv", "word_images": "word_images.tsv",
-            "word_images_visible": "word_images_visible.tsv", "encodings": "encodings.h5",
-            "visual_minmax_all": "visual/minmax-all.h5", "visual_none_all": "visual/none-all.h5",
-            "visual_minmax_hidden": "visual/minmax-hidden.h5", "visual_none_hidden": "visual/none-hidden.h5",
-            "hidden": "hidden.txt", "bench_visual": "bench_visual.tsv", "bench_text": "bench_text.tsv",
-            "bench_hidden": "bench_hidden.tsv", "captions": "captions.tsv", "captions_vocab": "captions_vocab.tsv",
-            "encodings_pca": "encodings_pca.h5", "pca_model": "pca.npz", "word_images_h5": "word_images.h5",
-            "word_images_pca": "word_images_pca.h5", "word_images_pca_model": "word_images_pca.npz",
-        }.items()}
+        p = {k: out / v for k, v in _FILES.items()}
         counts: Counter = Counter()
         write_corpus(self.sentences, p["corpus"], counts)
         write_tsv(vocab_from_counts(counts, min_count=1), p["vocab"])
@@ -150,6 +152,14 @@ class Planted:
         for scale in ("minmax", "none"):
             make_features(p["word_images"], p["encodings"], p[f"visual_{scale}_all"], scale=scale)
             make_features(p["word_images_visible"], p["encodings"], p[f"visual_{scale}_hidden"], scale=scale)
+        self._write_hidden_and_benchmarks(p)
+        self._write_wield_inputs(p, feats, pca_dim)
+        return p
+
+    def _write_hidden_and_benchmarks(self, p: dict[str, Path]) -> None:
+        """hidden.txt and the benchmarks (``word1<TAB>word2<TAB>score``, scores to 2 decimals)."""
+        from groundwords.files import atomic_path
+
         with atomic_path(p["hidden"]) as tmp:
             tmp.write_text("".join(w + "\n" for w in self.hidden), encoding="utf-8")
         for name in ("visual", "text", "hidden"):
@@ -157,6 +167,14 @@ class Planted:
                 df = self.benchmarks[name]
                 tmp.write_text("".join(f"{a}\t{b}\t{s:.2f}\n" for a, b, s in zip(df["word1"], df["word2"], df["score"])),
                                encoding="utf-8")
+
+    def _write_wield_inputs(self, p: dict[str, Path], feats: np.ndarray, pca_dim: int) -> None:
+        """The captions, their vocabulary, the PCA'd encodings and the word targets WIELD reads."""
+        from groundwords.data.pca import fit_pca
+        from groundwords.files import write_tsv
+        from groundwords.grounding.word_features import word_image_features
+        from groundwords.text.vocab import build_vocab
+
         caps = pd.DataFrame({"rank": range(len(self.captions)), "row": range(len(self.captions)),
                              "id": self.captions["image_id"], "caption": self.captions["caption"], "status": "ok",
                              "path": [f"planted/{i}.png" for i in self.captions["image_id"]]})
@@ -166,7 +184,6 @@ class Planted:
         fit_pca(p["encodings"], p["pca_model"], p["encodings_pca"], dim=k, ids_tsv=p["captions"], seed=0)
         word_image_features(p["captions"], p["encodings"], p["captions_vocab"], p["word_images_h5"])
         fit_pca(p["word_images_h5"], p["word_images_pca_model"], p["word_images_pca"], dim=k, seed=0)
-        return p
 
 
 # ---------------------------------------------------------------------------------------------
@@ -200,6 +217,44 @@ def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: 
     """Draw a :class:`Planted` data set (see the module docstring). Deterministic in ``seed``."""
     from groundwords.grounding.word_images import split_images
 
+    _check_make_args(n_classes, words_per_class, n_topics, n_hidden, text_cue)
+    rng = np.random.default_rng(seed)
+    # words, classes and topics
+    visual, word_class, word_topic = _draw_words(rng, n_classes, words_per_class, n_topics)
+    topic_words = [[w for w in visual if word_topic[w] == t] for t in range(n_topics)]
+    live_topics = np.array([t for t in range(n_topics) if topic_words[t]])
+    fillers = [[f"t{t}f{k:02d}" for k in range(fillers_per_topic)] for t in range(n_topics)]
+    cue_of_class = [f"c{c:02d}cue" for c in range(n_classes)]
+    # images
+    images, image_features = _draw_images(rng, visual, word_class, n_classes, dim, images_per_word,
+                                          word_noise, image_noise, feature_scale)
+    split = split_images(images["image_id"], val_frac, test_frac, seed)
+    images["split"] = images["image_id"].map(split)
+    word_features = {w: np.mean([image_features[i] for i in g["image_id"]], 0).astype(np.float32)
+                     for w, g in images.groupby("word", sort=False)}
+
+    # text
+    def sentence(t):
+        return _sentence(rng, t, topic_words, fillers, cue_of_class, word_class, sentence_length,
+                         p_other_visual, text_cue)
+
+    sentences, captions = _draw_text(rng, live_topics, sentence, n_sentences, n_captions, images_per_word)
+    # hidden words: round-robin over the classes, a random word of each
+    order = [[w for w in rng.permutation([w for w in visual if word_class[w] == c])] for c in range(n_classes)]
+    hidden = sorted(str(order[i % n_classes][i // n_classes]) for i in range(n_hidden))
+    benchmarks = _draw_benchmarks(rng, visual, word_class, word_topic, set(hidden), score_noise)
+    params = dict(seed=seed, n_classes=n_classes, words_per_class=words_per_class, n_topics=n_topics,
+                  n_sentences=n_sentences, dim=dim, images_per_word=images_per_word, n_hidden=n_hidden,
+                  text_cue=text_cue, fillers_per_topic=fillers_per_topic, sentence_length=sentence_length,
+                  p_other_visual=p_other_visual, n_captions=n_captions, word_noise=word_noise,
+                  image_noise=image_noise, feature_scale=feature_scale, score_noise=score_noise, val_frac=val_frac, test_frac=test_frac)
+    return Planted(sentences=sentences, visual_words=visual, word_class=word_class, word_topic=word_topic,
+                   word_features=word_features, images=images, image_features=image_features, captions=captions,
+                   benchmarks=benchmarks, hidden=hidden, filler_words=[f for fs in fillers for f in fs],
+                   cue_words=cue_of_class, params=params)
+
+
+def _check_make_args(n_classes: int, words_per_class: int, n_topics: int, n_hidden: int, text_cue: float) -> None:
     if words_per_class > n_topics:
         raise ValueError(f"words_per_class ({words_per_class}) must be <= n_topics ({n_topics}): "
                          "the words of one class get distinct topics")
@@ -208,8 +263,11 @@ def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: 
                          "(every class keeps at least one visible word)")
     if not 0.0 <= text_cue <= 1.0:
         raise ValueError(f"text_cue must be in [0, 1] (got {text_cue})")
-    rng = np.random.default_rng(seed)
-    # words, classes and topics
+
+
+def _draw_words(rng, n_classes: int, words_per_class: int, n_topics: int) -> tuple[list[str], dict, dict]:
+    """The visual words ``v{class}w{j}`` with their class and topic; one class's words get distinct
+    random topics."""
     visual, word_class, word_topic = [], {}, {}
     for c in range(n_classes):
         topics = rng.permutation(n_topics)[:words_per_class]
@@ -217,11 +275,13 @@ def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: 
             w = f"v{c:02d}w{j}"
             visual.append(w)
             word_class[w], word_topic[w] = c, int(topics[j])
-    topic_words = [[w for w in visual if word_topic[w] == t] for t in range(n_topics)]
-    live_topics = np.array([t for t in range(n_topics) if topic_words[t]])
-    fillers = [[f"t{t}f{k:02d}" for k in range(fillers_per_topic)] for t in range(n_topics)]
-    cue_of_class = [f"c{c:02d}cue" for c in range(n_classes)]
-    # images
+    return visual, word_class, word_topic
+
+
+def _draw_images(rng, visual, word_class, n_classes: int, dim: int, images_per_word: int, word_noise: float,
+                 image_noise: float, feature_scale: float) -> tuple[pd.DataFrame, dict[str, np.ndarray]]:
+    """``images_per_word`` images per word (``image_id, word``) and their features: the class
+    prototype plus word noise plus image noise."""
     protos = rng.standard_normal((n_classes, dim))
     image_rows, image_features = [], {}
     for w in visual:
@@ -230,29 +290,28 @@ def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: 
             iid = f"{w}i{k}"
             image_features[iid] = (feature_scale * (mean + image_noise * rng.standard_normal(dim))).astype(np.float32)
             image_rows.append((iid, w))
-    images = pd.DataFrame(image_rows, columns=["image_id", "word"])
-    split = split_images(images["image_id"], val_frac, test_frac, seed)
-    images["split"] = images["image_id"].map(split)
-    word_features = {w: np.mean([image_features[i] for i in g["image_id"]], 0).astype(np.float32)
-                     for w, g in images.groupby("word", sort=False)}
-    # text
+    return pd.DataFrame(image_rows, columns=["image_id", "word"]), image_features
+
+
+def _draw_text(rng, live_topics: np.ndarray, sentence, n_sentences: int, n_captions: int,
+               images_per_word: int) -> tuple[list[list[str]], pd.DataFrame]:
+    """The corpus (token lists) and the captions (``image_id, caption``: an image of the caption's
+    subject); each sentence is ``sentence(topic)`` of a random live topic."""
     sentences = []
     for _ in range(n_sentences):
         t = int(live_topics[rng.integers(len(live_topics))])
-        sentences.append(_sentence(rng, t, topic_words, fillers, cue_of_class, word_class, sentence_length,
-                                   p_other_visual, text_cue)[1])
+        sentences.append(sentence(t)[1])
     caps = []
     for _ in range(n_captions):
         t = int(live_topics[rng.integers(len(live_topics))])
-        subject, toks = _sentence(rng, t, topic_words, fillers, cue_of_class, word_class, sentence_length,
-                                  p_other_visual, text_cue)
+        subject, toks = sentence(t)
         caps.append((f"{subject}i{rng.integers(images_per_word)}", " ".join(toks)))
-    captions = pd.DataFrame(caps, columns=["image_id", "caption"])
-    # hidden words: round-robin over the classes, a random word of each
-    order = [[w for w in rng.permutation([w for w in visual if word_class[w] == c])] for c in range(n_classes)]
-    hidden = sorted(str(order[i % n_classes][i // n_classes]) for i in range(n_hidden))
-    hidden_set = set(hidden)
-    # benchmarks
+    return sentences, pd.DataFrame(caps, columns=["image_id", "caption"])
+
+
+def _draw_benchmarks(rng, visual, word_class, word_topic, hidden_set: set[str],
+                     score_noise: float) -> dict[str, pd.DataFrame]:
+    """The ``visual``, ``text`` and ``hidden`` benchmarks (``word1, word2, score``)."""
     pairs = [(a, b) for i, a in enumerate(visual) for b in visual[i + 1:]]
     vis_pos = [(a, b) for a, b in pairs if word_class[a] == word_class[b]]  # topics differ by construction
     hid_pos = [(a, b) for a, b in vis_pos if a in hidden_set and b in hidden_set]
@@ -272,12 +331,4 @@ def make(seed: int = 0, n_classes: int = 8, words_per_class: int = 6, n_topics: 
                                          "score": _scores(rng, same, score_noise)})
     v = benchmarks["visual"]
     benchmarks["hidden"] = v[v["word1"].isin(hidden_set) & v["word2"].isin(hidden_set)].reset_index(drop=True)
-    params = dict(seed=seed, n_classes=n_classes, words_per_class=words_per_class, n_topics=n_topics,
-                  n_sentences=n_sentences, dim=dim, images_per_word=images_per_word, n_hidden=n_hidden,
-                  text_cue=text_cue, fillers_per_topic=fillers_per_topic, sentence_length=sentence_length,
-                  p_other_visual=p_other_visual, n_captions=n_captions, word_noise=word_noise,
-                  image_noise=image_noise, feature_scale=feature_scale, score_noise=score_noise, val_frac=val_frac, test_frac=test_frac)
-    return Planted(sentences=sentences, visual_words=visual, word_class=word_class, word_topic=word_topic,
-                   word_features=word_features, images=images, image_features=image_features, captions=captions,
-                   benchmarks=benchmarks, hidden=hidden, filler_words=[f for fs in fillers for f in fs],
-                   cue_words=cue_of_class, params=params)
+    return benchmarks

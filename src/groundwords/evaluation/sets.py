@@ -63,13 +63,7 @@ def read_pairs(path: str | os.PathLike) -> pd.DataFrame:
     ``header_lines`` (skipped non-numeric header lines) and ``comment_lines`` (``#`` lines).
     """
     path = Path(path)
-    try:
-        raw = path.read_bytes()
-    except FileNotFoundError:
-        raise UserError(f"benchmark file {path} does not exist") from None
-    except OSError as e:
-        raise UserError(f"cannot read benchmark file {path}: {e}") from None
-
+    raw = _read_benchmark_bytes(path)
     word1: list[str] = []
     word2: list[str] = []
     scores: list[float] = []
@@ -88,15 +82,7 @@ def read_pairs(path: str | os.PathLike) -> pd.DataFrame:
         if line.startswith("#"):
             comments += 1
             continue
-        if "\t" in line:
-            fields = [f.strip() for f in line.split("\t")]
-        else:
-            fields = line.split()
-        if len(fields) != 3 or not fields[0] or not fields[1]:
-            raise UserError(
-                f"{path}:{lineno}: expected 3 fields 'word1 word2 score' separated by a tab or "
-                f"spaces, got {len(fields)}: {line[:80]!r}"
-            )
+        fields = _pair_fields(path, lineno, line)
         try:
             score = float(fields[2])
         except ValueError:
@@ -119,6 +105,29 @@ def read_pairs(path: str | os.PathLike) -> pd.DataFrame:
     if headers:
         log.debug("%s: skipped %d header line(s)", path, headers)
     return df
+
+
+def _read_benchmark_bytes(path: Path) -> bytes:
+    try:
+        return path.read_bytes()
+    except FileNotFoundError:
+        raise UserError(f"benchmark file {path} does not exist") from None
+    except OSError as e:
+        raise UserError(f"cannot read benchmark file {path}: {e}") from None
+
+
+def _pair_fields(path: Path, lineno: int, line: str) -> list[str]:
+    """The 3 fields of a (stripped, non-empty) data line: tab-separated, else whitespace-separated."""
+    if "\t" in line:
+        fields = [f.strip() for f in line.split("\t")]
+    else:
+        fields = line.split()
+    if len(fields) != 3 or not fields[0] or not fields[1]:
+        raise UserError(
+            f"{path}:{lineno}: expected 3 fields 'word1 word2 score' separated by a tab or "
+            f"spaces, got {len(fields)}: {line[:80]!r}"
+        )
+    return fields
 
 
 def sha256_file(path: str | os.PathLike) -> str:

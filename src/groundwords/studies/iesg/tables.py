@@ -15,7 +15,7 @@ from matplotlib.backends.backend_agg import FigureCanvasAgg
 from matplotlib.figure import Figure
 
 from groundwords.cli import UserError, run_cli, setup_logging
-from groundwords.evaluation import stats
+from groundwords.evaluation import query_stats, stats
 from groundwords.evaluation.matching import p1_by_frequency
 from groundwords.evaluation.stats import fmt_stat
 from groundwords.files import atomic_path, read_tsv, write_csv, write_markdown
@@ -59,10 +59,10 @@ def iesg_matching_table(matching: pd.DataFrame, direction: str, ranks: pd.DataFr
             ci = cmp = None
             if have:
                 hits = (pd.to_numeric(ranks[col], errors="coerce") <= k).astype(float).to_numpy()
-                ci = stats.bootstrap_mean(hits, n_boot=n_boot, seed=seed)
+                ci = query_stats.bootstrap_mean(hits, n_boot=n_boot, seed=seed)
                 if model != IESG_BASELINE and base_col in ranks.columns:
                     base = (pd.to_numeric(ranks[base_col], errors="coerce") <= k).astype(float).to_numpy()
-                    cmp = stats.paired_bootstrap_mean(base, hits, n_boot=n_boot, seed=seed)
+                    cmp = query_stats.paired_bootstrap_mean(base, hits, n_boot=n_boot, seed=seed)
             row[f"{m}_ci95_lo"] = ci["lo"] if ci else np.nan
             row[f"{m}_ci95_hi"] = ci["hi"] if ci else np.nan
             row.update(_cmp_columns(m, cmp))

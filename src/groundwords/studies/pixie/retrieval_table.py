@@ -8,7 +8,7 @@ from pathlib import Path
 import pandas as pd
 
 from groundwords.cli import UserError
-from groundwords.evaluation import stats
+from groundwords.evaluation import query_stats
 from groundwords.files import read_tsv
 from groundwords.studies.pixie.names import BASELINE
 from groundwords.studies.pixie.table_format import num_cell
@@ -64,11 +64,11 @@ def table6(runs: dict[str, str], n_boot: int = 2000, seed: int = 0, baseline: st
                 ci = cmp = None
                 if rk is not None:
                     hits = _hits(rk, direction, k)
-                    ci = stats.bootstrap_mean(hits.to_numpy(), n_boot=n_boot, seed=seed)
+                    ci = query_stats.bootstrap_mean(hits.to_numpy(), n_boot=n_boot, seed=seed)
                     if base is not None and row["model"] != baseline:
                         b = _hits(base, direction, k)
                         common = b.index.intersection(hits.index)
-                        cmp = stats.paired_bootstrap_mean(b.loc[common].to_numpy(), hits.loc[common].to_numpy(),
+                        cmp = query_stats.paired_bootstrap_mean(b.loc[common].to_numpy(), hits.loc[common].to_numpy(),
                                                           n_boot=n_boot, seed=seed)
                 row[f"{m}_ci95_lo"] = 100 * ci["lo"] if ci else math.nan
                 row[f"{m}_ci95_hi"] = 100 * ci["hi"] if ci else math.nan
