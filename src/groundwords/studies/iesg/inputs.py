@@ -1,4 +1,5 @@
-"""IESG's inputs: the image features' normalisation, a pretrained SGNS model, (image, word) pairs resolved to rows."""
+"""IESG's inputs: the image features' normalisation, a pretrained SGNS model, the training (image, word)
+pairs resolved to rows, and the corpus examples of IESG's word term."""
 
 from __future__ import annotations
 
@@ -6,8 +7,13 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
+import torch
 
 from groundwords.cli import UserError
+from groundwords.files import load_image_features
+from groundwords.grounding.word_images import read_word_images
+from groundwords.text.corpora import corpus_ids
+from groundwords.text.skipgram import skipgram_pairs
 from groundwords.text.vocab import load_vocab
 from groundwords.vectors import unit_rows
 
@@ -48,3 +54,46 @@ def resolve_pairs(table: pd.DataFrame, words: list[str], image_ids: list[str]) -
         word_id=pd.Index(words).get_indexer(table["word"].astype(str)),
         image_row=pd.Index(image_ids).get_indexer(table["image_id"].astype(str)),
     )
+
+
+def iesg_examples(enc, has_image: np.ndarray, window: int, max_examples: int, seed: int) -> dict[str, torch.Tensor]:
+    """(centre, context) pairs of the corpus whose centre word has a training image."""
+    c, x = skipgram_pairs(enc.tokens, enc.offsets, window, shrink=False, centres=has_image, rng=seed)
+    if max_examples and len(c) > max_examples:
+        keep = np.sort(np.random.default_rng(seed).choice(len(c), size=max_examples, replace=False))
+        c, x = c[keep], x[keep]
+    return {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
+
+
+def corpus_examples(corpus, words: list[str], offsets: np.ndarray, window: int, max_examples: int, seed: int,
+                    stats: dict) -> dict[str, torch.Tensor]:
+    """IESG's examples (:func:`iesg_examples`): the corpus windows centred on words with a training
+    image (``offsets``: :func:`word_image_index`'s); their counts are added to ``stats``."""
+    enc = corpus_ids(corpus, words)
+    data = iesg_examples(enc, np.diff(offsets) > 0, window, max_examples, seed)
+    stats.update(n_corpus_tokens=int(len(enc.tokens)), n_examples=int(len(data["centre"])),
+                 n_centre_words_with_examples=int(len(np.unique(data["centre"].numpy()))))
+    return data
+
+
+def training_pairs(word_images_tsv, features_h5, words: list[str], image_norm: str):
+    """The usable train-split (image, word) pairs: ``(word ids, image rows, normalised features of
+    every image, the training images' mean, pair counts)``; a UserError when there is none."""
+    table = read_word_images(word_images_tsv)
+    image_ids, raw = load_image_features(features_h5)
+    pairs = resolve_pairs(table, words, image_ids)
+    tr = pairs[pairs["split"] == "train"]
+    usable = tr[(tr["word_id"] >= 0) & (tr["image_row"] >= 0)]
+    # the centring mean comes from the training images only (each image once)
+    image_mean = raw[np.unique(usable["image_row"].to_numpy(np.int64))].mean(0) if len(usable) else None
+    feats = normalize_images(raw, image_norm, image_mean)
+    stats = {"train_pairs_total": len(tr), "train_pairs_used": len(usable),
+             "train_pairs_oov_word": int((tr["word_id"] < 0).sum()),
+             "train_pairs_no_features": int((tr["image_row"] < 0).sum()),
+             "train_images_used": int(usable["image_id"].nunique()),
+             "train_words_used": int(usable["word"].nunique())}
+    if usable.empty:
+        raise UserError(f"no usable training (image, word) pairs: {len(tr)} train pairs, "
+                        f"{stats['train_pairs_oov_word']} with a word outside the SGNS vocabulary, "
+                        f"{stats['train_pairs_no_features']} whose image is not in {features_h5}")
+    return usable["word_id"].to_numpy(np.int64), usable["image_row"].to_numpy(np.int64), feats, image_mean, stats

@@ -65,11 +65,18 @@ from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.devices import resolve_device
 from groundwords.evaluation import matching as retrieval
-from groundwords.files import atomic_path, load_image_features, write_json, write_tsv
-from groundwords.grounding.word_images import read_word_images
+from groundwords.files import atomic_path, write_json, write_tsv
 from groundwords.models.iesg import IESG
 from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
-from groundwords.studies.iesg.inputs import IMAGE_NORMS, load_sgns, normalize_images, resolve_pairs  # noqa: F401
+from groundwords.studies.iesg.inputs import (  # noqa: F401 - this module's interface too
+    IMAGE_NORMS,
+    corpus_examples,
+    iesg_examples,
+    load_sgns,
+    normalize_images,
+    resolve_pairs,
+    training_pairs,
+)
 from groundwords.studies.iesg.matching import (  # noqa: F401 - this module's interface too
     DIRECTIONS,
     MODELS,
@@ -79,7 +86,7 @@ from groundwords.studies.iesg.matching import (  # noqa: F401 - this module's in
 )
 from groundwords.text.corpora import corpus_ids, iter_corpus
 from groundwords.text.skipgram import DEFAULT_ENGINE as SGNS_DEFAULT_ENGINE
-from groundwords.text.skipgram import skipgram_pairs, train_sgns
+from groundwords.text.skipgram import train_sgns
 from groundwords.text.vocab import load_vocab, vocab_from_counts
 from groundwords.training import (
     CHECKPOINT_NAME,
@@ -111,6 +118,15 @@ def stage_device(device: str, engine: str | None = None) -> torch.device:
                             "set iesg.sgns.engine: torch to pretrain on the GPU (or iesg.device: auto or cpu)")
         return torch.device("cpu")
     return resolve_device(device, "iesg.device")
+
+
+def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
+    """The run's :class:`groundwords.training.Checkpoint` (None without ``seconds``); its settings name
+    the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
+    if seconds is None:
+        return None
+    return Checkpoint(Path(out_dir) / CHECKPOINT_NAME,
+                      {**settings, **({} if dev.type == "cpu" else {"device": str(dev)})}, seconds)
 
 
 # ---------------------------------------------------------------------------------------------
@@ -160,12 +176,9 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
              "batch_size": batch_size, "alpha": alpha, "shrink": shrink, "seed": seed}
     with torch_settings(threads, dev):
         t0 = time.perf_counter()
-        ckpt = None
-        if checkpoint_seconds is not None and engine == "torch":
-            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-                "stage": "iesg pretrain", **hyper, "min_count": min_count,
-                **({} if dev.type == "cpu" else {"device": str(dev)}),
-                "inputs": [file_identity(corpus), file_identity(vocab_tsv)]}, checkpoint_seconds)
+        ckpt = stage_checkpoint(out_dir, {"stage": "iesg pretrain", **hyper, "min_count": min_count,
+                                          "inputs": [file_identity(corpus), file_identity(vocab_tsv)]},
+                                checkpoint_seconds if engine == "torch" else None, dev)
         model, history, stats = train_sgns(enc.tokens, enc.offsets, vocab["count"].to_numpy(np.float64), **hyper,
                                            progress=progress, engine=engine, threads=threads or 1,
                                            checkpoint=ckpt, device=dev)
@@ -197,38 +210,6 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
 # train
 
 
-def iesg_examples(enc, has_image: np.ndarray, window: int, max_examples: int, seed: int) -> dict[str, torch.Tensor]:
-    """(centre, context) pairs of the corpus whose centre word has a training image."""
-    c, x = skipgram_pairs(enc.tokens, enc.offsets, window, shrink=False, centres=has_image, rng=seed)
-    if max_examples and len(c) > max_examples:
-        keep = np.sort(np.random.default_rng(seed).choice(len(c), size=max_examples, replace=False))
-        c, x = c[keep], x[keep]
-    return {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
-
-
-def training_pairs(word_images_tsv, features_h5, words: list[str], image_norm: str):
-    """The usable train-split (image, word) pairs: ``(word ids, image rows, normalised features of
-    every image, the training images' mean, pair counts)``; a UserError when there is none."""
-    table = read_word_images(word_images_tsv)
-    image_ids, raw = load_image_features(features_h5)
-    pairs = resolve_pairs(table, words, image_ids)
-    tr = pairs[pairs["split"] == "train"]
-    usable = tr[(tr["word_id"] >= 0) & (tr["image_row"] >= 0)]
-    # the centring mean comes from the training images only (each image once)
-    image_mean = raw[np.unique(usable["image_row"].to_numpy(np.int64))].mean(0) if len(usable) else None
-    feats = normalize_images(raw, image_norm, image_mean)
-    stats = {"train_pairs_total": len(tr), "train_pairs_used": len(usable),
-             "train_pairs_oov_word": int((tr["word_id"] < 0).sum()),
-             "train_pairs_no_features": int((tr["image_row"] < 0).sum()),
-             "train_images_used": int(usable["image_id"].nunique()),
-             "train_words_used": int(usable["word"].nunique())}
-    if usable.empty:
-        raise UserError(f"no usable training (image, word) pairs: {len(tr)} train pairs, "
-                        f"{stats['train_pairs_oov_word']} with a word outside the SGNS vocabulary, "
-                        f"{stats['train_pairs_no_features']} whose image is not in {features_h5}")
-    return usable["word_id"].to_numpy(np.int64), usable["image_row"].to_numpy(np.int64), feats, image_mean, stats
-
-
 def fit_l2_baseline(X: np.ndarray, Y: np.ndarray, *, l2_fit: str, l2_ridge: float, steps: int, batch_size: int,
                     lr: float, momentum: float, seed: int, threads, dev: torch.device) -> tuple[np.ndarray, float]:
     """The L2-distance baseline's ``W_p`` onto the fixed SGNS vectors ``Y``, by SGD with IESG's optimiser
@@ -251,8 +232,21 @@ def context_vectors(sgns_path: Path, context_table: str) -> np.ndarray | None:
     return np.load(sgns_path / "context_vectors.npy")
 
 
-def write_train_outputs(out_dir: Path, words: list[str], arrays: dict[str, np.ndarray], history: list[dict]) -> None:
-    """The ``.npy`` arrays, ``vocab.txt``, ``vectors.txt`` (``arrays["vectors.npy"]``) and ``loss.csv``."""
+def check_train_settings(*, window, negatives, epochs, batch_size, lr, momentum, lam, l2_ridge, l2_fit,
+                         context_table) -> None:
+    """A UserError for the first of :func:`train`'s settings out of its range."""
+    _check([(window >= 1, "window must be >= 1"), (negatives >= 1, "negatives must be >= 1"),
+            (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
+            (lr > 0, "lr must be > 0"), (0 <= momentum < 1, "momentum must be in [0, 1)"),
+            (lam > 0, "lambda must be > 0"), (l2_ridge >= 0, "l2 ridge must be >= 0"),
+            (l2_fit in L2_FITS, f"l2 fit must be one of {', '.join(L2_FITS)}"),
+            (context_table in ("shared", "output"), "context table must be 'shared' or 'output'")])
+
+
+def write_train_outputs(out_dir: Path, words: list[str], arrays: dict[str, np.ndarray], history: list[dict],
+                        info: dict) -> None:
+    """The ``.npy`` arrays, ``vocab.txt``, ``vectors.txt`` (``arrays["vectors.npy"]``), ``loss.csv``,
+    then ``train.json`` (``info``; last: its presence marks a finished run)."""
     out_dir.mkdir(parents=True, exist_ok=True)
     for name, arr in arrays.items():
         with atomic_path(out_dir / name, suffix=".npy") as tmp:
@@ -263,6 +257,9 @@ def write_train_outputs(out_dir: Path, words: list[str], arrays: dict[str, np.nd
     loss = pd.DataFrame(history).reindex(columns=["epoch", "word", "image", "total", "seconds", "examples_per_s"])
     with atomic_path(out_dir / "loss.csv") as tmp:
         loss.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
+    write_json(info, out_dir / "train.json")
+    log.info("wrote %s (IESG final losses: word %.4f, image %.4f; L2 baseline train MSE %.4g)",
+             out_dir, info["final_loss"]["word"], info["final_loss"]["image"], info["l2_train_mse"])
 
 
 def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: int = 5, negatives: int = 5,
@@ -276,24 +273,16 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
     ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
     (:class:`groundwords.training.Checkpoint`), removed once ``train.json`` is written.
     ``device`` (``iesg.device``): auto, cpu or cuda; both models train there."""
-    _check([(window >= 1, "window must be >= 1"), (negatives >= 1, "negatives must be >= 1"),
-            (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
-            (lr > 0, "lr must be > 0"), (0 <= momentum < 1, "momentum must be in [0, 1)"),
-            (lam > 0, "lambda must be > 0"), (l2_ridge >= 0, "l2 ridge must be >= 0"),
-            (l2_fit in L2_FITS, f"l2 fit must be one of {', '.join(L2_FITS)}"),
-            (context_table in ("shared", "output"), "context table must be 'shared' or 'output'")])
+    check_train_settings(window=window, negatives=negatives, epochs=epochs, batch_size=batch_size, lr=lr,
+                         momentum=momentum, lam=lam, l2_ridge=l2_ridge, l2_fit=l2_fit, context_table=context_table)
     dev = stage_device(device)
     words, E, counts, sgns_path = load_sgns(sgns_dir)
     w_ids, rows, feats, image_mean, stats = training_pairs(word_images_tsv, features_h5, words, image_norm)
-    # IESG's examples: the corpus windows centred on words with a training image
     offsets, wi_rows = word_image_index(w_ids, rows, len(words))
-    enc = corpus_ids(corpus, words)
-    data = iesg_examples(enc, np.diff(offsets) > 0, window, max_examples, seed)
+    data = corpus_examples(corpus, words, offsets, window, max_examples, seed, stats)
     W_l2, l2_mse = fit_l2_baseline(feats[rows], E[w_ids], l2_fit=l2_fit, l2_ridge=l2_ridge, batch_size=batch_size,
                                    steps=epochs * -(-len(data["centre"]) // batch_size), lr=lr, momentum=momentum,
                                    seed=seed, threads=threads, dev=dev)
-    stats.update(n_corpus_tokens=int(len(enc.tokens)), n_examples=int(len(data["centre"])),
-                 n_centre_words_with_examples=int(len(np.unique(data["centre"].numpy()))))
     log.info("iesg: %d train pairs (%d images, %d words), %d corpus examples, on %s", stats["train_pairs_used"],
              stats["train_images_used"], stats["train_words_used"], stats["n_examples"], dev)
     hyper = {"window": window, "negatives": negatives, "margin": margin, "lambda": lam, "lr": lr,
@@ -303,11 +292,10 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
         model = IESG(E, feats, offsets, wi_rows, counts=counts, margin=margin, lam=lam, negatives=negatives,
                      context_vectors=context_vectors(sgns_path, context_table),
                      image_updates_words=image_updates_words, seed=seed).to(dev)
-        ckpt = None if checkpoint_seconds is None else Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+        ckpt = stage_checkpoint(out_dir, {
             "stage": "iesg train", **{k: v for k, v in hyper.items() if k != "lambda"}, "lam": lam, "seed": seed,
-            **({} if dev.type == "cpu" else {"device": str(dev)}),
             "inputs": [file_identity(f) for f in (sgns_path / "vectors.npy", corpus, word_images_tsv, features_h5)]},
-            checkpoint_seconds)
+            checkpoint_seconds, dev)
         t0 = time.perf_counter()
         history = fit_alternating(model, {k: v.to(dev) for k, v in data.items()}, epochs=epochs,
                                   batch_size=batch_size, lr=lr, momentum=momentum, seed=seed, progress=progress,
@@ -316,10 +304,6 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
         used_threads = torch.get_num_threads()
     vectors, W_iesg = model.word_vectors().cpu().numpy(), model.projection().cpu().numpy()
     check_finite("IESG", vectors, W_iesg)
-    out_dir = Path(out_dir)
-    write_train_outputs(out_dir, words, {"projection_l2.npy": W_l2, "projection_iesg.npy": W_iesg,
-                                         "vectors.npy": vectors.astype(np.float32),
-                                         "image_mean.npy": image_mean.astype(np.float32)}, history)
     info = {
         "model": "iesg",
         "hyperparameters": {**hyper, "l2_fit": l2_fit, "l2_ridge": l2_ridge, "seed": seed},
@@ -330,11 +314,11 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
         "final_loss": {k: history[-1][k] for k in ("word", "image", "total")},
         "torch_version": torch.__version__, "threads": used_threads, "device": str(dev),
     }
-    write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+    write_train_outputs(Path(out_dir), words, {"projection_l2.npy": W_l2, "projection_iesg.npy": W_iesg,
+                                               "vectors.npy": vectors.astype(np.float32),
+                                               "image_mean.npy": image_mean.astype(np.float32)}, history, info)
     if ckpt is not None:
         ckpt.remove()
-    log.info("wrote %s (IESG final losses: word %.4f, image %.4f; L2 baseline train MSE %.4g)",
-             out_dir, info["final_loss"]["word"], info["final_loss"]["image"], l2_mse)
     return info
 
 

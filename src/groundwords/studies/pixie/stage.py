@@ -195,6 +195,15 @@ def stage_device(device: str) -> torch.device:
     return resolve_device(device, "pixie.device")
 
 
+def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
+    """The run's :class:`groundwords.training.Checkpoint` (None without ``seconds``); its settings name
+    the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
+    if seconds is None:
+        return None
+    return Checkpoint(Path(out_dir) / CHECKPOINT_NAME,
+                      {**settings, **({} if dev.type == "cpu" else {"device": str(dev)})}, seconds)
+
+
 def visual_inputs(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, dict]:
     """:func:`align_visual` (None: no features, the SGNS baseline), warning about features outside [0, 1]."""
     if visual_h5 is None:  # plain SGNS, trained exactly as PIXIE is (same pairs, optimiser, seed)
@@ -253,9 +262,8 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
         model = build_model(len(words), counts, feats, mask, c, visual=visual_h5 is not None, dim=dim,
                             negatives=negatives, J=J, hidden=hidden, vae_weight=vae_weight, min_var=min_var,
                             vae_weighting=vae_weighting, optimizer=optimizer, seed=seed).to(dev)
-        ckpt = None if checkpoint_seconds is None else Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-            "stage": "pixie train", **hyper, **({} if dev.type == "cpu" else {"device": str(dev)}),
-            "inputs": [file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds)
+        ckpt = stage_checkpoint(out_dir, {"stage": "pixie train", **hyper, "inputs": [
+            file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds, dev)
         t0 = time.perf_counter()
         data = {"centre": torch.from_numpy(c).to(dev), "context": torch.from_numpy(x).to(dev)}
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
@@ -264,11 +272,6 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
         used_threads = torch.get_num_threads()
         plus = model.word_vectors().cpu().numpy()
         concat = model.concat_vectors().cpu().numpy() if visual_h5 is not None else None
-    check_finite("PIXIE" if concat is not None else "SGNS", plus, *([] if concat is None else [concat]))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if concat is not None:
-        write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
     info = {
         "model": "pixie" if visual_h5 is not None else "sgns",
         "hyperparameters": hyper,
@@ -281,14 +284,25 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
         "outputs": ({"vectors.txt": "PIXIE+ (eq. 10)", "concat_vectors.txt": "PIXIE⊕ (eq. 11)"}
                     if visual_h5 is not None else {"vectors.txt": "SGNS word vectors"}),
     }
-    write_outputs(out_dir, words, plus, history, info)
+    write_train_outputs(Path(out_dir), words, plus, concat, history, info)
     if ckpt is not None:
         ckpt.remove()
+    return info
+
+
+def write_train_outputs(out_dir: Path, words: list[str], plus: np.ndarray, concat: np.ndarray | None,
+                        history: list[dict], info: dict) -> None:
+    """PIXIE⊕'s ``concat_vectors.txt`` (``concat``; None: SGNS), then :func:`groundwords.training.write_outputs`
+    of the PIXIE+ (or SGNS) vectors ``plus``; refuses non-finite vectors first."""
+    check_finite("PIXIE" if concat is not None else "SGNS", plus, *([] if concat is None else [concat]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if concat is not None:
+        write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
+    write_outputs(out_dir, words, plus, history, info)
     if concat is None:
         log.info("wrote %s: %d x %d SGNS vectors", out_dir, *plus.shape)
     else:
         log.info("wrote %s: %d x %d PIXIE+ vectors, %d x %d PIXIE⊕", out_dir, *plus.shape, *concat.shape)
-    return info
 
 
 # ---------------------------------------------------------------------------------------------

@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import math
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -17,9 +16,15 @@ import torch
 from groundwords.cli import UserError, log
 from groundwords.files import read_feature_matrix, write_features
 from groundwords.models.vsgns import VISUAL_MAPS, VSGNS
-from groundwords.studies.pixie.stage import align_visual, check_settings, stage_device, text_inputs
+from groundwords.studies.pixie.stage import (
+    align_visual,
+    check_settings,
+    stage_checkpoint,
+    stage_device,
+    text_inputs,
+)
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, subsample
-from groundwords.training import CHECKPOINT_NAME, Checkpoint, file_identity, finish_run, fit, torch_settings
+from groundwords.training import file_identity, finish_run, fit, torch_settings
 
 
 def occurrence_pairs(tokens, offsets, window: int, keep_prob=None, seed: int = 0):
@@ -104,9 +109,8 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int,
                       visual_negatives=visual_negatives, visual_weight=visual_weight, visual_map=visual_map,
                       seed=seed).to(dev)
         before = model.alignment()
-        ckpt = None if checkpoint_seconds is None else Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-            "stage": "vsgns", **hyper, **({} if dev.type == "cpu" else {"device": str(dev)}),
-            "inputs": [file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds)
+        ckpt = stage_checkpoint(out_dir, {"stage": "vsgns", **hyper, "inputs": [
+            file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds, dev)
         t0 = time.perf_counter()
         history = fit(model, {k: v.to(dev) for k, v in data.items()}, epochs=epochs, batch_size=batch_size, lr=lr,
                       optimizer="adam", seed=seed, words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
