@@ -16,8 +16,8 @@ from groundwords.devices import resolve_device
 
 HAS_CUDA = torch.cuda.is_available()
 no_cuda = pytest.mark.skipif(HAS_CUDA, reason="needs a machine without CUDA")
-TEXT = dict(dim=8, window=2, negatives=2, sample=1e-3, epochs=1, lr=4e-3, batch_size=128, seed=0,
-            threads=1, progress=False)
+TEXT = {"dim": 8, "window": 2, "negatives": 2, "sample": 1e-3, "epochs": 1, "lr": 4e-3, "batch_size": 128,
+        "seed": 0, "threads": 1, "progress": False}
 
 
 def _same_outputs(a, b, names=("vectors.npy",)):
@@ -96,7 +96,7 @@ def test_iesg_numba_engine_refuses_cuda_and_keeps_auto_on_the_cpu(data, tmp_path
 def test_iesg_auto_trains_on_the_cpu_with_the_same_vectors(data, tmp_path):
     from groundwords.studies.iesg import stage
 
-    kw = dict(vocab_tsv=data["vocab"], dim=8, epochs=1, engine="torch", progress=False)
+    kw = {"vocab_tsv": data["vocab"], "dim": 8, "epochs": 1, "engine": "torch", "progress": False}
     info = {d: stage.pretrain(data["corpus"], tmp_path / f"sgns-{d}", device=d, **kw) for d in ("cpu", "auto")}
     assert info["cpu"]["device"] == info["auto"]["device"] == "cpu"
     _same_outputs(tmp_path / "sgns-cpu", tmp_path / "sgns-auto", ("vectors.npy", "context_vectors.npy"))
@@ -157,7 +157,8 @@ def test_retrieval_on_auto_trains_on_the_cpu_with_the_same_results(tmp_path):
     from groundwords.studies.pixie import retrieval
 
     man, h5, vec = write_inputs(tmp_path, *synthetic(n_images=30))
-    fast = dict(manifest=man, features=h5, hidden=16, epochs=2, lr=3e-3, lr_step=0, batch_size=8, progress=False)
+    fast = {"manifest": man, "features": h5, "hidden": 16, "epochs": 2, "lr": 3e-3, "lr_step": 0, "batch_size": 8,
+            "progress": False}
     for d in ("cpu", "auto"):
         assert retrieval.train(vec, tmp_path / d, device=d, **fast)["device"] == "cpu"
     _same_outputs(tmp_path / "cpu", tmp_path / "auto", ("retrieval.tsv", "ranks.tsv"))

@@ -71,8 +71,8 @@ def corpus_examples(corpus, words: list[str], offsets: np.ndarray, window: int, 
     image (``offsets``: :func:`word_image_index`'s); their counts are added to ``stats``."""
     enc = corpus_ids(corpus, words)
     data = iesg_examples(enc, np.diff(offsets) > 0, window, max_examples, seed)
-    stats.update(n_corpus_tokens=int(len(enc.tokens)), n_examples=int(len(data["centre"])),
-                 n_centre_words_with_examples=int(len(np.unique(data["centre"].numpy()))))
+    stats.update(n_corpus_tokens=len(enc.tokens), n_examples=len(data["centre"]),
+                 n_centre_words_with_examples=len(np.unique(data["centre"].numpy())))
     return data
 
 

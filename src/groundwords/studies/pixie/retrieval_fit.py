@@ -11,7 +11,10 @@ import torch
 from groundwords.cli import UserError, log
 from groundwords.models.vse import VSE
 from groundwords.studies.pixie.retrieval_data import Encoded, RetrievalData
-from groundwords.studies.pixie.retrieval_metrics import retrieval_ranks, retrieval_recalls
+from groundwords.studies.pixie.retrieval_metrics import (
+    retrieval_ranks,
+    retrieval_recalls,
+)
 from groundwords.training import fit, make_optimizer
 
 
