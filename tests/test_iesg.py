@@ -287,7 +287,7 @@ def test_l2_baseline_by_sgd_reaches_least_squares_and_is_deterministic():
 
 
 def test_center_l2_uses_the_given_mean():
-    from groundwords.studies.iesg.stage import normalize_images
+    from groundwords.studies.iesg.inputs import normalize_images
     x = np.array([[3.0, 1.0], [1.0, 1.0]], np.float32)
     out = normalize_images(x, "center_l2", mean=np.array([1.0, 1.0]))
     np.testing.assert_allclose(out, [[1.0, 0.0], [0.0, 0.0]], atol=1e-6)
@@ -415,7 +415,8 @@ def test_textcorpus_enwiki_sample(tmp_path):
 
 
 def test_iesg_stage_cli_end_to_end(tmp_path):
-    from groundwords.studies.iesg.stage import RESULT_COLUMNS, main
+    from groundwords.studies.iesg.matching import RESULT_COLUMNS
+    from groundwords.studies.iesg.stage import main
 
     D = synthetic(seed=1, n_w=12, n_sent=15)
     name = [f"word{i}" for i in range(D["V"])]

@@ -16,7 +16,8 @@ from groundwords.files import read_features, write_features
 from groundwords.models.ivsgns import Imagination
 from groundwords.models.sgns import SGNS
 from groundwords.models.vsgns import VSGNS
-from groundwords.studies.pixie.baselines import main, occurrence_pairs
+from groundwords.studies.pixie.baselines import main
+from groundwords.studies.pixie.vsgns import occurrence_pairs
 from groundwords.studies.pixie.imagination import fit_imagination, fit_quality, imagined_vectors
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
 from groundwords.training import fit, torch_settings, write_word2vec_text

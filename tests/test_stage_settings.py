@@ -186,13 +186,14 @@ def test_stage_functions_have_no_drifted_default():
         params = inspect.signature(f).parameters
         assert all(params[k].default is inspect.Parameter.empty for k in section_settings("pixie.text")), f
     funcs = {
-        pixie_stage.train: ["pixie.text", "pixie.model", ("pixie", ("seed",))],
-        baselines.train_vsgns: ["pixie.text", ("pixie", ("seed",))],
-        baselines.train_ivsgns: ["pixie.ivsgns", ("pixie", ("seed",))],
-        baselines.train_vae: ["pixie.vae", ("pixie.model", ("hidden", "J")), ("pixie.text", ("dim", "lr"))],
-        retrieval.train: [("pixie.retrieval", retrieval.TRAIN_KEYS), ("pixie", ("seed",))],
-        iesg_stage.pretrain: ["iesg.sgns", ("iesg", ("min_count", "seed"))],
-        iesg_stage.train: ["iesg.model", ("iesg", ("seed",))],
+        pixie_stage.train: ["pixie.text", "pixie.model", ("pixie", ("seed", "device"))],
+        baselines.train_vsgns: ["pixie.text", ("pixie", ("seed", "device"))],
+        baselines.train_ivsgns: ["pixie.ivsgns", ("pixie", ("seed", "device"))],
+        baselines.train_vae: ["pixie.vae", ("pixie.model", ("hidden", "J")), ("pixie.text", ("dim", "lr")),
+                              ("pixie", ("device",))],
+        retrieval.train: [("pixie.retrieval", retrieval.TRAIN_KEYS), ("pixie", ("seed", "device"))],
+        iesg_stage.pretrain: ["iesg.sgns", ("iesg", ("min_count", "seed", "device"))],
+        iesg_stage.train: ["iesg.model", ("iesg", ("seed", "device"))],
         wield_stage.train: [("wield", tuple(k for k in STAGE_KEYS if k != "threads"))],
     }
     drifted = []

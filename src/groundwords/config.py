@@ -244,6 +244,10 @@ def _check_semantics(config: dict) -> None:
     edges = config.get("iesg", {}).get("freq_bins", [])
     if edges and (len(edges) < 2 or any(b <= a for a, b in zip(edges, edges[1:]))):
         raise UserError(f"iesg.freq_bins: give at least two increasing bin edges (or [] for powers of ten), got {edges}")
+    iesg = config.get("iesg", {})
+    if iesg.get("device") == "cuda" and iesg.get("sgns", {}).get("engine") == "numba":
+        raise UserError("iesg.device: cuda needs iesg.sgns.engine torch (the numba engine pretrains on the CPU "
+                        "only; device auto keeps it there)")
     wield = config.get("wield", {})
     if wield.get("engine") == "numba" and (wield.get("objective") != "negative" or wield.get("optimizer") != "sgd"
                                            or wield.get("device") != "cpu"):

@@ -83,7 +83,7 @@ rule iesg_pretrain:
         vectors=f"{IESG}/sgns/vectors.txt",
         info=f"{IESG}/sgns/train.json",
     params:
-        cfg=config_arg(I, only=("sgns", "seed")),
+        cfg=config_arg(I, only=("sgns", "seed", "device")),
         training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/iesg/pretrain.log",
@@ -93,6 +93,8 @@ rule iesg_pretrain:
     resources:
         mem_mb=8000,
         runtime=1440,
+        # the numba engine is CPU-only (iesg.device auto keeps it there; cuda with it is a config error)
+        **gpu_resources(I["device"] if I["sgns"]["engine"] == "torch" else "cpu", "iesg.device", "iesg_pretrain"),
     conda:
         ENV
     shell:
@@ -111,7 +113,7 @@ rule iesg_train:
         vectors=f"{IESG}/model/vectors.txt",
         info=f"{IESG}/model/train.json",
     params:
-        cfg=config_arg(I, only=("model", "seed")),
+        cfg=config_arg(I, only=("model", "seed", "device")),
         training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/iesg/train.log",
@@ -121,6 +123,7 @@ rule iesg_train:
     resources:
         mem_mb=8000,
         runtime=1440,
+        **gpu_resources(I["device"], "iesg.device", "iesg_train"),
     conda:
         ENV
     shell:

@@ -129,6 +129,8 @@ rule pixie_features:
 TEXT_ARGS = "--corpus {input.corpus} --vocab {input.vocab} --out-dir $(dirname {output.vectors}) {params.cfg} " \
     "--threads {threads} --no-progress"
 VSGNS_MODEL_A = P["vsgns"]["model"] == "A"
+# the PIXIE study's training rules (SGNS, PIXIE, V-SGNS, IV-SGNS, VAE, retrieval) run on pixie.device
+PIXIE_GPU = gpu_resources(P["device"], "pixie.device", "the PIXIE training rules")
 
 
 rule pixie_sgns:
@@ -140,7 +142,7 @@ rule pixie_sgns:
         vectors=f"{PX}/models/sgns/vectors.txt",
         info=f"{PX}/models/sgns/train.json",
     params:
-        cfg=pixie_cfg("text"),
+        cfg=pixie_cfg("text", "device"),
         training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/pixie/sgns.log",
@@ -150,6 +152,7 @@ rule pixie_sgns:
     resources:
         mem_mb=8000,
         runtime=1440,
+        **PIXIE_GPU,
     conda:
         ENV
     shell:
@@ -167,7 +170,7 @@ rule pixie_model:
         concat=f"{PX}/models/pixie{{hidden}}/concat_vectors.txt",
         info=f"{PX}/models/pixie{{hidden}}/train.json",
     params:
-        cfg=pixie_cfg("text", "model"),
+        cfg=pixie_cfg("text", "model", "device"),
         training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/pixie/pixie{hidden}.log",
@@ -177,6 +180,7 @@ rule pixie_model:
     resources:
         mem_mb=8000,
         runtime=1440,
+        **PIXIE_GPU,
     conda:
         ENV
     shell:
@@ -212,7 +216,7 @@ rule pixie_vsgns:
         vectors=f"{PX}/models/vsgns{{hidden}}/vectors.txt",
         info=f"{PX}/models/vsgns{{hidden}}/train.json",
     params:
-        cfg=pixie_cfg("text", "vsgns"),  # vsgns.model A: --visual-map identity, B: linear
+        cfg=pixie_cfg("text", "vsgns", "device"),  # vsgns.model A: --visual-map identity, B: linear
         training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/pixie/vsgns{hidden}.log",
@@ -222,6 +226,7 @@ rule pixie_vsgns:
     resources:
         mem_mb=8000,
         runtime=1440,
+        **PIXIE_GPU,
     conda:
         ENV
     shell:
@@ -238,10 +243,12 @@ rule pixie_ivsgns:
         vectors=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/vectors.txt",
         info=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/train.json",
     params:
-        cfg=pixie_cfg("ivsgns"),
+        cfg=pixie_cfg("ivsgns", "device"),
     log:
         "results/logs/pixie/ivsgns-{mapping}{hidden}.log",
     threads: P["threads"]
+    resources:
+        **PIXIE_GPU,  # the linear map is a least-squares solve on the CPU: it holds the GPU briefly
     conda:
         ENV
     shell:
@@ -258,10 +265,12 @@ rule pixie_vae:
         vectors=f"{PX}/models/vae/vectors.txt",
         info=f"{PX}/models/vae/train.json",
     params:
-        cfg=pixie_cfg("vae", text=("dim", "lr"), model=("hidden", "J")),
+        cfg=pixie_cfg("vae", "device", text=("dim", "lr"), model=("hidden", "J")),
     log:
         "results/logs/pixie/vae.log",
     threads: P["threads"]
+    resources:
+        **PIXIE_GPU,
     conda:
         ENV
     shell:
@@ -418,7 +427,7 @@ rule pixie_retrieval:
         data=(f"--precomp {R['precomp']}" if R["precomp"] else
               f"--manifest {DATA}/manifest.tsv --features {DATA}/encodings.h5 --val-frac {R['val_frac']} "
               f"--test-frac {R['test_frac']} --split-seed {P['seed']}"),
-        cfg=pixie_cfg(retrieval=("hidden", "epochs", "lr", "lr_step", "margin", "batch_size")),
+        cfg=pixie_cfg("device", retrieval=("hidden", "epochs", "lr", "lr_step", "margin", "batch_size")),
     log:
         "results/logs/pixie/retrieval-{run}.log",
     benchmark:
@@ -427,6 +436,7 @@ rule pixie_retrieval:
     resources:
         mem_mb=8000,
         runtime=1440,
+        **PIXIE_GPU,
     conda:
         ENV
     shell:

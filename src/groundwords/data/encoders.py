@@ -28,6 +28,7 @@ from PIL import Image
 
 from groundwords.cli import UserError
 from groundwords.data.images import open_image, to_rgb
+from groundwords.devices import resolve_device as _resolve_device
 from groundwords.files import atomic_path
 
 log = logging.getLogger("groundwords.data.encoders")
@@ -156,16 +157,8 @@ def _hf_pool(pooling: str):
 
 
 def resolve_device(device: str = "auto") -> torch.device:
-    """``auto`` -> cuda if available, else cpu; otherwise the named torch device."""
-    if device == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    try:
-        dev = torch.device(device)
-    except RuntimeError as e:
-        raise UserError(f"encoder.device = {device!r} is not a device (auto, cpu, cuda)") from e
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UserError("encoder.device = cuda, but no CUDA GPU is available (use auto or cpu)")
-    return dev
+    """``encoder.device``: see :func:`groundwords.devices.resolve_device`."""
+    return _resolve_device(device, "encoder.device")
 
 
 def resolve_dtype(dtype: str, device: torch.device) -> torch.dtype:

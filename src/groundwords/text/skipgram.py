@@ -89,6 +89,7 @@ def train_sgns(
     engine: str = DEFAULT_ENGINE,
     threads: int = 1,
     checkpoint=None,
+    device: str | torch.device = "cpu",
 ) -> tuple[SGNS, list[dict], dict]:
     """Train :class:`SGNS` on CSR sentences with :func:`groundwords.training.fit` (plain SGD).
 
@@ -106,6 +107,7 @@ def train_sgns(
     apply) on ``threads`` Hogwild threads; deterministic only with ``threads=1``.
     ``engine="torch"``: :func:`groundwords.training.fit` as described above (deterministic; torch's
     thread count is the caller's).
+    ``device`` (torch engine; numba: cpu only): where the model and each epoch's pairs live.
     ``checkpoint``: a :class:`groundwords.training.Checkpoint` to resume from and save to (torch
     engine; the per-epoch draws are replayed from the checkpointed numpy generator). The numba
     engine runs whole epochs in the kernel and keeps none.
@@ -114,11 +116,13 @@ def train_sgns(
     """
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES} (got {engine!r})")
+    if engine == "numba" and torch.device(device).type != "cpu":
+        raise ValueError(f"the numba engine runs on the CPU only (device {device}): use engine torch")
     counts = np.asarray(counts, dtype=np.float64)
     rng = np.random.default_rng(seed)
     keep = keep_probabilities(counts, sample) if sample > 0 else None
     torch.manual_seed(seed)
-    model = SGNS(len(counts), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
+    model = SGNS(len(counts), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed).to(device)
     if engine == "numba":
         return _train_numba(model, tokens, offsets, counts, window=window, negatives=negatives, sample=sample,
                             epochs=epochs, alpha=alpha, shrink=shrink, seed=seed, threads=threads)
@@ -155,7 +159,7 @@ def _train_torch(model: SGNS, tokens, offsets, counts: np.ndarray, rng: np.rando
     def draw():
         c, x = skipgram_pairs(tokens, offsets, window, shrink=shrink, keep_prob=keep, rng=rng,
                               dtype=np.int32 if len(counts) < 2**31 else np.int64)
-        return {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
+        return {"centre": torch.from_numpy(c).to(device), "context": torch.from_numpy(x).to(device)}
 
     # fresh pairs, a fresh shuffle (seed + e) and the epoch's midpoint learning rate every epoch
     history = fit(model, lambda epoch: draw(), epochs=epochs, batch_size=batch_size, lr=lr, optimizer="sgd",

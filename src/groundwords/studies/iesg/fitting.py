@@ -56,7 +56,7 @@ def fit_alternating(
     def epoch_end(rec: dict) -> None:
         # Σ over the whole epoch; after a mid-epoch resume the sums restart, and fit's own
         # example-weighted means (the same quantity) stand in
-        rec["total"] = (sums[0] + sums[1]) / n if not checkpoint_resumed[0] else rec["word"] + rec["image"]
+        rec["total"] = float((sums[0] + sums[1]) / n) if not checkpoint_resumed[0] else rec["word"] + rec["image"]
         sums[:] = [0.0, 0.0]
         checkpoint_resumed[0] = False
 
@@ -65,13 +65,13 @@ def fit_alternating(
                step_fn=step, on_epoch_end=epoch_end, checkpoint=checkpoint)
 
 
-def _alternating_step(model: IESG, opt_word: torch.optim.Optimizer, opt_image: torch.optim.Optimizer,
+def _alternating_step(model: IESG, opt_word: SGD, opt_image: SGD,
                       sums: list[float]):
     """:func:`fit_alternating`'s step on one batch: the noise words and one random image per centre
     word, a word step (eq. 1), then an image step (eq. 2) on the same words; each loss (× batch
     size) is added to ``sums`` (word, image). The step carries both optimisers (``.optimizers``)."""
 
-    def step(batch: dict[str, torch.Tensor]) -> dict[str, float]:
+    def step(batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         centre, context = batch["centre"], batch["context"]
         noise = model.sample_noise(len(centre), centre.device)
         rows = model.random_images(centre)
@@ -86,9 +86,10 @@ def _alternating_step(model: IESG, opt_word: torch.optim.Optimizer, opt_image: t
         li.backward()
         opt_image.step()
 
-        out = {"word": lw.item(), "image": li.item()}
-        sums[0] += out["word"] * len(centre)
-        sums[1] += out["image"] * len(centre)
+        # float64 tensors on the model's device: no host sync per step, the same sums as Python floats
+        out = {"word": lw.detach().double(), "image": li.detach().double()}
+        sums[0] = sums[0] + out["word"] * len(centre)
+        sums[1] = sums[1] + out["image"] * len(centre)
         return out
 
     step.optimizers = [opt_word, opt_image]
@@ -116,24 +117,24 @@ def fit_l2_projection(image_features, targets, ridge: float = 0.0) -> np.ndarray
 
 
 def fit_l2_sgd(image_features, targets, *, steps: int, batch_size: int = 16, lr: float = 0.01,
-               momentum: float = 0.9, seed: int = 0) -> tuple[np.ndarray, float]:
+               momentum: float = 0.9, seed: int = 0, device: str | torch.device = "cpu") -> tuple[np.ndarray, float]:
     """The L2-distance baseline trained by Momentum SGD from ``W_p = 0``: minimise the batch mean of
     ``‖x W_p − y‖²`` over shuffled (image, word) pairs for ``steps`` steps (reshuffled every pass),
     by :func:`groundwords.training.fit`. Returns ``(W_p (k, d) float32, the last pass's mean loss
-    per pair)``."""
-    X = torch.as_tensor(np.asarray(image_features, dtype=np.float32))
-    Y = torch.as_tensor(np.asarray(targets, dtype=np.float32))
+    per pair)``. ``device``: where the fit runs."""
+    X = torch.as_tensor(np.asarray(image_features, dtype=np.float32)).to(device)
+    Y = torch.as_tensor(np.asarray(targets, dtype=np.float32)).to(device)
     if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
         raise ValueError(f"shapes {tuple(X.shape)} and {tuple(Y.shape)} do not match")
     if X.shape[0] == 0:
         raise UserError("no training (image, word) pairs for the L2 baseline")
     if steps < 1:
         raise ValueError(f"steps must be >= 1 (got {steps})")
-    model = _Projection(X.shape[1], Y.shape[1])
+    model = _Projection(X.shape[1], Y.shape[1]).to(device)
     n = X.shape[0]
     history = fit(model, {"x": X, "y": Y}, epochs=-(-steps // -(-n // batch_size)), batch_size=batch_size, lr=lr,
                   optimizer="sgd", momentum=momentum, seed=seed, max_steps=steps, progress=False)
-    return model.W.detach().numpy().astype(np.float32), history[-1]["total"]
+    return model.W.detach().cpu().numpy().astype(np.float32), history[-1]["total"]
 
 
 class _Projection(torch.nn.Module):

@@ -53,8 +53,8 @@ Image-Enhanced Skip-Gram Model" (Tables 1-3, Figure 3). Three sub-commands::
 from __future__ import annotations
 
 import argparse
-import json
 import time
+from collections import Counter
 from pathlib import Path
 
 import numpy as np
@@ -63,14 +63,30 @@ import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
+from groundwords.devices import resolve_device
 from groundwords.evaluation import matching as retrieval
-from groundwords.files import atomic_path, load_image_features, write_json, write_tsv
-from groundwords.grounding.word_images import read_word_images
+from groundwords.files import atomic_path, write_json, write_tsv
 from groundwords.models.iesg import IESG
 from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
+from groundwords.studies.iesg.inputs import (  # noqa: F401 - this module's interface too
+    IMAGE_NORMS,
+    corpus_examples,
+    iesg_examples,
+    load_sgns,
+    normalize_images,
+    resolve_pairs,
+    training_pairs,
+)
+from groundwords.studies.iesg.matching import (  # noqa: F401 - this module's interface too
+    DIRECTIONS,
+    MODELS,
+    RESULT_COLUMNS,
+    evaluate,
+    evaluate_matching,
+)
 from groundwords.text.corpora import corpus_ids, iter_corpus
 from groundwords.text.skipgram import DEFAULT_ENGINE as SGNS_DEFAULT_ENGINE
-from groundwords.text.skipgram import skipgram_pairs, train_sgns
+from groundwords.text.skipgram import train_sgns
 from groundwords.text.vocab import load_vocab, vocab_from_counts
 from groundwords.training import (
     CHECKPOINT_NAME,
@@ -82,130 +98,108 @@ from groundwords.training import (
     write_outputs,
     write_word2vec_text,
 )
-from groundwords.vectors import unit_rows
 
-IMAGE_NORMS = ("l2", "center_l2", "none")
 L2_FITS = ("sgd", "lstsq")
-MODELS = ("l2", "iesg")
-DIRECTIONS = ("image_to_word", "word_to_image")
-RESULT_COLUMNS = ["model", "direction", "split", "scoring", "pairs_used", "pairs_total", "coverage",
-                  "n_candidates", "p_at_1", "p_at_5", "p_at_10"]
 
 
-# ---------------------------------------------------------------------------------------------
-# Helpers
+def _check(conditions) -> None:
+    for ok, msg in conditions:
+        if not ok:
+            raise UserError(msg)
 
 
-def normalize_images(feats: np.ndarray, mode: str, mean: np.ndarray | None = None) -> np.ndarray:
-    """``none``: raw; ``l2``: unit rows; ``center_l2``: minus ``mean`` (the training images' mean), then unit rows."""
-    if mode not in IMAGE_NORMS:
-        raise UserError(f"unknown image normalisation {mode!r} (choose from {', '.join(IMAGE_NORMS)})")
-    x = np.asarray(feats, np.float32)
-    if mode == "none":
-        return x
-    if mode == "center_l2":
-        if mean is None:
-            raise ValueError("center_l2 needs the training images' mean")
-        x = x - np.asarray(mean, np.float32)
-    return unit_rows(x, axis=1, eps=1e-12).astype(np.float32)
+def stage_device(device: str, engine: str | None = None) -> torch.device:
+    """The torch device of ``iesg.device`` (:func:`groundwords.devices.resolve_device`). ``engine``
+    (pretrain): the numba engine is CPU-only, so ``cuda`` with it is an error and ``auto`` keeps it
+    on the CPU."""
+    if engine == "numba":
+        if device not in ("auto", "cpu"):
+            raise UserError(f"iesg.device = {device}, but iesg.sgns.engine numba runs on the CPU only: "
+                            "set iesg.sgns.engine: torch to pretrain on the GPU (or iesg.device: auto or cpu)")
+        return torch.device("cpu")
+    return resolve_device(device, "iesg.device")
 
 
-def load_sgns(sgns_dir) -> tuple[list[str], np.ndarray, np.ndarray, Path]:
-    """(words, vectors, counts, dir) of a ``pretrain`` output directory."""
-    d = Path(sgns_dir)
-    for name in ("vectors.npy", "vocab.txt", "vocab.tsv"):
-        if not (d / name).is_file():
-            raise UserError(f"{d}: missing {name} (not a finished 'iesg pretrain' output directory)")
-    words = (d / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    vectors = np.load(d / "vectors.npy")
-    vocab = load_vocab(d / "vocab.tsv")
-    if len(words) != len(vectors) or vocab["word"].astype(str).tolist() != words:
-        raise UserError(f"{d}: vocab.txt, vocab.tsv and vectors.npy do not match")
-    return words, vectors, vocab["count"].to_numpy(np.float64), d
-
-
-def resolve_pairs(table: pd.DataFrame, words: list[str], image_ids: list[str]) -> pd.DataFrame:
-    """The table with ``word_id`` (-1: out of vocabulary) and ``image_row`` (-1: no features)."""
-    return table.assign(
-        word_id=pd.Index(words).get_indexer(table["word"].astype(str)),
-        image_row=pd.Index(image_ids).get_indexer(table["image_id"].astype(str)),
-    )
+def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
+    """The run's :class:`groundwords.training.Checkpoint` (None without ``seconds``); its settings name
+    the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
+    if seconds is None:
+        return None
+    return Checkpoint(Path(out_dir) / CHECKPOINT_NAME,
+                      {**settings, **({} if dev.type == "cpu" else {"device": str(dev)})}, seconds)
 
 
 # ---------------------------------------------------------------------------------------------
 # pretrain
 
 
-def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 100, window: int = 5,
-             negatives: int = 5, sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024,
-             alpha: float = 0.025, shrink: bool = True, seed: int = 0,
-             threads: int | None = 1, progress: bool = True, engine: str = SGNS_DEFAULT_ENGINE,
-             checkpoint_seconds: float | None = None) -> dict:
-    """Train SGNS on a tokenized corpus and write its outputs (see the module docstring).
-
-    ``engine``: "numba" (the compiled word2vec kernel, ``threads`` Hogwild threads; deterministic
-    with one thread only) or "torch" (:func:`groundwords.training.fit`); see
-    :func:`groundwords.text.skipgram.train_sgns`. ``train.json`` records ``engine``, ``threads``
-    and ``deterministic``. ``checkpoint_seconds`` (torch engine): None, no checkpoint; else resume
-    from / save ``out_dir/checkpoint.pt`` (:class:`groundwords.training.Checkpoint`)."""
-    for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
-                    (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
-                    (batch_size >= 1, "batch size must be >= 1"), (alpha > 0, "alpha must be > 0"),
-                    (sample >= 0, "sample must be >= 0")]:
-        if not ok:
-            raise UserError(msg)
+def pretrain_vocab(corpus, vocab_tsv=None, min_count: int = 5) -> pd.DataFrame:
+    """The vocabulary TSV ``vocab_tsv``, or (None) one built from the corpus with ``min_count``."""
     if vocab_tsv is not None:
         vocab = load_vocab(vocab_tsv)
     else:
-        from collections import Counter
-
         counts: Counter = Counter()
         for toks in iter_corpus(corpus):
             counts.update(toks)
         vocab = vocab_from_counts(counts, min_count)
     if vocab.empty:
         raise UserError("the vocabulary is empty (lower --min-count or use a larger corpus)")
+    return vocab
+
+
+def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 100, window: int = 5,
+             negatives: int = 5, sample: float = 1e-3, epochs: int = 5, batch_size: int = 1024,
+             alpha: float = 0.025, shrink: bool = True, seed: int = 0,
+             threads: int | None = 1, progress: bool = True, engine: str = SGNS_DEFAULT_ENGINE,
+             checkpoint_seconds: float | None = None, device: str = "cpu") -> dict:
+    """Train SGNS on a tokenized corpus and write its outputs (see the module docstring).
+
+    ``engine``: "numba" (the compiled word2vec kernel, ``threads`` Hogwild threads; deterministic
+    with one thread only) or "torch" (:func:`groundwords.training.fit`); see
+    :func:`groundwords.text.skipgram.train_sgns`. ``train.json`` records ``engine``, ``threads``,
+    ``deterministic`` and ``device``. ``checkpoint_seconds`` (torch engine): None, no checkpoint; else resume
+    from / save ``out_dir/checkpoint.pt`` (:class:`groundwords.training.Checkpoint`). ``device``
+    (``iesg.device``): auto, cpu or cuda (torch engine; see :func:`stage_device`)."""
+    _check([(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
+            (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
+            (batch_size >= 1, "batch size must be >= 1"), (alpha > 0, "alpha must be > 0"),
+            (sample >= 0, "sample must be >= 0")])
+    dev = stage_device(device, engine)
+    vocab = pretrain_vocab(corpus, vocab_tsv, min_count)
     words = vocab["word"].astype(str).tolist()
-    counts_arr = vocab["count"].to_numpy(np.float64)
     enc = corpus_ids(corpus, words)
     if len(enc.tokens) < 2:
         raise UserError(f"{corpus}: fewer than 2 in-vocabulary tokens")
-    log.info("sgns: %d sentences, %d tokens (%d OOV dropped), vocabulary %d",
-             enc.n_captions, len(enc.tokens), enc.n_oov, len(words))
-    with torch_settings(threads):
+    log.info("sgns: %d sentences, %d tokens (%d OOV dropped), vocabulary %d on %s",
+             enc.n_captions, len(enc.tokens), enc.n_oov, len(words), dev)
+    hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample, "epochs": epochs,
+             "batch_size": batch_size, "alpha": alpha, "shrink": shrink, "seed": seed}
+    with torch_settings(threads, dev):
         t0 = time.perf_counter()
-        ckpt = None
-        if checkpoint_seconds is not None and engine == "torch":
-            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-                "stage": "iesg pretrain", "dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                "epochs": epochs, "batch_size": batch_size, "alpha": alpha, "shrink": shrink, "seed": seed,
-                "min_count": min_count, "inputs": [file_identity(corpus), file_identity(vocab_tsv)]},
-                checkpoint_seconds)
-        model, history, stats = train_sgns(enc.tokens, enc.offsets, counts_arr, dim=dim, window=window,
-                                           negatives=negatives, sample=sample, epochs=epochs,
-                                           batch_size=batch_size, alpha=alpha, shrink=shrink, seed=seed,
+        ckpt = stage_checkpoint(out_dir, {"stage": "iesg pretrain", **hyper, "min_count": min_count,
+                                          "inputs": [file_identity(corpus), file_identity(vocab_tsv)]},
+                                checkpoint_seconds if engine == "torch" else None, dev)
+        model, history, stats = train_sgns(enc.tokens, enc.offsets, vocab["count"].to_numpy(np.float64), **hyper,
                                            progress=progress, engine=engine, threads=threads or 1,
-                                           checkpoint=ckpt)
+                                           checkpoint=ckpt, device=dev)
         seconds = time.perf_counter() - t0
         used_threads = stats.pop("threads")
-    vectors = model.word_vectors().numpy()
+    vectors = model.word_vectors().cpu().numpy()
     check_finite("SGNS", vectors, lower="--alpha")
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     with atomic_path(out_dir / "context_vectors.npy", suffix=".npy") as tmp:
-        np.save(tmp, model.context_vectors().numpy())
+        np.save(tmp, model.context_vectors().cpu().numpy())
     write_tsv(vocab[["word", "count"]], out_dir / "vocab.tsv")
     info = {
         "model": "sgns",
-        "hyperparameters": {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                            "epochs": epochs, "batch_size": batch_size, "alpha": alpha, "shrink": shrink,
-                            "seed": seed, "optimizer": "sgd", "min_count": min_count,
-                            "engine": engine},
+        "hyperparameters": {**hyper, "optimizer": "sgd", "min_count": min_count, "engine": engine},
         "inputs": {"corpus": str(corpus), "vocab": None if vocab_tsv is None else str(vocab_tsv)},
         "vocab_size": len(words), "n_sentences": enc.n_captions, "n_tokens": int(len(enc.tokens)),
         "n_oov_dropped": enc.n_oov, **stats, "train_seconds": seconds,
         "pairs_per_s": stats["n_pairs"] / seconds if seconds > 0 else None,
         "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
+        "device": str(dev),
     }
     write_outputs(out_dir, words, vectors, history, info)
     log.info("wrote %s: %d x %d SGNS vectors (%.0f pairs/s)", out_dir, *vectors.shape, info["pairs_per_s"] or 0)
@@ -216,221 +210,128 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
 # train
 
 
-def iesg_examples(enc, has_image: np.ndarray, window: int, max_examples: int, seed: int) -> dict[str, torch.Tensor]:
-    """(centre, context) pairs of the corpus whose centre word has a training image."""
-    c, x = skipgram_pairs(enc.tokens, enc.offsets, window, shrink=False, centres=has_image, rng=seed)
-    if max_examples and len(c) > max_examples:
-        keep = np.sort(np.random.default_rng(seed).choice(len(c), size=max_examples, replace=False))
-        c, x = c[keep], x[keep]
-    return {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
+def fit_l2_baseline(X: np.ndarray, Y: np.ndarray, *, l2_fit: str, l2_ridge: float, steps: int, batch_size: int,
+                    lr: float, momentum: float, seed: int, threads, dev: torch.device) -> tuple[np.ndarray, float]:
+    """The L2-distance baseline's ``W_p`` onto the fixed SGNS vectors ``Y``, by SGD with IESG's optimiser
+    and step count (the paper's training) or exactly (lstsq); returns ``(W_p, train MSE)``."""
+    if l2_fit == "sgd":
+        with torch_settings(threads, dev):
+            W, _ = fit_l2_sgd(X, Y, steps=max(steps, 1), batch_size=batch_size, lr=lr, momentum=momentum,
+                              seed=seed, device=dev)
+    else:
+        W = fit_l2_projection(X, Y, ridge=l2_ridge)
+    return W, float(np.mean((X @ W - Y) ** 2))
+
+
+def context_vectors(sgns_path: Path, context_table: str) -> np.ndarray | None:
+    """SGNS's output vectors for ``context_table`` output (None: shared)."""
+    if context_table != "output":
+        return None
+    if not (sgns_path / "context_vectors.npy").is_file():
+        raise UserError(f"{sgns_path}: no context_vectors.npy for --context-table output")
+    return np.load(sgns_path / "context_vectors.npy")
+
+
+def check_train_settings(*, window, negatives, epochs, batch_size, lr, momentum, lam, l2_ridge, l2_fit,
+                         context_table) -> None:
+    """A UserError for the first of :func:`train`'s settings out of its range."""
+    _check([(window >= 1, "window must be >= 1"), (negatives >= 1, "negatives must be >= 1"),
+            (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
+            (lr > 0, "lr must be > 0"), (0 <= momentum < 1, "momentum must be in [0, 1)"),
+            (lam > 0, "lambda must be > 0"), (l2_ridge >= 0, "l2 ridge must be >= 0"),
+            (l2_fit in L2_FITS, f"l2 fit must be one of {', '.join(L2_FITS)}"),
+            (context_table in ("shared", "output"), "context table must be 'shared' or 'output'")])
+
+
+def write_train_outputs(out_dir: Path, words: list[str], arrays: dict[str, np.ndarray], history: list[dict],
+                        info: dict) -> None:
+    """The ``.npy`` arrays, ``vocab.txt``, ``vectors.txt`` (``arrays["vectors.npy"]``), ``loss.csv``,
+    then ``train.json`` (``info``; last: its presence marks a finished run)."""
+    out_dir.mkdir(parents=True, exist_ok=True)
+    for name, arr in arrays.items():
+        with atomic_path(out_dir / name, suffix=".npy") as tmp:
+            np.save(tmp, arr)
+    with atomic_path(out_dir / "vocab.txt") as tmp:
+        tmp.write_text("".join(w + "\n" for w in words), encoding="utf-8")
+    write_word2vec_text(out_dir / "vectors.txt", words, arrays["vectors.npy"])
+    loss = pd.DataFrame(history).reindex(columns=["epoch", "word", "image", "total", "seconds", "examples_per_s"])
+    with atomic_path(out_dir / "loss.csv") as tmp:
+        loss.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
+    write_json(info, out_dir / "train.json")
+    log.info("wrote %s (IESG final losses: word %.4f, image %.4f; L2 baseline train MSE %.4g)",
+             out_dir, info["final_loss"]["word"], info["final_loss"]["image"], info["l2_train_mse"])
 
 
 def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: int = 5, negatives: int = 5,
           margin: float = 1.0, lam: float = 5.0, lr: float = 0.01, momentum: float = 0.9, batch_size: int = 16,
           epochs: int = 1, max_examples: int = 0, image_norm: str = "l2", context_table: str = "shared",
           image_updates_words: bool = False, l2_fit: str = "sgd", l2_ridge: float = 0.0, seed: int = 0,
-          threads: int | None = 1,
-          progress: bool = True, checkpoint_seconds: float | None = None) -> dict:
+          threads: int | None = 1, progress: bool = True, checkpoint_seconds: float | None = None,
+          device: str = "cpu") -> dict:
     """Train the L2 baseline and IESG and write their outputs (see the module docstring).
 
     ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
-    (:class:`groundwords.training.Checkpoint`), removed once ``train.json`` is written."""
-    for ok, msg in [(window >= 1, "window must be >= 1"), (negatives >= 1, "negatives must be >= 1"),
-                    (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
-                    (lr > 0, "lr must be > 0"), (0 <= momentum < 1, "momentum must be in [0, 1)"),
-                    (lam > 0, "lambda must be > 0"), (l2_ridge >= 0, "l2 ridge must be >= 0"),
-                    (l2_fit in L2_FITS, f"l2 fit must be one of {', '.join(L2_FITS)}"),
-                    (context_table in ("shared", "output"), "context table must be 'shared' or 'output'")]:
-        if not ok:
-            raise UserError(msg)
+    (:class:`groundwords.training.Checkpoint`), removed once ``train.json`` is written.
+    ``device`` (``iesg.device``): auto, cpu or cuda; both models train there."""
+    check_train_settings(window=window, negatives=negatives, epochs=epochs, batch_size=batch_size, lr=lr,
+                         momentum=momentum, lam=lam, l2_ridge=l2_ridge, l2_fit=l2_fit, context_table=context_table)
+    dev = stage_device(device)
     words, E, counts, sgns_path = load_sgns(sgns_dir)
-    table = read_word_images(word_images_tsv)
-    image_ids, raw = load_image_features(features_h5)
-    pairs = resolve_pairs(table, words, image_ids)
-    tr = pairs[pairs["split"] == "train"]
-    usable = tr[(tr["word_id"] >= 0) & (tr["image_row"] >= 0)]
-    # the centring mean comes from the training images only (each image once)
-    image_mean = raw[np.unique(usable["image_row"].to_numpy(np.int64))].mean(0) if len(usable) else None
-    feats = normalize_images(raw, image_norm, image_mean)
-    stats = {"train_pairs_total": len(tr), "train_pairs_used": len(usable),
-             "train_pairs_oov_word": int((tr["word_id"] < 0).sum()),
-             "train_pairs_no_features": int((tr["image_row"] < 0).sum()),
-             "train_images_used": int(usable["image_id"].nunique()),
-             "train_words_used": int(usable["word"].nunique())}
-    if usable.empty:
-        raise UserError(f"no usable training (image, word) pairs: {len(tr)} train pairs, "
-                        f"{stats['train_pairs_oov_word']} with a word outside the SGNS vocabulary, "
-                        f"{stats['train_pairs_no_features']} whose image is not in {features_h5}")
-    w_ids = usable["word_id"].to_numpy(np.int64)
-    rows = usable["image_row"].to_numpy(np.int64)
-
-    # IESG's examples: the corpus windows centred on words with a training image
+    w_ids, rows, feats, image_mean, stats = training_pairs(word_images_tsv, features_h5, words, image_norm)
     offsets, wi_rows = word_image_index(w_ids, rows, len(words))
-    has_image = np.diff(offsets) > 0
-    enc = corpus_ids(corpus, words)
-    data = iesg_examples(enc, has_image, window, max_examples, seed)
-    iesg_steps = epochs * -(-len(data["centre"]) // batch_size)
-
-    # L2-distance baseline onto the fixed SGNS vectors: by SGD with IESG's optimiser and step count
-    # (the paper's training), or exactly (lstsq)
-    if l2_fit == "sgd":
-        with torch_settings(threads):
-            W_l2, _ = fit_l2_sgd(feats[rows], E[w_ids], steps=max(iesg_steps, 1), batch_size=batch_size, lr=lr,
-                                 momentum=momentum, seed=seed)
-    else:
-        W_l2 = fit_l2_projection(feats[rows], E[w_ids], ridge=l2_ridge)
-    l2_mse = float(np.mean((feats[rows] @ W_l2 - E[w_ids]) ** 2))
-    stats.update(n_corpus_tokens=int(len(enc.tokens)), n_examples=int(len(data["centre"])),
-                 n_centre_words_with_examples=int(len(np.unique(data["centre"].numpy()))))
-    log.info("iesg: %d train pairs (%d images, %d words), %d corpus examples", stats["train_pairs_used"],
-             stats["train_images_used"], stats["train_words_used"], stats["n_examples"])
-    ctx_vectors = None
-    if context_table == "output":
-        if not (sgns_path / "context_vectors.npy").is_file():
-            raise UserError(f"{sgns_path}: no context_vectors.npy for --context-table output")
-        ctx_vectors = np.load(sgns_path / "context_vectors.npy")
-    with torch_settings(threads):
+    data = corpus_examples(corpus, words, offsets, window, max_examples, seed, stats)
+    W_l2, l2_mse = fit_l2_baseline(feats[rows], E[w_ids], l2_fit=l2_fit, l2_ridge=l2_ridge, batch_size=batch_size,
+                                   steps=epochs * -(-len(data["centre"]) // batch_size), lr=lr, momentum=momentum,
+                                   seed=seed, threads=threads, dev=dev)
+    log.info("iesg: %d train pairs (%d images, %d words), %d corpus examples, on %s", stats["train_pairs_used"],
+             stats["train_images_used"], stats["train_words_used"], stats["n_examples"], dev)
+    hyper = {"window": window, "negatives": negatives, "margin": margin, "lambda": lam, "lr": lr,
+             "momentum": momentum, "batch_size": batch_size, "epochs": epochs, "max_examples": max_examples,
+             "image_norm": image_norm, "context_table": context_table, "image_updates_words": image_updates_words}
+    with torch_settings(threads, dev):
         model = IESG(E, feats, offsets, wi_rows, counts=counts, margin=margin, lam=lam, negatives=negatives,
-                     context_vectors=ctx_vectors, image_updates_words=image_updates_words, seed=seed)
-        ckpt = None
-        if checkpoint_seconds is not None:
-            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-                "stage": "iesg train", "window": window, "negatives": negatives, "margin": margin, "lam": lam,
-                "lr": lr, "momentum": momentum, "batch_size": batch_size, "epochs": epochs,
-                "max_examples": max_examples, "image_norm": image_norm, "context_table": context_table,
-                "image_updates_words": image_updates_words, "seed": seed,
-                "inputs": [file_identity(f) for f in (sgns_path / "vectors.npy", corpus, word_images_tsv,
-                                                      features_h5)]}, checkpoint_seconds)
+                     context_vectors=context_vectors(sgns_path, context_table),
+                     image_updates_words=image_updates_words, seed=seed).to(dev)
+        ckpt = stage_checkpoint(out_dir, {
+            "stage": "iesg train", **{k: v for k, v in hyper.items() if k != "lambda"}, "lam": lam, "seed": seed,
+            "inputs": [file_identity(f) for f in (sgns_path / "vectors.npy", corpus, word_images_tsv, features_h5)]},
+            checkpoint_seconds, dev)
         t0 = time.perf_counter()
-        history = fit_alternating(model, data, epochs=epochs, batch_size=batch_size, lr=lr, momentum=momentum,
-                                  seed=seed, progress=progress, checkpoint=ckpt)
+        history = fit_alternating(model, {k: v.to(dev) for k, v in data.items()}, epochs=epochs,
+                                  batch_size=batch_size, lr=lr, momentum=momentum, seed=seed, progress=progress,
+                                  checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
-    vectors = model.word_vectors().numpy()
-    W_iesg = model.projection().numpy()
+    vectors, W_iesg = model.word_vectors().cpu().numpy(), model.projection().cpu().numpy()
     check_finite("IESG", vectors, W_iesg)
-
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    for name, arr in (("projection_l2.npy", W_l2), ("projection_iesg.npy", W_iesg),
-                      ("vectors.npy", vectors.astype(np.float32)), ("image_mean.npy", image_mean.astype(np.float32))):
-        with atomic_path(out_dir / name, suffix=".npy") as tmp:
-            np.save(tmp, arr)
-    with atomic_path(out_dir / "vocab.txt") as tmp:
-        tmp.write_text("".join(w + "\n" for w in words), encoding="utf-8")
-    write_word2vec_text(out_dir / "vectors.txt", words, vectors)
-    loss = pd.DataFrame(history).reindex(columns=["epoch", "word", "image", "total", "seconds", "examples_per_s"])
-    with atomic_path(out_dir / "loss.csv") as tmp:
-        loss.to_csv(tmp, index=False, lineterminator="\n", na_rep="nan")
     info = {
         "model": "iesg",
-        "hyperparameters": {"window": window, "negatives": negatives, "margin": margin, "lambda": lam, "lr": lr,
-                            "momentum": momentum, "batch_size": batch_size, "epochs": epochs,
-                            "max_examples": max_examples, "image_norm": image_norm, "context_table": context_table,
-                            "image_updates_words": image_updates_words, "l2_fit": l2_fit, "l2_ridge": l2_ridge,
-                            "seed": seed},
+        "hyperparameters": {**hyper, "l2_fit": l2_fit, "l2_ridge": l2_ridge, "seed": seed},
         "inputs": {"sgns": str(sgns_path), "corpus": str(corpus), "word_images": str(word_images_tsv),
                    "features": str(features_h5)},
         "vocab_size": len(words), "dim": int(E.shape[1]), "image_dim": int(feats.shape[1]), **stats,
         "l2_train_mse": l2_mse, "train_seconds": seconds,
         "final_loss": {k: history[-1][k] for k in ("word", "image", "total")},
-        "torch_version": torch.__version__, "threads": used_threads,
+        "torch_version": torch.__version__, "threads": used_threads, "device": str(dev),
     }
-    write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+    write_train_outputs(Path(out_dir), words, {"projection_l2.npy": W_l2, "projection_iesg.npy": W_iesg,
+                                               "vectors.npy": vectors.astype(np.float32),
+                                               "image_mean.npy": image_mean.astype(np.float32)}, history, info)
     if ckpt is not None:
         ckpt.remove()
-    log.info("wrote %s (IESG final losses: word %.4f, image %.4f; L2 baseline train MSE %.4g)",
-             out_dir, info["final_loss"]["word"], info["final_loss"]["image"], l2_mse)
     return info
 
 
 # ---------------------------------------------------------------------------------------------
-# evaluate
+# CLI (evaluate: groundwords.studies.iesg.matching)
 
 
-def evaluate_matching(table: pd.DataFrame, words: list[str], image_ids: list[str], feats: np.ndarray,
-                      models: dict[str, tuple[np.ndarray, np.ndarray]], *, split: str = "test",
-                      n_negatives: int = 99, seed: int = 0, scoring: str = "dot", image_pool: str = "split"):
-    """Matching results of several models on one split.
-
-    ``models``: ``{name: (word_vectors (V, d), projection (k, d))}``, all over the vocabulary
-    ``words``; ``feats`` are the (normalised) image features in the order of ``image_ids``.
-    Returns ``(results, ranks)`` DataFrames (Figure 3's P@1 by frequency is computed from the ranks by
-    :func:`groundwords.studies.iesg.tables.iesg_by_frequency`).
-    """
-    pairs = resolve_pairs(table, words, image_ids)
-    known = pairs[(pairs["word_id"] >= 0) & (pairs["image_row"] >= 0)]
-    ev = known[known["split"] == split]
-    total = int((pairs["split"] == split).sum())
-    if ev.empty:
-        raise UserError(f"no usable (image, word) pairs in split {split!r} ({total} in the table; "
-                        "words must be in the vocabulary and images in the feature file)")
-    pi, pw = ev["image_row"].to_numpy(np.int64), ev["word_id"].to_numpy(np.int64)
-    word_pool = np.unique(known["word_id"].to_numpy(np.int64))
-    img_src = known if image_pool == "all" else ev
-    img_pool = np.unique(img_src["image_row"].to_numpy(np.int64))
-    # the true sets: every attachment in the table (all splits), over known words and images
-    wc, ic = retrieval.build_candidates(pi, pw, known["image_row"].to_numpy(np.int64),
-                                        known["word_id"].to_numpy(np.int64), word_pool, img_pool,
-                                        n_negatives, seed)
-    results, rank_cols = [], {"image_id": ev["image_id"].tolist(), "word": ev["word"].tolist()}
-    for name, (W, P) in models.items():
-        V_img = feats @ P  # projected images, all rows
-        for direction, ranks, n_c in (
-            ("image_to_word", retrieval.matching_ranks(V_img[pi], W, pw, wc, scoring), (wc >= 0).sum(1)),
-            ("word_to_image", retrieval.matching_ranks(W[pw], V_img, pi, ic, scoring), (ic >= 0).sum(1)),
-        ):
-            p = retrieval.precision_at_k(ranks, (1, 5, 10))
-            results.append({"model": name, "direction": direction, "split": split, "scoring": scoring,
-                            "pairs_used": len(ev), "pairs_total": total, "coverage": len(ev) / total,
-                            "n_candidates": float(np.mean(n_c)) + 1, "p_at_1": p[1], "p_at_5": p[5],
-                            "p_at_10": p[10]})
-            rank_cols[f"{name}_{direction}"] = ranks
-    return pd.DataFrame(results, columns=RESULT_COLUMNS), pd.DataFrame(rank_cols)
-
-
-def evaluate(model_dir, word_images_tsv, features_h5, out_tsv, *, sgns_dir=None, split: str = "test",
-             n_negatives: int = 99, seed: int = 0, scoring: str = "dot", image_pool: str = "split",
-             ranks_tsv=None) -> pd.DataFrame:
-    d = Path(model_dir)
-    if not (d / "train.json").is_file():
-        raise UserError(f"{d}: no train.json (not a finished 'iesg train' output directory)")
-    info = json.loads((d / "train.json").read_text(encoding="utf-8"))
-    words_s, E_s, _, _ = load_sgns(sgns_dir or info["inputs"]["sgns"])
-    words = (d / "vocab.txt").read_text(encoding="utf-8").splitlines()
-    if words != words_s:
-        raise UserError(f"{d}: its vocabulary differs from the SGNS model's ({sgns_dir or info['inputs']['sgns']})")
-    E_iesg = np.load(d / "vectors.npy")
-    P_l2, P_iesg = np.load(d / "projection_l2.npy"), np.load(d / "projection_iesg.npy")
-    table = read_word_images(word_images_tsv)
-    image_ids, raw = load_image_features(features_h5)
-    if raw.shape[1] != P_l2.shape[0]:
-        raise UserError(f"{features_h5}: {raw.shape[1]}-d features, but the model was trained on "
-                        f"{P_l2.shape[0]}-d ones")
-    mean = np.load(d / "image_mean.npy") if (d / "image_mean.npy").is_file() else None
-    feats = normalize_images(raw, info["hyperparameters"]["image_norm"], mean)
-    res, ranks = evaluate_matching(table, words, image_ids, feats,
-                                   {"l2": (E_s, P_l2), "iesg": (E_iesg, P_iesg)}, split=split,
-                                   n_negatives=n_negatives, seed=seed, scoring=scoring, image_pool=image_pool)
-    write_tsv(res, out_tsv)
-    if ranks_tsv:
-        write_tsv(ranks, ranks_tsv)
-    for r in res.itertuples():
-        log.info("%s %s: P@1 %.3f  P@5 %.3f  P@10 %.3f (%d pairs)", r.model, r.direction, r.p_at_1, r.p_at_5,
-                 r.p_at_10, r.pairs_used)
-    return res
-
-
-# ---------------------------------------------------------------------------------------------
-# CLI
-
-
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
+    """The CLI: every iesg.* setting arrives as --config JSON (the rule's part of the iesg section) or
+    as its own --key-name option; the schema's default fills in the rest (no default is repeated here)."""
     p = argparse.ArgumentParser(prog="python -m groundwords.studies.iesg.stage", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
-    # Every iesg.* setting arrives as --config JSON (the rule's part of the iesg section) or as its
-    # own --key-name option; the schema's default fills in the rest (no default is repeated here).
     a = sub.add_parser("pretrain", help="skip-gram with negative sampling on a tokenized corpus")
     a.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.text.corpora)")
     a.add_argument("--vocab", help="vocabulary TSV (word, count); default: built from the corpus (iesg.min_count)")
@@ -452,7 +353,7 @@ def main(argv=None) -> None:
 
     for q in (a, t):
         add_config_argument(q, "iesg")
-        add_section_arguments(q, "iesg", only=("seed", "threads"))
+        add_section_arguments(q, "iesg", only=("seed", "threads", "device"))
         q.add_argument("--no-progress", action="store_true")
 
     e = sub.add_parser("evaluate", help="image-word matching P@1/5/10, L2 baseline and IESG")
@@ -468,19 +369,23 @@ def main(argv=None) -> None:
     e.add_argument("--image-pool", choices=("split", "all"), default="split",
                    help="word->image candidates from the evaluated split's images, or from all images")
     e.add_argument("--ranks-tsv", help="also write the rank of every evaluated pair")
+    return p
 
-    args = p.parse_args(argv)
+
+def main(argv=None) -> None:
+    args = build_parser().parse_args(argv)
     setup_logging()
     if args.cmd == "pretrain":
-        s = stage_settings(args, "iesg", only=("sgns", "min_count", "seed", "threads"))
+        s = stage_settings(args, "iesg", only=("sgns", "min_count", "seed", "threads", "device"))
         pretrain(args.corpus, args.out_dir, vocab_tsv=args.vocab, min_count=s["min_count"], **s["sgns"],
                  batch_size=args.batch_size, shrink=not args.no_shrink, seed=s["seed"], threads=s["threads"],
-                 progress=not args.no_progress, checkpoint_seconds=training_settings(args)["checkpoint_seconds"])
+                 progress=not args.no_progress, checkpoint_seconds=training_settings(args)["checkpoint_seconds"],
+                 device=s["device"])
     elif args.cmd == "train":
-        s = stage_settings(args, "iesg", only=("model", "seed", "threads"))
+        s = stage_settings(args, "iesg", only=("model", "seed", "threads", "device"))
         train(args.sgns, args.corpus, args.word_images, args.features, args.out_dir, **s["model"],
               seed=s["seed"], threads=s["threads"], progress=not args.no_progress,
-              checkpoint_seconds=training_settings(args)["checkpoint_seconds"])
+              checkpoint_seconds=training_settings(args)["checkpoint_seconds"], device=s["device"])
     else:
         s = stage_settings(args, "iesg", only=("candidates", "seed"))
         evaluate(args.model_dir, args.word_images, args.features, args.out_tsv, sgns_dir=args.sgns,

@@ -38,7 +38,6 @@ with :func:`groundwords.training.write_outputs` (also ``vectors.npy``, ``vocab.t
 from __future__ import annotations
 
 import argparse
-import math
 import time
 from pathlib import Path
 
@@ -49,30 +48,20 @@ import torch.nn as nn
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments
 from groundwords.evaluation.similarity import load_vectors
-from groundwords.files import read_feature_matrix, write_features
+from groundwords.files import read_feature_matrix
 from groundwords.models.ivsgns import MAPPINGS, Imagination
 from groundwords.models.pixie import VisualVAE
-from groundwords.models.vsgns import VISUAL_MAPS, VSGNS
 from groundwords.studies.pixie.imagination import fit_imagination, fit_quality, imagined_vectors
-from groundwords.studies.pixie.stage import add_skipgram_args, align_visual, pixie_settings, text_inputs
-from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, subsample
-from groundwords.training import (
-    CHECKPOINT_NAME,
-    Checkpoint,
-    file_identity,
-    finish_run,
-    fit,
-    torch_settings,
-    training_settings,
-    write_word2vec_text,
+from groundwords.studies.pixie.stage import (
+    add_skipgram_args,
+    align_visual,
+    check_settings,
+    pixie_settings,
+    stage_device,
 )
+from groundwords.studies.pixie.vsgns import occurrence_pairs, reduce_features, train_vsgns  # noqa: F401
+from groundwords.training import finish_run, fit, torch_settings, training_settings, write_word2vec_text
 from groundwords.vectors import unit_rows
-
-
-def _check(*conditions) -> None:
-    for ok, msg in conditions:
-        if not ok:
-            raise UserError(msg)
 
 
 def read_visual(path) -> tuple[list[str], np.ndarray, dict]:
@@ -81,118 +70,15 @@ def read_visual(path) -> tuple[list[str], np.ndarray, dict]:
 
 
 # ---------------------------------------------------------------------------------------------
-# V-SGNS
-
-
-def occurrence_pairs(tokens, offsets, window: int, keep_prob=None, seed: int = 0):
-    """``skipgram_pairs(tokens, offsets, window, keep_prob=keep_prob, rng=seed)`` (same draws, same
-    pairs) plus each pair's weight 1/(number of pairs of its centre occurrence)."""
-    rng = np.random.default_rng(seed)
-    tokens, offsets = np.asarray(tokens, np.int64), np.asarray(offsets, np.int64)
-    if keep_prob is not None:
-        tokens, offsets = subsample(tokens, offsets, np.asarray(keep_prob), rng)
-    pc, px = skipgram_pairs(np.arange(len(tokens)), offsets, window, rng=rng)  # positions
-    weight = 1.0 / np.bincount(pc, minlength=len(tokens))[pc]
-    return tokens[pc], tokens[px], weight.astype(np.float32)
-
-
-def reduce_features(visual_h5, out_h5, dim: int, seed: int = 0) -> dict:
-    """Per-word features reduced to ``dim`` dimensions by PCA over the file's words (V-SGNS model A
-    compares e_w with v_w directly, so v_w must have e_w's size). With fewer words (or feature
-    dimensions) than ``dim`` the PCA keeps what it can and the remaining columns are zero."""
-    from sklearn.decomposition import PCA
-
-    _check((dim >= 1, "dim must be >= 1"))
-    words, feats, attrs = read_visual(visual_h5)
-    k = min(dim, feats.shape[0], feats.shape[1])
-    out = np.zeros((len(words), dim), np.float32)
-    pca = PCA(n_components=k, random_state=seed).fit(feats)
-    out[:, :k] = pca.transform(feats)
-    ratio = float(pca.explained_variance_ratio_.sum())
-    write_features(out_h5, words, out, {**attrs, "reduced_from": int(feats.shape[1]), "pca_components": k,
-                                        "explained_variance_ratio_sum": ratio, "seed": seed})
-    log.info("V-SGNS model A features: %d words, %d -> %d dims by PCA (%d components, %.1f%% of the variance)",
-             len(words), feats.shape[1], dim, k, 100 * ratio)
-    return {"words": len(words), "components": k, "explained_variance_ratio_sum": ratio}
-
-
-def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
-                sample: float, epochs: int, batch_size: int, lr: float,
-                margin: float = 0.5, visual_negatives: int = 20, visual_weight: float = 1.0,
-                visual_map: str = "linear", seed: int = 0, threads: int | None = 1, progress: bool = True,
-                checkpoint_seconds: float | None = None) -> dict:
-    """Train V-SGNS and write its outputs to ``out_dir``. ``checkpoint_seconds``: None, no checkpoint;
-    else resume from / save ``out_dir/checkpoint.pt`` (see :func:`groundwords.studies.wield.stage.train`)."""
-    _check((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
-           (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
-           (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
-           (sample >= 0, "sample must be >= 0"), (math.isfinite(margin), "margin must be finite"),
-           (visual_negatives >= 1, "visual negatives must be >= 1"),
-           (visual_weight >= 0, "visual weight must be >= 0"),
-           (visual_map in VISUAL_MAPS, f"visual map must be one of {', '.join(VISUAL_MAPS)} (got {visual_map!r})"))
-    words, counts, enc = text_inputs(corpus, vocab_tsv)
-    feats, mask, vattrs = align_visual(words, visual_h5)
-    if mask.sum() < 2:
-        raise UserError(f"{visual_h5}: only {int(mask.sum())} vocabulary word has features; the max-margin "
-                        "term needs at least 2 (contrastive words)")
-    if visual_map == "identity" and feats.shape[1] != dim:
-        raise UserError(f"--visual-map identity needs --dim equal to the feature size ({feats.shape[1]})")
-    keep = keep_probabilities(counts, sample) if sample > 0 else None
-    c, x, w = occurrence_pairs(enc.tokens, enc.offsets, window, keep, seed)
-    if len(c) == 0:
-        raise UserError(f"{corpus}: no skip-gram pairs (sentences too short?)")
-    data = {"centre": torch.from_numpy(c), "context": torch.from_numpy(x), "weight": torch.from_numpy(w)}
-    n_vis_pairs = int(mask[c].sum())
-    log.info("vsgns: %d tokens, vocabulary %d (%d with visual features), %d pairs (%d with a visual centre)",
-             len(enc.tokens), len(words), int(mask.sum()), len(c), n_vis_pairs)
-    with torch_settings(threads):
-        torch.manual_seed(seed)  # SGNS's embedding initialisation uses the global RNG
-        model = VSGNS(len(words), dim, counts=counts, visual_features=torch.from_numpy(feats),
-                      has_visual=torch.from_numpy(mask), negatives=negatives, margin=margin,
-                      visual_negatives=visual_negatives, visual_weight=visual_weight, visual_map=visual_map,
-                      seed=seed)
-        before = model.alignment()
-        hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": "adam",
-                 "margin": margin, "visual_negatives": visual_negatives, "visual_weight": visual_weight,
-                 "visual_map": visual_map, "visual_term": "per occurrence", "seed": seed}
-        ckpt = None
-        if checkpoint_seconds is not None:
-            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-                "stage": "vsgns", **hyper, "inputs": [file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]},
-                checkpoint_seconds)
-        t0 = time.perf_counter()
-        history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam", seed=seed,
-                      words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
-        seconds = time.perf_counter() - t0
-        after = model.alignment()
-        used_threads = torch.get_num_threads()
-        vectors = model.word_vectors().numpy()
-    info = {
-        "model": "vsgns",
-        "hyperparameters": hyper,
-        "inputs": {"corpus": str(corpus), "vocab": str(vocab_tsv), "visual": str(visual_h5)},
-        "visual_scaling": vattrs.get("scaling"), "vocab_size": len(words), "visual_dim": int(feats.shape[1]),
-        "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
-        "n_pairs": int(len(c)), "n_visual_pairs": n_vis_pairs, "alignment_before": before,
-        "alignment_after": after, "train_seconds": seconds, "history": history,
-        "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
-        "outputs": {"vectors.txt": "e_w (every word)"},
-    }
-    finish_run(out_dir, words, vectors, history, info, model="V-SGNS")
-    log.info("wrote %s: %d x %d V-SGNS vectors; cos(M e_w, v_w) %.3f -> %.3f (mismatched %.3f)", out_dir,
-             *vectors.shape, before["cos_match"], after["cos_match"], after["cos_mismatch"])
-    return info
-
-
-# ---------------------------------------------------------------------------------------------
-# IV-SGNS
+# IV-SGNS (V-SGNS: groundwords.studies.pixie.vsgns)
 
 
 def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", hidden: int = 300,
                  epochs: int = 1000, lr: float = 1e-3, batch_size: int = 64, normalize: bool = True,
-                 seed: int = 0, threads: int | None = 1, progress: bool = False) -> dict:
-    _check((mapping in MAPPINGS, f"mapping must be one of {', '.join(MAPPINGS)} (got {mapping!r})"),
+                 seed: int = 0, threads: int | None = 1, progress: bool = False, device: str = "cpu") -> dict:
+    """Fit IV-SGNS's map and write its outputs. ``device`` (``pixie.device``): where the nonlinear map
+    trains (the linear one is an exact least-squares solve on the CPU)."""
+    check_settings((mapping in MAPPINGS, f"mapping must be one of {', '.join(MAPPINGS)} (got {mapping!r})"),
            (hidden >= 1, "hidden must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
            (lr > 0, "lr must be > 0"), (batch_size >= 1, "batch size must be >= 1"))
     if not Path(sgns_vectors).exists():
@@ -202,13 +88,14 @@ def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", h
         raise UserError(f"{sgns_vectors}: the vectors contain NaN/inf")
     feats, mask, vattrs = align_visual(words, visual_h5)
     x, y = text[mask], feats[mask]
-    log.info("ivsgns: %d SGNS words, %d with visual features (%d-d -> %d-d, %s map)",
-             len(words), len(x), text.shape[1], y.shape[1], mapping)
-    with torch_settings(threads):
+    dev = stage_device(device) if mapping == "nonlinear" else torch.device("cpu")
+    log.info("ivsgns: %d SGNS words, %d with visual features (%d-d -> %d-d, %s map), on %s",
+             len(words), len(x), text.shape[1], y.shape[1], mapping, dev)
+    with torch_settings(threads, dev):
         start = fit_quality(Imagination(x.shape[1], y.shape[1], mapping, hidden, seed=seed), x, y)  # = f's init
         t0 = time.perf_counter()
         f, history = fit_imagination(x, y, mapping=mapping, hidden=hidden, epochs=epochs, batch_size=batch_size,
-                                     lr=lr, seed=seed, progress=progress)
+                                     lr=lr, seed=seed, progress=progress, device=dev)
         seconds = time.perf_counter() - t0
         end = fit_quality(f, x, y)
         vectors = imagined_vectors(f, text, normalize=normalize)
@@ -223,7 +110,7 @@ def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", h
         "visual_scaling": vattrs.get("scaling"), "n_words": len(words), "n_fit_words": int(len(x)),
         "text_dim": int(text.shape[1]), "visual_dim": int(y.shape[1]),
         "fit_mse_start": start["mse"], "fit_mse_end": end["mse"], "fit_r2_end": end["r2"],
-        "train_seconds": seconds, "history": history, "torch_version": torch.__version__,
+        "train_seconds": seconds, "history": history, "torch_version": torch.__version__, "device": str(dev),
         "outputs": {"vectors.txt": "[e_w, f(e_w)]" + (" each L2-normalised" if normalize else "") + ", every word"},
     }
     finish_run(out_dir, words, vectors, history, info, model="IV-SGNS")
@@ -252,17 +139,19 @@ class _VAEWithJ(nn.Module):
 
 def train_vae(visual_h5, out_dir, *, dim: int = 100, hidden: int = 500, J: int = 1, epochs: int = 200,
               batch_size: int = 64, lr: float = 1e-3, seed: int = 0, threads: int | None = 1,
-              progress: bool = False) -> dict:
-    _check((dim >= 1, "dim must be >= 1"), (hidden >= 1, "hidden must be >= 1"), (J >= 1, "J must be >= 1"),
+              progress: bool = False, device: str = "cpu") -> dict:
+    """Train the VAE alone and write μ_φ(x_w). ``device`` (``pixie.device``): auto, cpu or cuda."""
+    check_settings((dim >= 1, "dim must be >= 1"), (hidden >= 1, "hidden must be >= 1"), (J >= 1, "J must be >= 1"),
            (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
            (lr > 0, "lr must be > 0"))
     words, feats, vattrs = read_visual(visual_h5)
     if feats.min() < 0 or feats.max() > 1:
         log.warning("%s: features outside [0, 1]; the VAE's sigmoid decoder means cannot fit them "
                     "(make them with 'pixie features --scale minmax')", visual_h5)
-    x = torch.from_numpy(feats)
-    with torch_settings(threads):  # VisualVAE draws from private generators only
-        vae = VisualVAE(x.shape[1], latent=dim, hidden=hidden, seed=seed)
+    dev = stage_device(device)
+    x = torch.from_numpy(feats).to(dev)
+    with torch_settings(threads, dev):  # VisualVAE draws from private generators only
+        vae = VisualVAE(x.shape[1], latent=dim, hidden=hidden, seed=seed).to(dev)
         with torch.no_grad():
             elbo_start = vae.elbo(x, J).mean().item()
         t0 = time.perf_counter()
@@ -271,7 +160,7 @@ def train_vae(visual_h5, out_dir, *, dim: int = 100, hidden: int = 500, J: int =
         seconds = time.perf_counter() - t0
         with torch.no_grad():
             elbo_end = vae.elbo(x, J).mean().item()
-            vectors = vae.encode(x)[0].numpy()
+            vectors = vae.encode(x)[0].cpu().numpy()
     for rec in history:
         rec["elbo"] = -rec["total"]
     info = {
@@ -281,7 +170,8 @@ def train_vae(visual_h5, out_dir, *, dim: int = 100, hidden: int = 500, J: int =
         "inputs": {"visual": str(visual_h5)}, "visual_scaling": vattrs.get("scaling"),
         "n_words": len(words), "visual_dim": int(feats.shape[1]),
         "elbo_start": elbo_start, "elbo_end": elbo_end, "train_seconds": seconds, "history": history,
-        "torch_version": torch.__version__, "outputs": {"vectors.txt": "μ_φ(x_w), visual words only"},
+        "torch_version": torch.__version__, "device": str(dev),
+        "outputs": {"vectors.txt": "μ_φ(x_w), visual words only"},
     }
     finish_run(out_dir, words, vectors, history, info, model="VAE")
     log.info("wrote %s: %d x %d VAE vectors; mean ELBO %.4g -> %.4g", out_dir, *vectors.shape, elbo_start, elbo_end)
@@ -330,7 +220,7 @@ def concat_vectors(a_path, b_path, out_txt, *, normalize: bool = True) -> dict:
 VSGNS_FLAGS = {"model": "vsgns-model", "negatives": "visual-negatives", "weight": "visual-weight"}
 
 
-def main(argv=None) -> None:
+def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m groundwords.studies.pixie.baselines", description=__doc__.split("\n")[0])
     sub = p.add_subparsers(dest="cmd", required=True)
 
@@ -357,7 +247,7 @@ def main(argv=None) -> None:
     i.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the two halves")
     add_config_argument(i, "pixie")
     add_section_arguments(i, "pixie.ivsgns")
-    add_section_arguments(i, "pixie", only=("seed", "threads"))
+    add_section_arguments(i, "pixie", only=("seed", "threads", "device"))
 
     a = sub.add_parser("vae", help="the VAE of PIXIE alone, on the visual features")
     a.add_argument("--visual", required=True, help="per-word features HDF5 in [0, 1] ('pixie features')")
@@ -366,7 +256,7 @@ def main(argv=None) -> None:
     add_section_arguments(a, "pixie.text", only=("dim", "lr"))  # the latent size and Adam's rate: PIXIE's
     add_section_arguments(a, "pixie.model", only=("hidden", "J"))
     add_section_arguments(a, "pixie.vae")
-    add_section_arguments(a, "pixie", only=("seed", "threads"))
+    add_section_arguments(a, "pixie", only=("seed", "threads", "device"))
 
     c = sub.add_parser("cnn", help="the visual features as word vectors")
     c.add_argument("--visual", required=True, help="per-word features HDF5")
@@ -377,8 +267,11 @@ def main(argv=None) -> None:
     k.add_argument("--b", required=True, help="vectors (word2vec text or a dir)")
     k.add_argument("--out", required=True, help="word2vec text file to write")
     k.add_argument("--no-normalize", action="store_true", help="do not L2-normalise the two parts")
+    return p
 
-    o = p.parse_args(argv)
+
+def main(argv=None) -> None:
+    o = build_parser().parse_args(argv)
     setup_logging()
     if o.cmd == "vsgns":
         s = pixie_settings(o, "text", "vsgns", rename={f"vsgns.{k}": f for k, f in VSGNS_FLAGS.items()})
@@ -387,18 +280,18 @@ def main(argv=None) -> None:
         train_vsgns(o.corpus, o.vocab, o.visual, o.out_dir, **s["text"], margin=vs["margin"],
                     visual_negatives=vs["negatives"], visual_weight=vs["weight"], visual_map=visual_map,
                     seed=s["seed"], threads=s["threads"], progress=not o.no_progress,
-                    checkpoint_seconds=training_settings(o)["checkpoint_seconds"])
+                    checkpoint_seconds=training_settings(o)["checkpoint_seconds"], device=s["device"])
     elif o.cmd == "reduce":
         s = pixie_settings(o, "text")
         reduce_features(o.visual, o.out, s["text"]["dim"], seed=s["seed"])
     elif o.cmd == "ivsgns":
         s = pixie_settings(o, "ivsgns")
         train_ivsgns(o.sgns, o.visual, o.out_dir, mapping=o.mapping, **s["ivsgns"], normalize=not o.no_normalize,
-                     seed=s["seed"], threads=s["threads"])
+                     seed=s["seed"], threads=s["threads"], device=s["device"])
     elif o.cmd == "vae":
         s = pixie_settings(o, "text", "model", "vae")
         train_vae(o.visual, o.out_dir, dim=s["text"]["dim"], hidden=s["model"]["hidden"], J=s["model"]["J"],
-                  **s["vae"], lr=s["text"]["lr"], seed=s["seed"], threads=s["threads"])
+                  **s["vae"], lr=s["text"]["lr"], seed=s["seed"], threads=s["threads"], device=s["device"])
     elif o.cmd == "cnn":
         write_cnn(o.visual, o.out)
     else:

@@ -76,6 +76,7 @@ import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
+from groundwords.devices import resolve_device
 from groundwords.evaluation.similarity import load_vectors
 from groundwords.files import write_json, write_tsv
 from groundwords.grounding.word_images import SPLITS
@@ -89,6 +90,7 @@ from groundwords.studies.pixie.retrieval_data import (  # noqa: F401 - this modu
     from_manifest,
     from_precomp,
 )
+from groundwords.studies.pixie.retrieval_fit import SplitTensors, embed_split, fit_vse  # noqa: F401 - interface too
 from groundwords.studies.pixie.retrieval_metrics import (  # noqa: F401 - this module's interface too
     DIRECTIONS,
     KS,
@@ -99,114 +101,14 @@ from groundwords.studies.pixie.retrieval_metrics import (  # noqa: F401 - this m
     rsum,
     truth_mask,
 )
-from groundwords.training import fit, make_optimizer, torch_settings
+from groundwords.training import torch_settings
 
 SELECT = ("final", "best-val")
 RESULT_COLUMNS = ["direction", "k", "recall", "n_queries"]
 
 
 # ---------------------------------------------------------------------------------------------
-# Training and evaluation (the data: retrieval_data; the metrics: retrieval_metrics)
-
-
-@torch.no_grad()
-def embed_split(model: VSE, features: torch.Tensor, tokens: torch.Tensor, lengths: torch.Tensor,
-                chunk: int = 1024) -> tuple[np.ndarray, np.ndarray]:
-    """Unit-norm embeddings (images, captions) in chunks, eval mode."""
-    was = model.training
-    model.eval()
-    imgs = [model.encode_images(features[i:i + chunk]) for i in range(0, len(features), chunk)]
-    caps = []
-    for i in range(0, len(tokens), chunk):
-        ln = lengths[i:i + chunk]
-        caps.append(model.encode_captions(tokens[i:i + chunk, :int(ln.max())], ln))
-    model.train(was)
-    h = model.hidden
-    return (torch.cat(imgs).cpu().numpy() if imgs else np.zeros((0, h), np.float32),
-            torch.cat(caps).cpu().numpy() if caps else np.zeros((0, h), np.float32))
-
-
-class SplitTensors:
-    """One split's images (all of the split) and kept captions (image index local to the split)."""
-
-    def __init__(self, data: RetrievalData, enc: Encoded, split: str, device):
-        img_rows = np.flatnonzero(data.image_split == split)
-        sel = data.image_split[enc.caption_image] == split
-        local = np.full(len(data.image_ids), -1, dtype=np.int64)
-        local[img_rows] = np.arange(len(img_rows))
-        self.n_images = len(img_rows)
-        self.features = torch.from_numpy(data.features[img_rows]).to(device)
-        self.tokens = torch.from_numpy(enc.tokens[sel]).to(device)
-        self.lengths = torch.from_numpy(enc.lengths[sel])  # stays on the CPU (pack_padded_sequence)
-        self.cap_image = local[enc.caption_image[sel]]
-        self.n_captions = int(sel.sum())
-        self.n_images_with_caption = len(np.unique(self.cap_image))
-        # query ids that do not depend on the word vectors: the image id, the caption's source index
-        self.image_ids = [data.image_ids[r] for r in img_rows]
-        self.caption_ids = np.flatnonzero(enc.kept)[sel]
-
-    def recalls(self, model: VSE) -> tuple[dict, dict]:
-        img, cap = embed_split(model, self.features, self.tokens, self.lengths)
-        return retrieval_recalls(img, cap, self.cap_image)
-
-    def ranks(self, model: VSE) -> pd.DataFrame:
-        """Every test query's rank: ``direction, query, rank`` (query: the image id for ``i2s``,
-        ``caption-<index among the source captions>`` for ``s2i``), the input of paired tests."""
-        img, cap = embed_split(model, self.features, self.tokens, self.lengths)
-        r = retrieval_ranks(img, cap, self.cap_image)
-        (qi, ri), (qc, rc) = r["i2s"], r["s2i"]
-        return pd.DataFrame({"direction": ["i2s"] * len(ri) + ["s2i"] * len(rc),
-                             "query": [self.image_ids[i] for i in qi] + [f"caption-{self.caption_ids[c]}" for c in qc],
-                             "rank": np.concatenate([ri, rc]).astype(np.int64)}, columns=["direction", "query", "rank"])
-
-
-def fit_vse(model: VSE, tr: SplitTensors, *, epochs: int, batch_size: int, lr: float, lr_step: int,
-            grad_clip: float, seed: int, progress: bool = True, on_epoch_end=None) -> list[dict]:
-    """Adam over the trainable parameters, lr ÷ 10 every ``lr_step`` epochs (0: never), batches of
-    captions with their images drawn from a generator seeded with ``seed``, in
-    :func:`groundwords.training.fit`'s loop. Returns one record per epoch: ``epoch``, ``lr``,
-    ``loss`` (per caption), ``seconds`` (+ what ``on_epoch_end`` adds)."""
-    n = tr.n_captions
-    opt = make_optimizer(model, "adam", lr)[0]
-    params = [p for p in model.parameters() if p.requires_grad]
-    dev = tr.tokens.device
-    data = {"tokens": tr.tokens, "lengths": tr.lengths.to(dev), "image_ids": torch.from_numpy(tr.cap_image).to(dev)}
-    state = {"epoch": 1, "total": torch.zeros((), dtype=torch.float64)}
-
-    def epoch_lr(epoch: int) -> float:
-        return lr * (0.1 ** ((epoch - 1) // lr_step) if lr_step > 0 else 1.0)
-
-    def step(batch: dict[str, torch.Tensor]) -> dict:
-        if state["total"] is None:  # the first step of an epoch
-            state["total"] = torch.zeros((), dtype=torch.float64)
-        for g in opt.param_groups:
-            g["lr"] = epoch_lr(state["epoch"])
-        lengths = batch["lengths"].cpu()  # pack_padded_sequence wants them on the CPU
-        keys = batch["image_ids"]
-        loss = model.loss({"tokens": batch["tokens"][:, :int(lengths.max())], "lengths": lengths,
-                           "images": tr.features[keys], "image_ids": keys})["total"]
-        opt.zero_grad(set_to_none=True)
-        loss.backward()
-        if grad_clip > 0:
-            torch.nn.utils.clip_grad_norm_(params, grad_clip)
-        opt.step()
-        state["total"] += loss.detach().double().cpu()
-        return {}
-
-    def epoch_end(rec: dict) -> None:
-        epoch, seconds = rec["epoch"], rec["seconds"]
-        rec.clear()
-        rec.update(epoch=epoch, lr=epoch_lr(epoch), loss=float(state["total"]) / n, seconds=seconds)
-        state.update(epoch=epoch + 1, total=None)
-        if not math.isfinite(rec["loss"]):
-            raise UserError(f"training diverged at epoch {epoch} (loss {rec['loss']}); lower --lr")
-        if on_epoch_end is not None:
-            on_epoch_end(rec)
-        log.info("epoch %d/%d: loss/caption %.4f, lr %.2g%s (%.1fs)", epoch, epochs, rec["loss"], rec["lr"],
-                 f", val R-sum {rec['val_rsum']:.1f}" if rec.get("val_rsum") is not None else "", seconds)
-
-    return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
-               step_fn=step, on_epoch_end=epoch_end)
+# Training and evaluation (the data: retrieval_data; the loop: retrieval_fit; the metrics: retrieval_metrics)
 
 
 def _check_args(hidden, epochs, lr, lr_step, margin, batch_size, grad_clip, select):
@@ -261,6 +163,52 @@ def _prepare(vectors, manifest, features, precomp, val_frac: float, test_frac: f
     return words, vecs, data, enc, rows, sets, counts
 
 
+def fit_and_select(model: VSE, sets: dict, *, select: str, epochs: int, seed: int, **fit_kw) -> tuple[list, int]:
+    """Train ``model`` on ``sets["train"]`` (:func:`fit_vse`), logging the validation R@K after every
+    epoch; with ``select`` best-val, load the epoch with the best validation R-sum at the end.
+    Returns ``(history, the selected epoch)``."""
+    best = {"rsum": -math.inf, "epoch": None, "state": None}
+
+    def on_epoch_end(rec):
+        rec["val_rsum"], rec["val"] = None, None
+        if sets["validation"].n_captions:
+            r, _ = sets["validation"].recalls(model)
+            rec["val"] = r
+            rec["val_rsum"] = rsum(r)
+            if select == "best-val" and rec["val_rsum"] > best["rsum"]:
+                best.update(rsum=rec["val_rsum"], epoch=rec["epoch"], state=copy.deepcopy(model.state_dict()))
+
+    history = fit_vse(model, sets["train"], epochs=epochs, seed=seed, on_epoch_end=on_epoch_end, **fit_kw)
+    if select != "best-val":
+        return history, epochs
+    model.load_state_dict(best["state"])
+    return history, best["epoch"]
+
+
+def score_test_split(test: SplitTensors, model: VSE) -> tuple[pd.DataFrame, dict, dict]:
+    """``(ranks, recalls {direction: {k: R@k}}, n_queries {direction: n})`` on the test split."""
+    ranks = test.ranks(model)
+    recalls = {d: {k: float((ranks.loc[ranks["direction"] == d, "rank"] <= k).mean()) for k in KS}
+               for d in DIRECTIONS}
+    return ranks, recalls, {d: int((ranks["direction"] == d).sum()) for d in DIRECTIONS}
+
+
+def write_results(out_dir: Path, ranks: pd.DataFrame, recalls: dict, n_queries: dict) -> None:
+    """``retrieval.tsv`` (direction, k, recall, n_queries) and ``ranks.tsv``."""
+    table = pd.DataFrame([{"direction": d, "k": k, "recall": recalls[d][k], "n_queries": n_queries[d]}
+                          for d in DIRECTIONS for k in KS], columns=RESULT_COLUMNS)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    write_tsv(table, out_dir / "retrieval.tsv")
+    write_tsv(ranks, out_dir / "ranks.tsv")
+
+
+def _check_sources(manifest, features, precomp) -> None:
+    if (precomp is None) == (manifest is None and features is None):
+        raise UserError("give either --manifest and --features, or --precomp")
+    if precomp is None and (manifest is None or features is None):
+        raise UserError("--manifest and --features go together")
+
+
 def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_frac: float = 0.1,
           test_frac: float = 0.1, split_seed: int = 0, hidden: int = 1024, epochs: int = 30, lr: float = 2e-4,
           lr_step: int = 15, margin: float = 0.2, batch_size: int = 128, max_violation: bool = False,
@@ -268,58 +216,29 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
           device: str = "cpu", progress: bool = True) -> dict:
     """Train the retrieval model on the train split and write ``retrieval.tsv`` + ``train.json``.
 
-    Data from ``manifest`` + ``features`` or from ``precomp`` (exactly one). Returns train.json.
+    Data from ``manifest`` + ``features`` or from ``precomp`` (exactly one). ``device``
+    (``pixie.device``): auto, cpu or cuda. Returns train.json.
     """
     t_start = time.perf_counter()
     _check_args(hidden, epochs, lr, lr_step, margin, batch_size, grad_clip, select)
-    if (precomp is None) == (manifest is None and features is None):
-        raise UserError("give either --manifest and --features, or --precomp")
-    if precomp is None and (manifest is None or features is None):
-        raise UserError("--manifest and --features go together")
-    if device.startswith("cuda") and not torch.cuda.is_available():
-        raise UserError(f"device {device!r} requested but CUDA is not available")
-    dev = torch.device(device)
+    _check_sources(manifest, features, precomp)
+    dev = resolve_device(device, "pixie.device")
     words, vecs, data, enc, rows, sets, counts = _prepare(vectors, manifest, features, precomp, val_frac, test_frac,
                                                           split_seed, select, dev)
-
-    best = {"rsum": -math.inf, "epoch": None, "state": None}
     with torch_settings(threads, dev):
         torch.manual_seed(seed)
         model = VSE(enc.word_vectors, data.features.shape[1], hidden=hidden, margin=margin,
                     max_violation=max_violation).to(dev)
-
-        def on_epoch_end(rec):
-            rec["val_rsum"], rec["val"] = None, None
-            if sets["validation"].n_captions:
-                r, _ = sets["validation"].recalls(model)
-                rec["val"] = r
-                rec["val_rsum"] = rsum(r)
-                if select == "best-val" and rec["val_rsum"] > best["rsum"]:
-                    best.update(rsum=rec["val_rsum"], epoch=rec["epoch"],
-                                state=copy.deepcopy(model.state_dict()))
-
         t0 = time.perf_counter()
-        history = fit_vse(model, sets["train"], epochs=epochs, batch_size=batch_size, lr=lr, lr_step=lr_step,
-                          grad_clip=grad_clip, seed=seed, progress=progress, on_epoch_end=on_epoch_end)
+        history, selected = fit_and_select(model, sets, select=select, epochs=epochs, seed=seed, batch_size=batch_size,
+                                           lr=lr, lr_step=lr_step, grad_clip=grad_clip, progress=progress)
         train_seconds = time.perf_counter() - t0
-        selected = epochs
-        if select == "best-val":
-            model.load_state_dict(best["state"])
-            selected = best["epoch"]
         t0 = time.perf_counter()
-        ranks = sets["test"].ranks(model)
-        recalls = {d: {k: float((ranks.loc[ranks["direction"] == d, "rank"] <= k).mean()) for k in KS}
-                   for d in DIRECTIONS}
-        n_queries = {d: int((ranks["direction"] == d).sum()) for d in DIRECTIONS}
+        ranks, recalls, n_queries = score_test_split(sets["test"], model)
         eval_seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
-
-    table = pd.DataFrame([{"direction": d, "k": k, "recall": recalls[d][k], "n_queries": n_queries[d]}
-                          for d in DIRECTIONS for k in KS], columns=RESULT_COLUMNS)
     out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    write_tsv(table, out_dir / "retrieval.tsv")
-    write_tsv(ranks, out_dir / "ranks.tsv")
+    write_results(out_dir, ranks, recalls, n_queries)
     info = {
         "task": "image-sentence retrieval (PIXIE section 4.3, Table 6)",
         "hyperparameters": {"hidden": hidden, "epochs": epochs, "lr": lr, "lr_step": lr_step, "margin": margin,
@@ -329,23 +248,14 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
                    **({"precomp": str(precomp)} if precomp is not None else
                       {"manifest": str(manifest), "features": str(features), "val_frac": val_frac,
                        "test_frac": test_frac, "split_seed": split_seed})},
-        "word_dim": int(vecs.shape[1]),
-        "vectors_vocab_size": len(words),
-        "words_used": len(enc.words),
-        "image_dim": int(data.features.shape[1]),
-        "rows": rows,
-        "tokens": {"total": enc.n_tokens, "out_of_vocabulary": enc.n_oov_tokens},
-        "splits": counts,
-        "history": history,
-        "selected_epoch": selected,
+        "word_dim": int(vecs.shape[1]), "vectors_vocab_size": len(words), "words_used": len(enc.words),
+        "image_dim": int(data.features.shape[1]), "rows": rows,
+        "tokens": {"total": enc.n_tokens, "out_of_vocabulary": enc.n_oov_tokens}, "splits": counts,
+        "history": history, "selected_epoch": selected,
         "test": {d: {"recall": {str(k): v for k, v in recalls[d].items()}, "n_queries": n_queries[d]}
                  for d in DIRECTIONS},
-        "test_rsum": rsum(recalls),
-        "train_seconds": train_seconds,
-        "eval_seconds": eval_seconds,
-        "seconds": time.perf_counter() - t_start,
-        "torch_version": torch.__version__,
-        "device": str(device),
+        "test_rsum": rsum(recalls), "train_seconds": train_seconds, "eval_seconds": eval_seconds,
+        "seconds": time.perf_counter() - t_start, "torch_version": torch.__version__, "device": str(dev),
         "threads": used_threads,
     }
     write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
@@ -395,8 +305,7 @@ def main(argv=None) -> None:
     t.add_argument("--grad-clip", type=float, default=2.0, help="clip the gradient norm (VSE++ default; 0: off)")
     t.add_argument("--select", choices=SELECT, default="final",
                    help="report the last epoch (default) or the epoch with the best validation R-sum")
-    add_section_arguments(t, "pixie", only=("seed", "threads"))
-    t.add_argument("--device", default="cpu")
+    add_section_arguments(t, "pixie", only=("seed", "threads", "device"))
     t.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     a = p.parse_args(argv)
     if a.cmd == "split":
@@ -411,12 +320,12 @@ def main(argv=None) -> None:
     if a.precomp is None and (a.manifest is None or a.features is None):
         p.error("give --manifest and --features, or --precomp")
     setup_logging()
-    s = stage_settings(a, "pixie", only=("retrieval", "seed", "threads"))
+    s = stage_settings(a, "pixie", only=("retrieval", "seed", "threads", "device"))
     r = {k: s["retrieval"][k] for k in TRAIN_KEYS}
     train(a.vectors, a.out_dir, manifest=a.manifest, features=a.features, precomp=a.precomp,
           val_frac=0.1 if a.val_frac is None else a.val_frac, test_frac=0.1 if a.test_frac is None else a.test_frac,
           split_seed=0 if a.split_seed is None else a.split_seed, **r, max_violation=a.max_violation,
-          grad_clip=a.grad_clip, select=a.select, seed=s["seed"], threads=s["threads"], device=a.device,
+          grad_clip=a.grad_clip, select=a.select, seed=s["seed"], threads=s["threads"], device=s["device"],
           progress=not a.no_progress)
 
 

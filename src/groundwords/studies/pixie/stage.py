@@ -50,6 +50,7 @@ import torch
 
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
+from groundwords.devices import resolve_device
 from groundwords.files import atomic_path, load_image_features, read_feature_matrix, write_features
 from groundwords.grounding.word_features import pair_means
 from groundwords.grounding.word_images import read_word_images
@@ -182,70 +183,95 @@ def text_inputs(corpus, vocab_tsv):
     return words, vocab["count"].to_numpy(np.float64), enc
 
 
+def check_settings(*conditions) -> None:
+    """A UserError with the message of the first ``(ok, message)`` that is not ok."""
+    for ok, msg in conditions:
+        if not ok:
+            raise UserError(msg)
+
+
+def stage_device(device: str) -> torch.device:
+    """The torch device of ``pixie.device`` (auto, cpu, cuda; :func:`groundwords.devices.resolve_device`)."""
+    return resolve_device(device, "pixie.device")
+
+
+def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
+    """The run's :class:`groundwords.training.Checkpoint` (None without ``seconds``); its settings name
+    the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
+    if seconds is None:
+        return None
+    return Checkpoint(Path(out_dir) / CHECKPOINT_NAME,
+                      {**settings, **({} if dev.type == "cpu" else {"device": str(dev)})}, seconds)
+
+
+def visual_inputs(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, dict]:
+    """:func:`align_visual` (None: no features, the SGNS baseline), warning about features outside [0, 1]."""
+    if visual_h5 is None:  # plain SGNS, trained exactly as PIXIE is (same pairs, optimiser, seed)
+        return np.zeros((len(words), 0), np.float32), np.zeros(len(words), bool), {}
+    feats, mask, vattrs = align_visual(words, visual_h5)
+    if feats[mask].min() < 0 or feats[mask].max() > 1:
+        log.warning("%s: features outside [0, 1]; the VAE's sigmoid decoder means cannot fit them "
+                    "(make them with 'pixie features --scale minmax')", visual_h5)
+    return feats, mask, vattrs
+
+
+def build_model(n_words: int, counts, feats, mask, centres, *, visual: bool, dim, negatives, J, hidden,
+                vae_weight, min_var, vae_weighting, optimizer, seed) -> SGNS:
+    """SGNS (``visual`` False) or PIXIE, initialised from the global torch RNG seeded with ``seed``."""
+    torch.manual_seed(seed)  # SGNS's embedding initialisation uses the global RNG
+    sparse = optimizer == "sparse_adam"
+    if not visual:
+        return SGNS(n_words, dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
+    return PIXIE(n_words, dim, counts=counts, visual_features=torch.from_numpy(feats),
+                 has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
+                 vae_weight=vae_weight, min_var=min_var, vae_weighting=vae_weighting,
+                 pairs_per_word=np.bincount(centres, minlength=n_words), sparse=sparse, seed=seed)
+
+
 def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
           sample: float, epochs: int, batch_size: int, lr: float, J: int = 1,
           hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
-          optimizer: str = "adam", seed: int = 0,
-          threads: int | None = 1, progress: bool = True, checkpoint_seconds: float | None = None) -> dict:
+          optimizer: str = "adam", seed: int = 0, threads: int | None = 1, progress: bool = True,
+          checkpoint_seconds: float | None = None, device: str = "cpu") -> dict:
     """Train PIXIE (or, without ``visual_h5``, plain SGNS) and write its outputs to ``out_dir``.
 
     ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
-    (see :func:`groundwords.studies.wield.stage.train`)."""
-    for ok, msg in [(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
-                    (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
-                    (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
-                    (J >= 1, "J must be >= 1"), (hidden >= 1, "hidden must be >= 1"),
-                    (vae_weight >= 0, "vae weight must be >= 0"), (0 < min_var < 1, "min var must be in (0, 1)"), (sample >= 0, "sample must be >= 0"),
-                    (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-                    (vae_weighting in VAE_WEIGHTINGS, f"vae weighting must be one of {', '.join(VAE_WEIGHTINGS)}")]:
-        if not ok:
-            raise UserError(msg)
+    (see :func:`groundwords.studies.wield.stage.train`). ``device`` (``pixie.device``): auto, cpu or cuda."""
+    check_settings((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
+                   (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
+                   (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
+                   (J >= 1, "J must be >= 1"), (hidden >= 1, "hidden must be >= 1"),
+                   (vae_weight >= 0, "vae weight must be >= 0"), (0 < min_var < 1, "min var must be in (0, 1)"),
+                   (sample >= 0, "sample must be >= 0"),
+                   (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+                   (vae_weighting in VAE_WEIGHTINGS, f"vae weighting must be one of {', '.join(VAE_WEIGHTINGS)}"))
+    dev = stage_device(device)
     words, counts, enc = text_inputs(corpus, vocab_tsv)
-    if visual_h5 is None:  # plain SGNS, trained exactly as PIXIE is (same pairs, optimiser, seed)
-        feats, mask, vattrs = np.zeros((len(words), 0), np.float32), np.zeros(len(words), bool), {}
-    else:
-        feats, mask, vattrs = align_visual(words, visual_h5)
-        if feats[mask].min() < 0 or feats[mask].max() > 1:
-            log.warning("%s: features outside [0, 1]; the VAE's sigmoid decoder means cannot fit them "
-                        "(make them with 'pixie features --scale minmax')", visual_h5)
+    feats, mask, vattrs = visual_inputs(words, visual_h5)
     keep = keep_probabilities(counts, sample) if sample > 0 else None
     c, x = skipgram_pairs(enc.tokens, enc.offsets, window, keep_prob=keep, rng=seed)
     if len(c) == 0:
         raise UserError(f"{corpus}: no skip-gram pairs (sentences too short?)")
-    data = {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
-    log.info("pixie: %d tokens, vocabulary %d (%d with visual features), %d pairs",
-             len(enc.tokens), len(words), int(mask.sum()), len(c))
-    with torch_settings(threads):
-        torch.manual_seed(seed)  # SGNS's embedding initialisation uses the global RNG
-        sparse = optimizer == "sparse_adam"
-        if visual_h5 is None:
-            model = SGNS(len(words), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
-        else:
-            model = PIXIE(len(words), dim, counts=counts, visual_features=torch.from_numpy(feats),
-                          has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
-                          vae_weight=vae_weight, min_var=min_var, vae_weighting=vae_weighting,
-                          pairs_per_word=np.bincount(c, minlength=len(words)), sparse=sparse, seed=seed)
-        hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
-                 "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
-                 "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
-                 "vae_weighting": vae_weighting, "seed": seed}
-        ckpt = None
-        if checkpoint_seconds is not None:
-            ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-                "stage": "pixie train", **hyper,
-                "inputs": [file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds)
+    log.info("pixie: %d tokens, vocabulary %d (%d with visual features), %d pairs, on %s",
+             len(enc.tokens), len(words), int(mask.sum()), len(c), dev)
+    hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
+             "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
+             "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
+             "vae_weighting": vae_weighting, "seed": seed}
+    with torch_settings(threads, dev):
+        model = build_model(len(words), counts, feats, mask, c, visual=visual_h5 is not None, dim=dim,
+                            negatives=negatives, J=J, hidden=hidden, vae_weight=vae_weight, min_var=min_var,
+                            vae_weighting=vae_weighting, optimizer=optimizer, seed=seed).to(dev)
+        ckpt = stage_checkpoint(out_dir, {"stage": "pixie train", **hyper, "inputs": [
+            file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds, dev)
         t0 = time.perf_counter()
+        data = {"centre": torch.from_numpy(c).to(dev), "context": torch.from_numpy(x).to(dev)}
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
                       words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
-        plus = model.word_vectors().numpy()
-        concat = model.concat_vectors().numpy() if visual_h5 is not None else None
-    check_finite("PIXIE" if concat is not None else "SGNS", plus, *([] if concat is None else [concat]))
-    out_dir = Path(out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    if concat is not None:
-        write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
+        plus = model.word_vectors().cpu().numpy()
+        concat = model.concat_vectors().cpu().numpy() if visual_h5 is not None else None
     info = {
         "model": "pixie" if visual_h5 is not None else "sgns",
         "hyperparameters": hyper,
@@ -254,17 +280,29 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
         "n_visual_words": int(mask.sum()), "n_tokens": int(len(enc.tokens)), "n_oov_dropped": enc.n_oov,
         "n_pairs": int(len(c)), "train_seconds": seconds, "history": history,
         "final_loss": history[-1].get("total"), "torch_version": torch.__version__, "threads": used_threads,
+        "device": str(dev),
         "outputs": ({"vectors.txt": "PIXIE+ (eq. 10)", "concat_vectors.txt": "PIXIE⊕ (eq. 11)"}
                     if visual_h5 is not None else {"vectors.txt": "SGNS word vectors"}),
     }
-    write_outputs(out_dir, words, plus, history, info)
+    write_train_outputs(Path(out_dir), words, plus, concat, history, info)
     if ckpt is not None:
         ckpt.remove()
+    return info
+
+
+def write_train_outputs(out_dir: Path, words: list[str], plus: np.ndarray, concat: np.ndarray | None,
+                        history: list[dict], info: dict) -> None:
+    """PIXIE⊕'s ``concat_vectors.txt`` (``concat``; None: SGNS), then :func:`groundwords.training.write_outputs`
+    of the PIXIE+ (or SGNS) vectors ``plus``; refuses non-finite vectors first."""
+    check_finite("PIXIE" if concat is not None else "SGNS", plus, *([] if concat is None else [concat]))
+    out_dir.mkdir(parents=True, exist_ok=True)
+    if concat is not None:
+        write_word2vec_text(out_dir / "concat_vectors.txt", words, concat)
+    write_outputs(out_dir, words, plus, history, info)
     if concat is None:
         log.info("wrote %s: %d x %d SGNS vectors", out_dir, *plus.shape)
     else:
         log.info("wrote %s: %d x %d PIXIE+ vectors, %d x %d PIXIE⊕", out_dir, *plus.shape, *concat.shape)
-    return info
 
 
 # ---------------------------------------------------------------------------------------------
@@ -274,20 +312,20 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
 def add_skipgram_args(p: argparse.ArgumentParser) -> None:
     """The corpus and skip-gram options of every model trained on text pairs (PIXIE, SGNS, V-SGNS):
     ``--config`` (the rule's ``pixie`` settings as JSON) and one option per ``pixie.text`` key,
-    ``--seed`` and ``--threads``; their defaults are the schema's (:func:`pixie_settings`)."""
+    ``--seed``, ``--threads`` and ``--device``; their defaults are the schema's (:func:`pixie_settings`)."""
     p.add_argument("--corpus", required=True, help="tokenized corpus (python -m groundwords.text.corpora)")
     p.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
     p.add_argument("--out-dir", required=True)
     add_config_argument(p, "pixie")
     add_section_arguments(p, "pixie.text")
-    add_section_arguments(p, "pixie", only=("seed", "threads"))
+    add_section_arguments(p, "pixie", only=("seed", "threads", "device"))
     p.add_argument("--no-progress", action="store_true")
 
 
 def pixie_settings(args: argparse.Namespace, *parts: str, rename: dict[str, str] | None = None) -> dict:
-    """The ``pixie`` settings a stage uses (``parts``, e.g. text, model; always seed and threads):
+    """The ``pixie`` settings a stage uses (``parts``, e.g. text, model; always seed, threads and device):
     ``--config`` JSON and the options given, over the schema's defaults."""
-    return stage_settings(args, "pixie", only=(*parts, "seed", "threads"), rename=rename)
+    return stage_settings(args, "pixie", only=(*parts, "seed", "threads", "device"), rename=rename)
 
 
 def main(argv=None) -> None:
@@ -327,7 +365,7 @@ def main(argv=None) -> None:
         s = pixie_settings(a, "text", "model")
         train(a.corpus, a.vocab, a.visual, a.out_dir, **s["text"], **s["model"], optimizer=a.optimizer,
               seed=s["seed"], threads=s["threads"], progress=not a.no_progress,
-              checkpoint_seconds=training_settings(a)["checkpoint_seconds"])
+              checkpoint_seconds=training_settings(a)["checkpoint_seconds"], device=s["device"])
 
 
 if __name__ == "__main__":
