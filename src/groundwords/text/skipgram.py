@@ -159,6 +159,7 @@ def _train_torch(model: SGNS, tokens, offsets, counts: np.ndarray, rng: np.rando
     def draw():
         c, x = skipgram_pairs(tokens, offsets, window, shrink=shrink, keep_prob=keep, rng=rng,
                               dtype=np.int32 if len(counts) < 2**31 else np.int64)
+        device = model.emb.weight.device
         return {"centre": torch.from_numpy(c).to(device), "context": torch.from_numpy(x).to(device)}
 
     # fresh pairs, a fresh shuffle (seed + e) and the epoch's midpoint learning rate every epoch
