@@ -233,3 +233,54 @@ def test_cbow_quality_within_margin_of_gensim():
                  min_count=5, seed=0, workers=1)
     theirs = similarity_spearman(list(g.wv.index_to_key), g.wv.vectors, ws353)["rho"]
     assert ours >= theirs - 0.05, (ours, theirs)
+
+
+def _image_setup(n=300, V=40, d=8, k=5, seed=0):
+    rng = np.random.default_rng(seed)
+    ctx = rng.integers(0, V, (n, 4))
+    ctx[::5, 2:] = V  # padding
+    ctx[7] = V  # no context at all: no step of any kind
+    rows = rng.integers(-1, 12, n)
+    syn0 = ((rng.random((V + 1, d)) - 0.5) / d).astype(np.float32)
+    syn0[V] = 0
+    return dict(ctx=ctx, tgt=rng.integers(0, V, n), rows=rows, Y=rng.normal(size=(12, k)).astype(np.float32),
+                syn0=syn0, W=(rng.normal(size=(k, d)) * 0.3).astype(np.float32), V=V,
+                counts=rng.integers(1, 50, V).astype(np.float64))
+
+
+def _train_image(s, block, epochs=1, seed=0, linear=False):
+    syn0, syn1 = s["syn0"].copy(), np.zeros((s["V"], s["syn0"].shape[1]), np.float32)
+    W, b = s["W"].copy(), np.zeros(s["W"].shape[0], np.float32)
+    hist = w2v_fast.train_cbow_arrays(syn0, syn1, s["ctx"], s["tgt"], s["V"], s["counts"], epochs=epochs, alpha=0.05,
+                                      linear=linear, seed=seed, gamma=3.0, image_row=s["rows"], image_targets=s["Y"],
+                                      img_w=W, img_b=b, image_block=block)
+    return syn0, W, b, hist
+
+
+def test_image_block_is_one_minibatch_step_of_the_image_head():
+    """With one block holding every example, the image head moves once, by the summed per-example
+    gradients at the block's start: W −= Σ_e g_e h_eᵀ, b −= Σ_e g_e (g = α·γ/(1+γ)·2/k·(W h + b − y))."""
+    s = _image_setup()
+    n = len(s["tgt"])
+    _, W1, b1, hist = _train_image(s, block=n)
+    V, k = s["V"], s["W"].shape[0]
+    h = np.where((s["ctx"] != V)[:, :, None], s["syn0"][s["ctx"]], 0).sum(1)
+    live = (s["rows"] >= 0) & (s["ctx"] != V).any(1)
+    r = h @ s["W"].T - s["Y"][np.clip(s["rows"], 0, None)]
+    g = 0.05 * (3.0 / 4.0) * 2.0 / k * r * live[:, None]
+    np.testing.assert_allclose(W1, s["W"] - g.T @ h, rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(b1, -g.sum(0), rtol=1e-4, atol=1e-6)
+    np.testing.assert_allclose(hist[0]["mse"], (r[live] ** 2).mean(), rtol=1e-4)
+
+
+def test_image_blocks_learn_like_per_example_steps_and_are_deterministic():
+    s = _image_setup(n=3000, seed=1)
+    per_example = _train_image(s, block=1, epochs=4, linear=True)
+    blocked = _train_image(s, block=64, epochs=4, linear=True)
+    again = _train_image(s, block=64, epochs=4, linear=True)
+    assert all(np.array_equal(a, b) for a, b in zip(blocked[:3], again[:3]))  # same seed, one thread
+    mse_1 = [r["mse"] for r in per_example[3]]
+    mse_b = [r["mse"] for r in blocked[3]]
+    assert mse_b[-1] < 0.95 * mse_b[0]  # the image loss goes down
+    assert abs(mse_b[-1] - mse_1[-1]) < 0.01 * mse_1[-1]  # to where per-example steps take it
+    assert abs(blocked[3][-1]["ce"] - per_example[3][-1]["ce"]) < 0.02 * per_example[3][-1]["ce"]
