@@ -141,13 +141,10 @@ def fit(
     returns the losses like ``model.loss``) in place of autograd's backward; the optimiser steps.
     """
     _check_fit_args(data, lr_schedule, step_fn, checkpoint)
-    loop = _Loop(epochs, batch_size, lr, lr_schedule, seed, reseed_each_epoch, words_per_epoch, max_steps,
-                 progress, manual_grads, step_fn)
-    run = _Run(model, data, loop, make_optimizer(model, optimizer, lr, momentum) if step_fn is None else [],
-               checkpoint, data_rng)
-    run.resume({"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-                "lr_schedule": lr_schedule, "seed": seed, "reseed_each_epoch": reseed_each_epoch,
-                "n_examples": run.n})
+    loop = _Loop(epochs, batch_size, lr, optimizer, momentum, lr_schedule, seed, reseed_each_epoch,
+                 words_per_epoch, max_steps, progress, manual_grads, step_fn)
+    run = _Run(model, data, loop, checkpoint, data_rng)
+    run.resume()
     model.train()
     for epoch in range(run.done + 1, epochs + 1):
         if run.out_of_steps():
@@ -192,6 +189,8 @@ class _Loop:
     epochs: int
     batch_size: int
     lr: float
+    optimizer: str
+    momentum: float
     lr_schedule: str
     seed: int
     reseed_each_epoch: bool
@@ -200,6 +199,12 @@ class _Loop:
     progress: bool
     manual_grads: bool
     step_fn: Callable[[dict[str, torch.Tensor]], dict] | None
+
+    def settings(self, n_examples: int | None) -> dict:
+        """The loop's settings a checkpoint must match (``n_examples``: of fixed data; None: per-epoch data)."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "optimizer": self.optimizer,
+                "lr_schedule": self.lr_schedule, "seed": self.seed, "reseed_each_epoch": self.reseed_each_epoch,
+                "n_examples": n_examples}
 
 
 class _Run:
@@ -210,15 +215,15 @@ class _Run:
     ``history``, the current epoch's loss ``sums`` and ``weights``, the ``shuffler``'s and
     ``data_rng``'s states."""
 
-    def __init__(self, model, data, loop: _Loop, opts: list[Optimizer], checkpoint: Checkpoint | None,
-                 data_rng: np.random.Generator | None):
+    def __init__(self, model, data, loop: _Loop, checkpoint: Checkpoint | None, data_rng: np.random.Generator | None):
         self.model, self.data, self.loop, self.checkpoint, self.data_rng = model, data, loop, checkpoint, data_rng
         self.fixed = not callable(data)
         self.cur, self.n = _epoch_tensors(data) if self.fixed else (None, None)
-        self.opts = opts  # the optimisers fit steps and schedules; a step_fn's own are only saved
-        self.saved_opts = opts or list(getattr(loop.step_fn, "optimizers", []))
+        # the optimisers fit steps and schedules; a step_fn's own are only saved and restored
+        self.opts = make_optimizer(model, loop.optimizer, loop.lr, loop.momentum) if loop.step_fn is None else []
+        self.saved_opts = self.opts or list(getattr(loop.step_fn, "optimizers", []))
         self.shuffler = torch.Generator().manual_seed(loop.seed)
-        self.fit_settings: dict = {}
+        self.fit_settings = loop.settings(self.n)
         self.step, self.done, self.offset, self.prior_seconds = 0, 0, 0, 0.0
         self.history: list[dict] = []
         self.sums: dict[str, torch.Tensor] = {}
@@ -227,10 +232,9 @@ class _Run:
         self.total_steps = math.ceil(self.n / loop.batch_size) * loop.epochs if self.fixed else None
         self.last_save = time.monotonic()
 
-    def resume(self, fit_settings: dict) -> None:
-        """Continue from the checkpoint, if it holds a run of ``fit_settings`` (and the stage's settings)."""
-        self.fit_settings = fit_settings
-        state = self.checkpoint.load(fit_settings) if self.checkpoint is not None else None
+    def resume(self) -> None:
+        """Continue from the checkpoint, if it holds a run of the same settings (the loop's and the stage's)."""
+        state = self.checkpoint.load(self.fit_settings) if self.checkpoint is not None else None
         if state is None:
             return
         restore_training_state(state, self.model, self.saved_opts)
