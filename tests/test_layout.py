@@ -78,6 +78,7 @@ def test_no_import_cycles():
     ("groundwords.models", ("groundwords.studies", "groundwords.training", "groundwords.data",
                             "groundwords.text", "groundwords.grounding", "groundwords.evaluation")),
     ("groundwords.training", ("groundwords.studies", "groundwords.models")),
+    ("groundwords.checkpoints", ("groundwords.studies", "groundwords.models", "groundwords.training")),
     ("groundwords.evaluation", ("groundwords.studies", "groundwords.training")),
     ("groundwords.data", ("groundwords.studies", "groundwords.training", "groundwords.models")),
 ])

@@ -23,7 +23,7 @@ import numpy as np
 import pytest
 import torch
 
-from groundwords.training import CHECKPOINT_NAME, KILL_AT_STEP_ENV, Checkpoint
+from groundwords.checkpoints import CHECKPOINT_NAME, KILL_AT_STEP_ENV, Checkpoint
 from groundwords.training import fit
 
 

@@ -4,8 +4,9 @@
 example tensors (shuffled per epoch from a seeded generator; Adam, SGD or SparseAdam; constant or
 word2vec's linear learning-rate decay; SGD's momentum, a step budget, or the caller's own update
 step for loops that need one: IESG's alternating updates, the retrieval model's clipped steps).
-:class:`Checkpoint` saves a run's whole state (model, optimisers, counters, every RNG) at epoch
-ends and every ``training.checkpoint_seconds``, and :func:`fit` resumes from it bit for bit.
+A :class:`groundwords.checkpoints.Checkpoint` saves a run's whole state (model, optimisers,
+counters, every RNG) at epoch ends and every ``training.checkpoint_seconds``, and :func:`fit`
+resumes from it bit for bit.
 :func:`check_finite` and :func:`finish_run` are the shared tail of the training stages;
 :func:`torch_settings` runs a stage with a given number of threads and a forked RNG;
 :func:`write_outputs` writes ``vectors.npy``, ``vocab.txt``, ``loss.csv``, ``vectors.txt`` and,
@@ -16,12 +17,9 @@ from __future__ import annotations
 
 import argparse
 import contextlib
-import json
 import math
-import os
-import pickle
-import signal
 import time
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Callable
 
@@ -30,6 +28,14 @@ import pandas as pd
 import torch
 from tqdm.auto import tqdm
 
+from groundwords.checkpoints import (
+    CHECKPOINT_NAME,
+    Checkpoint,
+    kill_hook_step,
+    kill_if,
+    restore_training_state,
+    training_state,
+)
 from groundwords.cli import UserError, log
 from groundwords.config import section_settings
 from groundwords.files import atomic_path, write_json
@@ -88,148 +94,24 @@ def torch_settings(threads: int | None = None, device: str | torch.device = "cpu
                 torch.use_deterministic_algorithms(prev_det, warn_only=prev_det_warn)
 
 
-# ---------------------------------------------------------------------------------------------
-# Checkpoints (resume an interrupted run bit for bit)
-
-#: test hook: a training process SIGKILLs itself right after this many optimiser steps of one fit
-KILL_AT_STEP_ENV = "GROUNDWORDS_KILL_AT_STEP"
-CHECKPOINT_NAME = "checkpoint.pt"  # in a training stage's output directory
-
-
 def training_settings(args: argparse.Namespace) -> dict:
     """The ``training`` config section from a stage's parsed CLI (``add_section_arguments(p, "training")``)."""
     return section_settings("training", {k: getattr(args, k) for k in ("checkpoint_seconds",)
                                          if getattr(args, k, None) is not None})
 
 
-def file_identity(path) -> list | None:
-    """(path, size, mtime_ns) of an input file, for a checkpoint's settings (None: no file)."""
-    if path is None:
-        return None
-    st = Path(path).stat()
-    return [str(path), st.st_size, st.st_mtime_ns]
-
-
-class Checkpoint:
-    """The checkpoint file of one training run (``<out_dir>/checkpoint.pt``).
-
-    ``settings``: everything the run's result depends on (hyperparameters, input file identities,
-    see :func:`file_identity`); a checkpoint whose settings differ is ignored with a warning.
-    ``seconds``: within an epoch, save at most this often (0: at epoch ends only; every epoch
-    end saves). :func:`fit` saves and resumes through it; the stage calls :meth:`remove` once
-    its outputs are written.
-    """
-
-    FORMAT = 2  # 2: groundwords.optimizers' state dicts (1: torch.optim's)
-
-    def __init__(self, path, settings: dict, seconds: float = 0.0):
-        if not (seconds >= 0 and math.isfinite(seconds)):
-            raise UserError(f"training.checkpoint_seconds must be a finite number >= 0 (got {seconds})")
-        self.path, self.seconds = Path(path), float(seconds)
-        self.settings = json.loads(json.dumps(settings, sort_keys=True, default=str))
-        self.n_saved = 0
-
-    def load(self, fit_settings: dict) -> dict | None:
-        if not self.path.is_file():
-            return None
-        try:
-            state = torch.load(self.path, map_location="cpu", weights_only=True)
-        except (OSError, EOFError, RuntimeError, ValueError, pickle.UnpicklingError) as e:  # atomic, but foreign
-            log.warning("%s: cannot read the checkpoint (%s); training from the start", self.path, e)
-            return None
-        want = {"format": self.FORMAT, "settings": self.settings, "fit": fit_settings}
-        if {k: state.get(k) for k in want} != want:
-            have = state.get("settings") if isinstance(state.get("settings"), dict) else {}
-            diff = sorted(k for k in {**have, **self.settings} if have.get(k) != self.settings.get(k))
-            log.warning("%s: a checkpoint of other settings (%s); training from the start", self.path,
-                        ", ".join(diff) or "format or training loop")
-            return None
-        log.info("%s: resuming after epoch %d, step %d", self.path, state["epoch"], state["step"])
-        return state
-
-    def save(self, state: dict) -> None:
-        with atomic_path(self.path, suffix=".pt") as tmp:
-            torch.save({"format": self.FORMAT, "settings": self.settings, **state}, tmp)
-        self.n_saved += 1
-
-    def remove(self) -> None:
-        self.path.unlink(missing_ok=True)
-
-
-def _generator_slots(model: torch.nn.Module):
-    """(name, owner, attribute) of every place a private ``torch.Generator`` lives or may live
-    (lazily created ones are None until first use, so every None attribute is a candidate):
-    module attributes, and attributes of groundwords helper objects held by a module (e.g.
-    ``NoiseSampler.generator``)."""
-    for mname, mod in model.named_modules():
-        for attr, val in vars(mod).items():
-            if val is None or isinstance(val, torch.Generator):
-                yield f"{mname}:{attr}", mod, attr
-            elif (not isinstance(val, (torch.nn.Module, torch.Tensor, np.ndarray, dict, list, tuple))
-                  and type(val).__module__.startswith("groundwords")):
-                for a2, v2 in vars(val).items():
-                    if v2 is None or isinstance(v2, torch.Generator):
-                        yield f"{mname}:{attr}.{a2}", val, a2
-
-
-def generator_states(model: torch.nn.Module) -> dict:
-    return {name: {"device": str(getattr(owner, attr).device), "state": getattr(owner, attr).get_state()}
-            for name, owner, attr in _generator_slots(model) if getattr(owner, attr) is not None}
-
-
-def set_generator_states(model: torch.nn.Module, states: dict) -> None:
-    for name, owner, attr in _generator_slots(model):
-        if name in states:
-            g = torch.Generator(device=states[name]["device"])
-            g.set_state(states[name]["state"])
-            setattr(owner, attr, g)
-
-
-def training_state(model: torch.nn.Module, opts: list[Optimizer]) -> dict:
-    """The checkpoint entries every training loop saves: model and optimiser states, the global
-    torch RNG's and the model's private generators' states (:class:`Checkpoint`)."""
-    return {"model": model.state_dict(), "optimizers": [o.state_dict() for o in opts],
-            "torch_rng": torch.get_rng_state(), "generators": generator_states(model)}
-
-
-def restore_training_state(state: dict, model: torch.nn.Module, opts: list[Optimizer]) -> None:
-    """Undo :func:`training_state` (the model and optimisers already built as at the run's start)."""
-    model.load_state_dict(state["model"])
-    for opt, sd in zip(opts, state["optimizers"], strict=True):
-        opt.load_state_dict(sd)
-    torch.set_rng_state(state["torch_rng"])
-    set_generator_states(model, state["generators"])
-
-
-def kill_hook_step() -> int:
-    """Tests only: the step after which the process SIGKILLs itself (``GROUNDWORDS_KILL_AT_STEP``; 0: never)."""
-    return int(os.environ.get(KILL_AT_STEP_ENV) or 0)
-
-
-def kill_if(step: int, kill_at: int) -> None:
-    if kill_at and step == kill_at:
-        os.kill(os.getpid(), signal.SIGKILL)
+# ---------------------------------------------------------------------------------------------
+# The training loop
 
 
 def fit(
     model: torch.nn.Module,
     data: dict[str, torch.Tensor] | Callable[[int], dict[str, torch.Tensor]],
-    *,
-    epochs: int,
-    batch_size: int,
-    lr: float,
-    optimizer: str = "adam",
-    lr_schedule: str = "constant",
-    seed: int = 0,
-    words_per_epoch: int | None = None,
-    progress: bool = True,
-    on_epoch_end: Callable[[dict], None] | None = None,
-    reseed_each_epoch: bool = False,
-    data_rng: np.random.Generator | None = None,
-    checkpoint: Checkpoint | None = None,
-    momentum: float = 0.0,
-    max_steps: int | None = None,
-    step_fn: Callable[[dict[str, torch.Tensor]], dict] | None = None,
+    *, epochs: int, batch_size: int, lr: float, optimizer: str = "adam", lr_schedule: str = "constant",
+    seed: int = 0, words_per_epoch: int | None = None, progress: bool = True,
+    on_epoch_end: Callable[[dict], None] | None = None, reseed_each_epoch: bool = False,
+    data_rng: np.random.Generator | None = None, checkpoint: Checkpoint | None = None, momentum: float = 0.0,
+    max_steps: int | None = None, step_fn: Callable[[dict[str, torch.Tensor]], dict] | None = None,
     manual_grads: bool = False,
 ) -> list[dict]:
     """Optimise ``model.loss`` over ``data`` (a dict of tensors sharing their first dim).
@@ -242,11 +124,10 @@ def fit(
     ``lr_schedule="linear"`` decays the learning rate linearly to ``lr * 1e-4`` over the whole run
     (word2vec style); ``"epoch_linear"`` keeps it constant within an epoch, at the linear
     schedule's value at the epoch's midpoint.
-    ``checkpoint`` (:class:`Checkpoint`): resume from it if it holds a run of the same settings,
-    and save it at every epoch end (and every ``checkpoint.seconds`` within an epoch): model and
-    optimiser states, counters, history, the shuffler's, the global torch RNG's, the model's
-    private generators' and ``data_rng``'s states, so a resumed run ends bit-identical to an
-    uninterrupted one (CPU). The caller removes it once its outputs are written.
+    ``checkpoint`` (:class:`groundwords.checkpoints.Checkpoint`): resume from it if it holds a run
+    of the same settings, and save it at every epoch end (and every ``checkpoint.seconds`` within
+    an epoch), so a resumed run ends bit-identical to an uninterrupted one (CPU); :class:`_Run`
+    lists what it holds. The caller removes it once its outputs are written.
     Returns one dict per epoch: example-weighted means of every loss component, ``n_examples``,
     ``seconds``, ``words_per_s`` and ``examples_per_s``. ``words_per_epoch`` defaults to the number
     of examples (one target word per example, as in CBOW).
@@ -259,134 +140,206 @@ def fit(
     ``manual_grads``: the model writes its gradients itself (``model.manual_grads(batch)``, which
     returns the losses like ``model.loss``) in place of autograd's backward; the optimiser steps.
     """
-    step_opts = list(getattr(step_fn, "optimizers", [])) if step_fn is not None else []
-    if step_fn is not None and checkpoint is not None and not step_opts:
+    _check_fit_args(data, lr_schedule, step_fn, checkpoint)
+    loop = _Loop(epochs, batch_size, lr, optimizer, momentum, lr_schedule, seed, reseed_each_epoch,
+                 words_per_epoch, max_steps, progress, manual_grads, step_fn)
+    run = _Run(model, data, loop, checkpoint, data_rng)
+    run.resume()
+    model.train()
+    for epoch in range(run.done + 1, epochs + 1):
+        if run.out_of_steps():
+            break
+        rec = run.epoch(epoch)
+        if on_epoch_end is not None:
+            on_epoch_end(rec)
+    model.eval()
+    return run.history
+
+
+def _check_fit_args(data, lr_schedule: str, step_fn, checkpoint) -> None:
+    """Refuse :func:`fit` arguments that do not go together."""
+    if step_fn is not None and checkpoint is not None and not getattr(step_fn, "optimizers", []):
         raise ValueError("a checkpoint with a step_fn needs the step's optimisers (step_fn.optimizers)")
     if lr_schedule not in ("constant", "linear", "epoch_linear"):
         raise ValueError(f"unknown lr schedule {lr_schedule!r}")
-    fixed = not callable(data)
-    if lr_schedule == "linear" and not fixed:
+    if lr_schedule == "linear" and callable(data):
         raise ValueError("lr_schedule='linear' needs fixed data (per-epoch data: 'epoch_linear')")
 
-    def epoch_data(epoch: int) -> tuple[dict[str, torch.Tensor], int]:
-        d = data if fixed else data(epoch)
-        n = next(iter(d.values())).shape[0]
-        if any(v.shape[0] != n for v in d.values()):
-            raise ValueError("all data tensors must have the same first dimension")
-        if n == 0:
-            raise UserError("no training examples")
-        return d, n
 
-    cur, n = epoch_data(1) if fixed else (None, None)
-    opts = make_optimizer(model, optimizer, lr, momentum) if step_fn is None else []
-    shuffler = torch.Generator().manual_seed(seed)
-    fit_settings = {"epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer,
-                    "lr_schedule": lr_schedule, "seed": seed, "reseed_each_epoch": reseed_each_epoch,
-                    "n_examples": n}
-    step, done, offset, prior_seconds = 0, 0, 0, 0.0
-    history: list[dict] = []
-    sums: dict[str, torch.Tensor] = {}
-    weights: dict[str, float | torch.Tensor] = {}
-    state = checkpoint.load(fit_settings) if checkpoint is not None else None
-    if state is not None:
-        restore_training_state(state, model, opts or step_opts)
-        step, done, offset, prior_seconds = state["step"], state["epoch"], state["offset"], state["epoch_seconds"]
-        history, sums, weights = state["history"], state["sums"], state["weights"]
-        shuffler.set_state(state["shuffler"])
-        if data_rng is not None:
-            data_rng.bit_generator.state = state["data_rng"]
-    kill_at = kill_hook_step() if checkpoint is not None else 0  # tests: interrupt a checkpointed run
-    total_steps = math.ceil(n / batch_size) * epochs if fixed else None
-    last_save = time.monotonic()
+def _epoch_tensors(d: dict[str, torch.Tensor]) -> tuple[dict[str, torch.Tensor], int]:
+    """``d`` and its number of examples, checked."""
+    n = next(iter(d.values())).shape[0]
+    if any(v.shape[0] != n for v in d.values()):
+        raise ValueError("all data tensors must have the same first dimension")
+    if n == 0:
+        raise UserError("no training examples")
+    return d, n
 
-    def save(epoch_done: int, at: int, shuffler_state, rng_state, seconds: float) -> None:
-        nonlocal last_save
-        checkpoint.save({
-            "fit": fit_settings, "epoch": epoch_done, "offset": at, "step": step, "epoch_seconds": seconds,
-            "history": history, "shuffler": shuffler_state, "data_rng": rng_state, "sums": sums, "weights": weights,
-            **training_state(model, opts or step_opts),
-        })
-        last_save = time.monotonic()
 
-    model.train()
-    for epoch in range(done + 1, epochs + 1):
-        if max_steps is not None and step >= max_steps:
-            break
-        t0 = time.perf_counter() - prior_seconds
+def _set_lr(opts: list[Optimizer], lr: float) -> None:
+    for opt in opts:
+        for g in opt.param_groups:
+            g["lr"] = lr
+
+
+@dataclass(frozen=True)
+class _Loop:
+    """The :func:`fit` arguments that shape its loop."""
+
+    epochs: int
+    batch_size: int
+    lr: float
+    optimizer: str
+    momentum: float
+    lr_schedule: str
+    seed: int
+    reseed_each_epoch: bool
+    words_per_epoch: int | None
+    max_steps: int | None
+    progress: bool
+    manual_grads: bool
+    step_fn: Callable[[dict[str, torch.Tensor]], dict] | None
+
+    def settings(self, n_examples: int | None) -> dict:
+        """The loop's settings a checkpoint must match (``n_examples``: of fixed data; None: per-epoch data)."""
+        return {"epochs": self.epochs, "batch_size": self.batch_size, "lr": self.lr, "optimizer": self.optimizer,
+                "lr_schedule": self.lr_schedule, "seed": self.seed, "reseed_each_epoch": self.reseed_each_epoch,
+                "n_examples": n_examples}
+
+
+class _Run:
+    """The state of one :func:`fit` run, which its checkpoint saves with the model's and the
+    optimisers' states, the global torch RNG's and the model's private generators'
+    (:func:`groundwords.checkpoints.training_state`): the counters (``step``; ``done``, finished
+    epochs; ``offset``, examples done in the current one; ``prior_seconds``, its time so far),
+    ``history``, the current epoch's loss ``sums`` and ``weights``, the ``shuffler``'s and
+    ``data_rng``'s states."""
+
+    def __init__(self, model, data, loop: _Loop, checkpoint: Checkpoint | None, data_rng: np.random.Generator | None):
+        self.model, self.data, self.loop, self.checkpoint, self.data_rng = model, data, loop, checkpoint, data_rng
+        self.fixed = not callable(data)
+        self.cur, self.n = _epoch_tensors(data) if self.fixed else (None, None)
+        # the optimisers fit steps and schedules; a step_fn's own are only saved and restored
+        self.opts = make_optimizer(model, loop.optimizer, loop.lr, loop.momentum) if loop.step_fn is None else []
+        self.saved_opts = self.opts or list(getattr(loop.step_fn, "optimizers", []))
+        self.shuffler = torch.Generator().manual_seed(loop.seed)
+        self.fit_settings = loop.settings(self.n)
+        self.step, self.done, self.offset, self.prior_seconds = 0, 0, 0, 0.0
+        self.history: list[dict] = []
+        self.sums: dict[str, torch.Tensor] = {}
+        self.weights: dict[str, float | torch.Tensor] = {}
+        self.kill_at = kill_hook_step() if checkpoint is not None else 0  # tests: interrupt a checkpointed run
+        self.total_steps = math.ceil(self.n / loop.batch_size) * loop.epochs if self.fixed else None
+        self.last_save = time.monotonic()
+
+    def resume(self) -> None:
+        """Continue from the checkpoint, if it holds a run of the same settings (the loop's and the stage's)."""
+        state = self.checkpoint.load(self.fit_settings) if self.checkpoint is not None else None
+        if state is None:
+            return
+        restore_training_state(state, self.model, self.saved_opts)
+        self.step, self.done, self.offset = state["step"], state["epoch"], state["offset"]
+        self.prior_seconds = state["epoch_seconds"]
+        self.history, self.sums, self.weights = state["history"], state["sums"], state["weights"]
+        self.shuffler.set_state(state["shuffler"])
+        if self.data_rng is not None:
+            self.data_rng.bit_generator.state = state["data_rng"]
+
+    def out_of_steps(self) -> bool:
+        return self.loop.max_steps is not None and self.step >= self.loop.max_steps
+
+    def epoch(self, epoch: int) -> dict:
+        """Train one epoch (the rest of it, after a mid-epoch checkpoint); returns its record."""
+        loop = self.loop
+        t0 = time.perf_counter() - self.prior_seconds
         # the states this epoch starts from: a mid-epoch checkpoint replays the draw and the shuffle
-        rng_start = data_rng.bit_generator.state if data_rng is not None else None
-        if not fixed:
-            cur, n = epoch_data(epoch)
-        if reseed_each_epoch:
-            shuffler = torch.Generator().manual_seed(seed + epoch - 1)
-        shuffler_start = shuffler.get_state()
-        device = next(iter(cur.values())).device
-        perm = torch.randperm(n, generator=shuffler).to(device)
-        if offset == 0:
-            sums, weights = {}, {}
-        if lr_schedule == "epoch_linear":
-            for opt in opts:
-                for g in opt.param_groups:
-                    g["lr"] = lr * max(1e-4, 1.0 - (epoch - 1 + 0.5) / epochs)
-        bar = tqdm(total=n, initial=offset, desc=f"epoch {epoch}/{epochs}", unit="ex", unit_scale=True,
-                   disable=not progress, leave=False, mininterval=1.0)
-        for start in range(offset, n, batch_size):
-            idx = perm[start:start + batch_size]
-            batch = {k: v[idx] for k, v in cur.items()}
-            if lr_schedule == "linear":
-                lr_now = lr * max(1e-4, 1.0 - step / total_steps)
-                for opt in opts:
-                    for g in opt.param_groups:
-                        g["lr"] = lr_now
-            if step_fn is not None:
-                out = step_fn(batch)
-            elif manual_grads:
-                out = model.manual_grads(batch)
-                for opt in opts:
-                    opt.step()
-            else:
-                out = model.loss(batch)
-                for opt in opts:
-                    opt.zero_grad(set_to_none=True)
-                out["total"].backward()
-                for opt in opts:
-                    opt.step()
-            step += 1
-            b = len(idx)
-            with torch.no_grad():
-                for k, v in out.items():
-                    if k.startswith("n_"):
-                        continue
-                    w = out.get(f"n_{k}", b)
-                    sums[k] = sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v) * w
-                    weights[k] = weights.get(k, 0) + w
-            bar.update(b)
-            kill_if(step, kill_at)
-            if max_steps is not None and step >= max_steps:
+        rng_start = self.data_rng.bit_generator.state if self.data_rng is not None else None
+        if not self.fixed:
+            self.cur, self.n = _epoch_tensors(self.data(epoch))
+        n = self.n
+        if loop.reseed_each_epoch:
+            self.shuffler = torch.Generator().manual_seed(loop.seed + epoch - 1)
+        shuffler_start = self.shuffler.get_state()
+        perm = torch.randperm(n, generator=self.shuffler).to(next(iter(self.cur.values())).device)
+        if self.offset == 0:
+            self.sums, self.weights = {}, {}
+        if loop.lr_schedule == "epoch_linear":
+            _set_lr(self.opts, loop.lr * max(1e-4, 1.0 - (epoch - 1 + 0.5) / loop.epochs))
+        bar = tqdm(total=n, initial=self.offset, desc=f"epoch {epoch}/{loop.epochs}", unit="ex", unit_scale=True,
+                   disable=not loop.progress, leave=False, mininterval=1.0)
+        for start in range(self.offset, n, loop.batch_size):
+            idx = perm[start:start + loop.batch_size]
+            batch = {k: v[idx] for k, v in self.cur.items()}
+            if loop.lr_schedule == "linear":
+                _set_lr(self.opts, loop.lr * max(1e-4, 1.0 - self.step / self.total_steps))
+            self.count(self.update(batch), len(idx))
+            bar.update(len(idx))
+            kill_if(self.step, self.kill_at)
+            if self.out_of_steps():
                 break
-            if (checkpoint is not None and checkpoint.seconds and start + b < n
-                    and time.monotonic() - last_save >= checkpoint.seconds):
-                save(epoch - 1, start + b, shuffler_start, rng_start, time.perf_counter() - t0)
+            if self.save_due() and start + len(idx) < n:
+                self.save(epoch - 1, start + len(idx), shuffler_start, rng_start, time.perf_counter() - t0)
         bar.close()
-        offset, prior_seconds = 0, 0.0
-        seconds = time.perf_counter() - t0
-        wpe = n if words_per_epoch is None else words_per_epoch
+        self.offset, self.prior_seconds = 0, 0.0
+        return self.end_epoch(epoch, time.perf_counter() - t0)
+
+    def update(self, batch: dict[str, torch.Tensor]) -> dict:
+        """One optimisation step on ``batch``; returns its losses."""
+        if self.loop.step_fn is not None:
+            return self.loop.step_fn(batch)
+        if self.loop.manual_grads:
+            out = self.model.manual_grads(batch)
+        else:
+            out = self.model.loss(batch)
+            for opt in self.opts:
+                opt.zero_grad(set_to_none=True)
+            out["total"].backward()
+        for opt in self.opts:
+            opt.step()
+        return out
+
+    def count(self, out: dict, b: int) -> None:
+        """Add a step's losses to the epoch's example-weighted sums (``n_<k>``: component k's weight)."""
+        self.step += 1
+        with torch.no_grad():
+            for k, v in out.items():
+                if k.startswith("n_"):
+                    continue
+                w = out.get(f"n_{k}", b)
+                self.sums[k] = self.sums.get(k, 0.0) + (v.detach() if torch.is_tensor(v) else v) * w
+                self.weights[k] = self.weights.get(k, 0) + w
+
+    def end_epoch(self, epoch: int, seconds: float) -> dict:
+        """The epoch's record (mean losses, throughput), logged, added to the history and checkpointed."""
+        n, epochs = self.n, self.loop.epochs
+        wpe = n if self.loop.words_per_epoch is None else self.loop.words_per_epoch
         rec = {"epoch": epoch}
-        for k, s in sums.items():
-            w = float(weights[k])
+        for k, s in self.sums.items():
+            w = float(self.weights[k])
             rec[k] = float(s) / w if w > 0 else float("nan")
             if not math.isfinite(rec[k]):
                 log.warning("epoch %d: loss %s is %s", epoch, k, rec[k])
         rec.update(n_examples=n, seconds=seconds, words_per_s=wpe / seconds, examples_per_s=n / seconds)
-        history.append(rec)
+        self.history.append(rec)
         log.info("epoch %d/%d: %s (%.1fs, %.0f words/s)", epoch, epochs,
-                 ", ".join(f"{k}={rec[k]:.4f}" for k in sums), seconds, rec["words_per_s"])
-        if checkpoint is not None:
-            save(epoch, 0, shuffler.get_state(), data_rng.bit_generator.state if data_rng is not None else None, 0.0)
-        if on_epoch_end is not None:
-            on_epoch_end(rec)
-    model.eval()
-    return history
+                 ", ".join(f"{k}={rec[k]:.4f}" for k in self.sums), seconds, rec["words_per_s"])
+        if self.checkpoint is not None:
+            self.save(epoch, 0, self.shuffler.get_state(),
+                      self.data_rng.bit_generator.state if self.data_rng is not None else None, 0.0)
+        return rec
+
+    def save_due(self) -> bool:
+        """Whether a mid-epoch checkpoint is due (``checkpoint.seconds`` since the last save)."""
+        return (self.checkpoint is not None and bool(self.checkpoint.seconds)
+                and time.monotonic() - self.last_save >= self.checkpoint.seconds)
+
+    def save(self, epoch_done: int, at: int, shuffler_state, rng_state, seconds: float) -> None:
+        self.checkpoint.save({
+            "fit": self.fit_settings, "epoch": epoch_done, "offset": at, "step": self.step, "epoch_seconds": seconds,
+            "history": self.history, "shuffler": shuffler_state, "data_rng": rng_state, "sums": self.sums,
+            "weights": self.weights, **training_state(self.model, self.saved_opts),
+        })
+        self.last_save = time.monotonic()
 
 
 def write_word2vec_text(path, words: list[str], vectors: np.ndarray) -> None:

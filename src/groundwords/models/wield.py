@@ -49,6 +49,18 @@ from groundwords.models.noise import NoiseSampler
 IMAGE_HEAD_SEED_OFFSET = 1_000_003  # the image head's generator seed = seed + this
 
 
+def _check_init_args(objective: str, gamma: float, image_dim: int, counts) -> None:
+    """Refuse :class:`WIELD` arguments that do not go together (before any parameter is made)."""
+    if objective not in ("softmax", "negative"):
+        raise ValueError(f"objective must be 'softmax' or 'negative', got {objective!r}")
+    if gamma < 0:
+        raise ValueError(f"gamma must be >= 0, got {gamma}")
+    if gamma > 0 and not image_dim:
+        raise ValueError("gamma > 0 needs an image head (image_dim > 0)")
+    if objective == "negative" and counts is None:
+        raise ValueError("objective='negative' needs word counts for the noise distribution")
+
+
 class WIELD(nn.Module):
     def __init__(
         self,
@@ -78,12 +90,7 @@ class WIELD(nn.Module):
             which the caller seeds) and the negative sampler's generator.
         """
         super().__init__()
-        if objective not in ("softmax", "negative"):
-            raise ValueError(f"objective must be 'softmax' or 'negative', got {objective!r}")
-        if gamma < 0:
-            raise ValueError(f"gamma must be >= 0, got {gamma}")
-        if gamma > 0 and not image_dim:
-            raise ValueError("gamma > 0 needs an image head (image_dim > 0)")
+        _check_init_args(objective, gamma, image_dim, counts)
         self.vocab_size, self.dim, self.gamma = vocab_size, dim, float(gamma)
         self.objective, self.negatives, self.shared_negatives = objective, negatives, shared_negatives
         self.pad, self.sparse, self.seed = vocab_size, sparse, seed
@@ -99,8 +106,6 @@ class WIELD(nn.Module):
                 self.emb.weight[self.pad].zero_()
             self.out = nn.Embedding(vocab_size, dim, sparse=sparse)
             nn.init.zeros_(self.out.weight)
-            if counts is None:
-                raise ValueError("objective='negative' needs word counts for the noise distribution")
             # noise ∝ counts^0.75, from a generator seeded with ``seed`` (created on first use on the device)
             self.noise = NoiseSampler(np.clip(np.asarray(counts, dtype=np.float64), 0, None) ** 0.75, seed)
 

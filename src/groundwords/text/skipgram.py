@@ -108,7 +108,7 @@ def train_sgns(
     ``engine="torch"``: :func:`groundwords.training.fit` as described above (deterministic; torch's
     thread count is the caller's).
     ``device`` (torch engine; numba: cpu only): where the model and each epoch's pairs live.
-    ``checkpoint``: a :class:`groundwords.training.Checkpoint` to resume from and save to (torch
+    ``checkpoint``: a :class:`groundwords.checkpoints.Checkpoint` to resume from and save to (torch
     engine; the per-epoch draws are replayed from the checkpointed numpy generator). The numba
     engine runs whole epochs in the kernel and keeps none.
     Returns ``(model, history, stats)``; ``stats`` has ``n_pairs``, ``engine``, ``threads`` and

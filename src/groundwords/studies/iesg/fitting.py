@@ -41,7 +41,7 @@ def fit_alternating(
     on the same words, each with its own Momentum-SGD optimiser (the step of
     :func:`groundwords.training.fit`'s loop). Returns one dict per epoch: mean ``word``,
     ``image`` and ``total`` losses (measured before each update), ``seconds``, ``examples_per_s``.
-    ``checkpoint``: a :class:`groundwords.training.Checkpoint` (both optimisers are saved with it).
+    ``checkpoint``: a :class:`groundwords.checkpoints.Checkpoint` (both optimisers are saved with it).
     """
     data = {"centre": data["centre"].long(), "context": data["context"].long()}
     n = len(data["centre"])

@@ -61,6 +61,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from groundwords.checkpoints import CHECKPOINT_NAME, Checkpoint, file_identity
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.devices import resolve_device
@@ -89,10 +90,7 @@ from groundwords.text.skipgram import DEFAULT_ENGINE as SGNS_DEFAULT_ENGINE
 from groundwords.text.skipgram import train_sgns
 from groundwords.text.vocab import load_vocab, vocab_from_counts
 from groundwords.training import (
-    CHECKPOINT_NAME,
-    Checkpoint,
     check_finite,
-    file_identity,
     torch_settings,
     training_settings,
     write_outputs,
@@ -121,7 +119,7 @@ def stage_device(device: str, engine: str | None = None) -> torch.device:
 
 
 def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
-    """The run's :class:`groundwords.training.Checkpoint` (None without ``seconds``); its settings name
+    """The run's :class:`groundwords.checkpoints.Checkpoint` (None without ``seconds``); its settings name
     the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
     if seconds is None:
         return None
@@ -158,7 +156,7 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
     with one thread only) or "torch" (:func:`groundwords.training.fit`); see
     :func:`groundwords.text.skipgram.train_sgns`. ``train.json`` records ``engine``, ``threads``,
     ``deterministic`` and ``device``. ``checkpoint_seconds`` (torch engine): None, no checkpoint; else resume
-    from / save ``out_dir/checkpoint.pt`` (:class:`groundwords.training.Checkpoint`). ``device``
+    from / save ``out_dir/checkpoint.pt`` (:class:`groundwords.checkpoints.Checkpoint`). ``device``
     (``iesg.device``): auto, cpu or cuda (torch engine; see :func:`stage_device`)."""
     _check([(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
             (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
@@ -271,7 +269,7 @@ def train(sgns_dir, corpus, word_images_tsv, features_h5, out_dir, *, window: in
     """Train the L2 baseline and IESG and write their outputs (see the module docstring).
 
     ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
-    (:class:`groundwords.training.Checkpoint`), removed once ``train.json`` is written.
+    (:class:`groundwords.checkpoints.Checkpoint`), removed once ``train.json`` is written.
     ``device`` (``iesg.device``): auto, cpu or cuda; both models train there."""
     check_train_settings(window=window, negatives=negatives, epochs=epochs, batch_size=batch_size, lr=lr,
                          momentum=momentum, lam=lam, l2_ridge=l2_ridge, l2_fit=l2_fit, context_table=context_table)

@@ -48,6 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from groundwords.checkpoints import CHECKPOINT_NAME, Checkpoint, file_identity
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.devices import resolve_device
@@ -60,10 +61,7 @@ from groundwords.text.corpora import corpus_ids
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
 from groundwords.text.vocab import load_vocab
 from groundwords.training import (
-    CHECKPOINT_NAME,
-    Checkpoint,
     check_finite,
-    file_identity,
     fit,
     torch_settings,
     training_settings,
@@ -196,7 +194,7 @@ def stage_device(device: str) -> torch.device:
 
 
 def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
-    """The run's :class:`groundwords.training.Checkpoint` (None without ``seconds``); its settings name
+    """The run's :class:`groundwords.checkpoints.Checkpoint` (None without ``seconds``); its settings name
     the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
     if seconds is None:
         return None

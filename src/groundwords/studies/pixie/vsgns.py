@@ -13,6 +13,7 @@ import time
 import numpy as np
 import torch
 
+from groundwords.checkpoints import file_identity
 from groundwords.cli import UserError, log
 from groundwords.files import read_feature_matrix, write_features
 from groundwords.models.vsgns import VISUAL_MAPS, VSGNS
@@ -24,7 +25,7 @@ from groundwords.studies.pixie.stage import (
     text_inputs,
 )
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs, subsample
-from groundwords.training import file_identity, finish_run, fit, torch_settings
+from groundwords.training import finish_run, fit, torch_settings
 
 
 def occurrence_pairs(tokens, offsets, window: int, keep_prob=None, seed: int = 0):

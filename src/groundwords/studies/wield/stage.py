@@ -1,16 +1,10 @@
 """Train word embeddings (WIELD / vanilla CBOW / image-input CBOW) on captions + images.
 
-Two layers:
-
-* :func:`fit` is the model-agnostic training loop: seeds, per-epoch shuffling with its own
-  ``torch.Generator``, batches sliced straight from tensors (no DataLoader, no per-example
-  Python), optimiser, optional linear learning-rate decay, per-epoch loss bookkeeping, tqdm
-  progress and throughput. Any model following the :mod:`groundwords.models` interface
-  (``loss(batch) -> dict``, ``word_vectors()``, ``sparse_parameters()``) can use it.
-* :func:`train` is the pipeline stage: read captions / vocabulary / image features, build the
-  CBOW examples (:mod:`groundwords.text.captions`), build the model, call :func:`fit` and write
-  ``vectors.txt`` (word2vec text format), ``vectors.npy``, ``vocab.txt``, ``loss.csv`` and
-  ``train.json`` atomically into ``out_dir``.
+:func:`train` is the pipeline stage: read captions / vocabulary / image features
+(:mod:`groundwords.studies.wield.inputs`), build the CBOW examples (:mod:`groundwords.text.captions`),
+build the model, train it (:func:`groundwords.training.fit`, the model-agnostic training loop, or
+the compiled word2vec kernel) and write ``vectors.txt`` (word2vec text format), ``vectors.npy``,
+``vocab.txt``, ``loss.csv`` and ``train.json`` atomically into ``out_dir``.
 
 Models and controls (``--model``):
 
@@ -32,6 +26,23 @@ In every mode only captions with a live image are trained on unless ``--train-de
 Defaults follow the paper: dim 100, window 2, 20 epochs, batch 20, Adam lr 1e-3, full
 softmax. Runs are deterministic on CPU for a given seed and thread count.
 
+Options (:func:`train`'s arguments):
+
+* ``optimizer="sgd"`` / ``"sparse_adam"`` switch the embedding tables to sparse gradients.
+* ``shared_negatives=g``: groups of g examples share their noise words (speed; 1 = word2vec).
+* ``lr_schedule="linear"``: decay the learning rate linearly to ~0 (word2vec style).
+* ``threads``: torch intra-op threads (None: torch's default). Torch parallelises every
+  small op, so when other processes compete for the cores (e.g. parallel Snakemake jobs)
+  more threads than free cores is much *slower* than one thread: give each job its share.
+* ``engine="numba"`` (WIELD with ``objective="negative"`` and ``optimizer="sgd"`` on the CPU):
+  the same objective and initialisation trained by the compiled kernel of
+  :mod:`groundwords.w2v_fast`, one example at a time at rate ``lr / batch_size`` (the torch
+  batch mean's per-example rate), examples in corpus order, ``threads`` Hogwild threads
+  (deterministic with one thread only). ``"torch"``: :func:`groundwords.training.fit`.
+* ``checkpoint_seconds`` (torch engine): None, no checkpoint; else keep ``out_dir/checkpoint.pt``
+  (:class:`groundwords.checkpoints.Checkpoint`, saved at epoch ends and this often within one;
+  0: epoch ends only) and resume from it; it is removed once the outputs are written.
+
 Throughput ("words/s") counts the corpus positions trained on (the CBOW target words), like
 gensim's "effective words"; only the optimisation loop is timed (not reading/tokenising).
 """
@@ -46,41 +57,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from groundwords.checkpoints import CHECKPOINT_NAME, Checkpoint, file_identity
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
-from groundwords.data.manifest import read_captions
-from groundwords.files import read_features
 from groundwords.models import WIELD, ImageInputCBOW
+from groundwords.studies.wield.inputs import read_inputs, training_examples
 from groundwords.studies.wield.variants import STAGE_KEYS
-from groundwords.text.captions import build_examples, word_rows
-from groundwords.text.vocab import load_vocab
-from groundwords.training import (
-    CHECKPOINT_NAME,
-    OPTIMIZERS,
-    Checkpoint,
-    file_identity,
-    finish_run,
-    fit,
-    torch_settings,
-    training_settings,
-)
+from groundwords.training import OPTIMIZERS, finish_run, fit, torch_settings, training_settings
 
 MODELS = ("wield", "imginput")
 IMAGE_MODES = ("caption", "word")
 LR_SCHEDULES = ("constant", "linear")
 ENGINES = ("torch", "numba")
-
-
-# ---------------------------------------------------------------------------------------------
-# Generic training loop
-
-
-# ---------------------------------------------------------------------------------------------
-# Outputs
-
-
-# ---------------------------------------------------------------------------------------------
-# The pipeline stage
 
 
 def _check_args(gamma, dim, window, epochs, batch_size, lr, objective, negatives, optimizer, lr_schedule):
@@ -124,44 +112,6 @@ def _check_model_args(model, gamma, lam, image_input, image_target) -> tuple[str
     return image_input or "caption", None
 
 
-def _keying_hint(images_by: str, image_ids, words, images_h5) -> str:
-    """A hint when the image file looks keyed the other way (by word vs by caption image)."""
-    if image_ids is None or not len(image_ids):
-        return ""
-    n_words = int((word_rows(image_ids, words) >= 0).sum())  # image ids that are vocabulary words
-    if images_by == "caption" and 2 * n_words >= len(image_ids):
-        return (f" The ids of {images_h5} look like words ({n_words}/{len(image_ids)} are vocabulary words): "
-                "a word-keyed file needs --image-target word (wield) or --image-input word (imginput).")
-    if images_by == "word" and n_words == 0:
-        return (f" None of the {len(image_ids)} ids of {images_h5} is a vocabulary word: --image-target word "
-                "/ --image-input word need word-level features (ids = words, e.g. word_images PCA).")
-    return ""
-
-
-def _read_inputs(captions_tsv, vocab_tsv, images_h5, image_dim):
-    for name, p in (("captions", captions_tsv), ("vocabulary", vocab_tsv), ("images", images_h5)):
-        if p is not None and not Path(p).is_file():
-            raise UserError(f"{name} file not found: {p}")
-    caps = read_captions(captions_tsv, "captions TSV", "rank, row, id, caption, status, path")
-    vocab = load_vocab(vocab_tsv)
-    if vocab.empty:
-        raise UserError(f"{vocab_tsv}: the vocabulary is empty")
-    ids, feats = None, None
-    if images_h5 is not None:
-        try:
-            ids, feats, _ = read_features(images_h5)
-        except (OSError, KeyError) as e:
-            raise UserError(f"{images_h5}: not an HDF5 feature file with 'ids' and 'features' ({e})") from e
-        if feats.ndim != 2 or feats.shape[0] != len(ids) or feats.shape[1] < 1:
-            raise UserError(f"{images_h5}: features have shape {feats.shape}, expected ({len(ids)}, k>=1)")
-        if image_dim is not None and feats.shape[1] != image_dim:
-            raise UserError(f"{images_h5}: image targets are {feats.shape[1]}-d but {image_dim}-d were "
-                            "expected (is this the PCA-projected file?)")
-        if not np.isfinite(feats).all():
-            raise UserError(f"{images_h5}: image targets contain NaN or infinite values")
-    return caps, vocab, ids, feats
-
-
 def _fit_numba(net: WIELD, examples, counts, feats, *, epochs, batch_size, lr, lr_schedule, seed,
                threads) -> list[dict]:
     """Train ``net`` (WIELD, negative sampling) in place with :mod:`groundwords.w2v_fast`."""
@@ -188,34 +138,12 @@ def _fit_numba(net: WIELD, examples, counts, feats, *, epochs, batch_size, lr, l
 
 
 def train(
-    captions_tsv,
-    vocab_tsv,
-    images_h5,
-    out_dir,
-    *,
-    gamma: float = 0.0,
-    dim: int = 100,
-    window: int = 2,
-    epochs: int = 20,
-    batch_size: int = 20,
-    lr: float = 1e-3,
-    optimizer: str = "adam",
-    seed: int = 0,
-    objective: str = "softmax",
-    negatives: int = 5,
-    train_dead_images: bool = False,
-    threads: int | None = None,
-    device: str = "cpu",
-    progress: bool = True,
-    lr_schedule: str = "constant",
-    shared_negatives: int = 1,
-    image_dim: int | None = None,
-    model: str = "wield",
-    lam: float = 0.0,
-    image_input: str | None = None,
-    image_target: str | None = None,
-    engine: str = "torch",
-    checkpoint_seconds: float | None = None,
+    captions_tsv, vocab_tsv, images_h5, out_dir, *, gamma: float = 0.0, dim: int = 100, window: int = 2,
+    epochs: int = 20, batch_size: int = 20, lr: float = 1e-3, optimizer: str = "adam", seed: int = 0,
+    objective: str = "softmax", negatives: int = 5, train_dead_images: bool = False, threads: int | None = None,
+    device: str = "cpu", progress: bool = True, lr_schedule: str = "constant", shared_negatives: int = 1,
+    image_dim: int | None = None, model: str = "wield", lam: float = 0.0, image_input: str | None = None,
+    image_target: str | None = None, engine: str = "torch", checkpoint_seconds: float | None = None,
 ) -> dict:
     """Train WIELD (γ = 0: vanilla CBOW) or ImageInputCBOW and write its outputs to ``out_dir``.
 
@@ -225,23 +153,51 @@ def train(
     Only captions whose image is alive (status "ok" and present in ``images_h5``; with a
     word-keyed file: status "ok") are used, unless ``train_dead_images`` (then the image loss
     is masked out for the others; an image input is zero for them).
-    ``optimizer="sgd"`` / ``"sparse_adam"`` switch the embedding tables to sparse gradients.
-    ``shared_negatives=g``: groups of g examples share their noise words (speed; 1 = word2vec).
-    ``lr_schedule="linear"``: decay the learning rate linearly to ~0 (word2vec style).
     ``image_dim``: if given, the image targets must have exactly this many dimensions.
-    ``threads``: torch intra-op threads (None: torch's default). Torch parallelises every
-    small op, so when other processes compete for the cores (e.g. parallel Snakemake jobs)
-    more threads than free cores is much *slower* than one thread: give each job its share.
-    ``engine="numba"`` (WIELD with ``objective="negative"`` and ``optimizer="sgd"`` on the CPU):
-    the same objective and initialisation trained by the compiled kernel of
-    :mod:`groundwords.w2v_fast`, one example at a time at rate ``lr / batch_size`` (the torch
-    batch mean's per-example rate), examples in corpus order, ``threads`` Hogwild threads
-    (deterministic with one thread only). ``"torch"``: :func:`fit`.
-    ``checkpoint_seconds`` (torch engine): None, no checkpoint; else keep ``out_dir/checkpoint.pt``
-    (:class:`groundwords.training.Checkpoint`, saved at epoch ends and this often within one;
-    0: epoch ends only) and resume from it; it is removed once the outputs are written.
+    ``optimizer``, ``shared_negatives``, ``lr_schedule``, ``threads``, ``engine`` and
+    ``checkpoint_seconds``: see "Options" in the module docstring.
     Returns the ``train.json`` record (with ``engine``, ``threads`` and ``deterministic``).
     """
+    _check_engine(engine, model, objective, optimizer, shared_negatives, device)
+    _check_args(gamma, dim, window, epochs, batch_size, lr, objective, negatives, optimizer, lr_schedule)
+    image_input, image_target = _check_model_args(model, gamma, lam, image_input, image_target)
+    _check_run_args(shared_negatives, device)
+    images_by = "word" if "word" in (image_input, image_target) else "caption"
+    caps, vocab, image_ids, feats = read_inputs(captions_tsv, vocab_tsv, images_h5, image_dim)
+    words = vocab["word"].astype(str).tolist()
+    examples, stats, word_rows_t = training_examples(
+        caps, words, image_ids, feats, images_h5, model=model, gamma=gamma, window=window,
+        train_dead_images=train_dead_images, images_by=images_by, image_input=image_input)
+    hyper = {
+        "gamma": gamma if model == "wield" else None, "lam": lam if model == "imginput" else None,
+        "image_input": image_input, "image_target": image_target, "dim": dim, "window": window, "epochs": epochs,
+        "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "lr_schedule": lr_schedule, "seed": seed,
+        "objective": objective, "negatives": negatives if objective == "negative" else None,
+        "shared_negatives": shared_negatives if objective == "negative" else None,
+        "train_dead_images": train_dead_images,
+    }
+    inputs = (captions_tsv, vocab_tsv, images_h5)
+    ckpt = _checkpoint(out_dir, checkpoint_seconds if engine == "torch" else None, model, hyper, device, inputs)
+    dev = torch.device(device)
+    with torch_settings(threads, dev):
+        torch.manual_seed(seed)
+        counts = vocab["count"].to_numpy(dtype=np.float64)
+        net, data = _model_and_data(model, len(words), feats, word_rows_t, examples, counts, dev, dim=dim,
+                                    gamma=gamma, lam=lam, image_input=image_input, objective=objective,
+                                    negatives=negatives, optimizer=optimizer, shared_negatives=shared_negatives,
+                                    seed=seed)
+        history, used_threads, train_seconds = _run_engine(
+            engine, net, data, examples, counts, feats, epochs=epochs, batch_size=batch_size, lr=lr,
+            optimizer=optimizer, lr_schedule=lr_schedule, seed=seed, threads=threads, progress=progress, ckpt=ckpt)
+        vectors = net.word_vectors().cpu().numpy()
+    info = _train_info(model, hyper, inputs, words, feats, images_by, stats, history, epochs, train_seconds,
+                       device=device, engine=engine, used_threads=used_threads)
+    finish_run(out_dir, words, vectors, history, info, model="WIELD" if model == "wield" else "image-input CBOW")
+    log.info("wrote %s: %d x %d vectors, %.0f words/s", out_dir, *vectors.shape, info["words_per_s"])
+    return info
+
+
+def _check_engine(engine, model, objective, optimizer, shared_negatives, device) -> None:
     if engine not in ENGINES:
         raise UserError(f"engine must be one of {', '.join(ENGINES)} (got {engine!r})")
     if engine == "numba" and (model != "wield" or objective != "negative" or optimizer != "sgd"
@@ -249,99 +205,73 @@ def train(
         raise UserError("engine numba trains WIELD with objective negative, optimizer sgd, shared negatives 1 "
                         f"on the cpu (got model {model}, objective {objective}, optimizer {optimizer}, "
                         f"shared negatives {shared_negatives}, device {device}); use engine torch")
-    _check_args(gamma, dim, window, epochs, batch_size, lr, objective, negatives, optimizer, lr_schedule)
-    image_input, image_target = _check_model_args(model, gamma, lam, image_input, image_target)
-    images_by = "word" if "word" in (image_input, image_target) else "caption"
+
+
+def _check_run_args(shared_negatives, device) -> None:
     if shared_negatives < 1:
         raise UserError(f"shared negatives must be >= 1 (got {shared_negatives})")
     if device.startswith("cuda") and not torch.cuda.is_available():
         raise UserError(f"device {device!r} requested but CUDA is not available")
-    caps, vocab, image_ids, feats = _read_inputs(captions_tsv, vocab_tsv, images_h5, image_dim)
-    words = vocab["word"].astype(str).tolist()
-    if gamma > 0 and feats is None:
-        raise UserError("gamma > 0 needs image targets (--images)")
-    if model == "imginput" and feats is None:
-        raise UserError("--model imginput needs image encodings (--images)")
-    hint = _keying_hint(images_by, image_ids, words, images_h5)
-    if images_by == "word" and hint:
-        raise UserError(f"no vocabulary word has an image encoding in {images_h5}.{hint}")
 
-    examples, stats = build_examples(caps, words, image_ids, window=window, train_dead_images=train_dead_images,
-                                     image_target=images_by)
-    if len(examples) == 0:
-        raise UserError(
-            f"no training examples: {stats['n_captions_total']} captions, {stats['n_captions_live_image']} "
-            f"with a live image in {images_h5}, {stats['n_captions']} used, {stats['n_tokens']} tokens "
-            f"({stats['n_oov_dropped']} out of vocabulary). Check that the captions, vocabulary and image "
-            f"file belong to the same subset, or use --train-dead-images.{hint}")
-    word_rows_t = None
-    if image_input == "word":
-        # the input is built from the context words: drop the centre-word rows (never used)
-        rows = word_rows(words, image_ids)
-        has = np.append(rows >= 0, False)  # + padding
-        examples.image_row = np.full(len(examples), -1, dtype=np.int64)
-        stats["n_examples_with_image"] = int(has[examples.context].any(axis=1).sum())
-        word_rows_t = torch.from_numpy(rows)
-    if gamma > 0 and stats["n_examples_with_image"] == 0:
-        raise UserError(f"gamma > 0 but no training example has a live image target.{hint}")
-    log.info("corpus: %d/%d captions, %d tokens (%d OOV dropped), %d examples (%d with an image), "
-             "context width %d", stats["n_captions"], stats["n_captions_total"], stats["n_tokens"],
-             stats["n_oov_dropped"], stats["n_examples"], stats["n_examples_with_image"], stats["context_width"])
 
-    hyper = {
-        "gamma": gamma if model == "wield" else None,
-        "lam": lam if model == "imginput" else None,
-        "image_input": image_input, "image_target": image_target,
-        "dim": dim, "window": window, "epochs": epochs, "batch_size": batch_size,
-        "lr": lr, "optimizer": optimizer, "lr_schedule": lr_schedule, "seed": seed,
-        "objective": objective, "negatives": negatives if objective == "negative" else None,
-        "shared_negatives": shared_negatives if objective == "negative" else None,
-        "train_dead_images": train_dead_images,
+def _checkpoint(out_dir, seconds, model, hyper, device, inputs) -> Checkpoint | None:
+    """The run's checkpoint (None without ``seconds``): its settings name the hyperparameters, the
+    device and the inputs' identities."""
+    if seconds is None:
+        return None
+    return Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
+        "stage": "train", "model": model, **hyper, "device": str(device),
+        "inputs": [file_identity(f) for f in inputs]}, seconds)
+
+
+def _model_and_data(model, vocab_size, feats, word_rows_t, examples, counts, dev, *, dim, gamma, lam, image_input,
+                    objective, negatives, optimizer, shared_negatives, seed):
+    """The model (its word part initialised from the global RNG, seeded by the caller) and the
+    examples' tensors, on ``dev``."""
+    feats_t = torch.from_numpy(feats) if feats is not None else None
+    common = dict(objective=objective, negatives=negatives, counts=counts,
+                  sparse=optimizer in ("sgd", "sparse_adam"), shared_negatives=shared_negatives, seed=seed)
+    if model == "wield":
+        net = WIELD(vocab_size, dim, image_dim=0 if feats is None else feats.shape[1], gamma=gamma,
+                    image_targets=feats_t, **common)
+    else:
+        net = ImageInputCBOW(vocab_size, dim, image_dim=feats.shape[1], lam=lam, image_input=image_input,
+                             image_features=feats_t, word_rows=word_rows_t, **common)
+    net = net.to(dev)
+    data = {
+        "context": torch.from_numpy(examples.context).to(dev),
+        "target": torch.from_numpy(examples.target).to(dev),
     }
-    ckpt = None
-    if checkpoint_seconds is not None and engine == "torch":
-        ckpt = Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-            "stage": "train", "model": model, **hyper, "device": str(device),
-            "inputs": [file_identity(f) for f in (captions_tsv, vocab_tsv, images_h5)]}, checkpoint_seconds)
-    dev = torch.device(device)
-    with torch_settings(threads, dev):
-        torch.manual_seed(seed)
-        feats_t = torch.from_numpy(feats) if feats is not None else None
-        counts = vocab["count"].to_numpy(dtype=np.float64)
-        common = dict(objective=objective, negatives=negatives, counts=counts,
-                      sparse=optimizer in ("sgd", "sparse_adam"), shared_negatives=shared_negatives, seed=seed)
-        if model == "wield":
-            net = WIELD(len(words), dim, image_dim=0 if feats is None else feats.shape[1], gamma=gamma,
-                        image_targets=feats_t, **common)
-        else:
-            net = ImageInputCBOW(len(words), dim, image_dim=feats.shape[1], lam=lam, image_input=image_input,
-                                 image_features=feats_t, word_rows=word_rows_t, **common)
-        net = net.to(dev)
-        data = {
-            "context": torch.from_numpy(examples.context).to(dev),
-            "target": torch.from_numpy(examples.target).to(dev),
-        }
-        if image_input != "word":  # the "word" input never sees per-example rows
-            data["image_row"] = torch.from_numpy(examples.image_row).to(dev)
-        t0 = time.perf_counter()
-        if engine == "numba":
-            used_threads = max(1, int(threads or 1))
-            history = _fit_numba(net, examples, counts, feats, epochs=epochs, batch_size=batch_size, lr=lr,
-                                 lr_schedule=lr_schedule, seed=seed, threads=used_threads)
-        else:
-            history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
-                          lr_schedule=lr_schedule, seed=seed, progress=progress, checkpoint=ckpt,
-                          manual_grads=getattr(net, "has_manual_grads", False))
-            used_threads = torch.get_num_threads()
-        train_seconds = time.perf_counter() - t0
-        vectors = net.word_vectors().cpu().numpy()
+    if image_input != "word":  # the "word" input never sees per-example rows
+        data["image_row"] = torch.from_numpy(examples.image_row).to(dev)
+    return net, data
 
+
+def _run_engine(engine, net, data, examples, counts, feats, *, epochs, batch_size, lr, optimizer, lr_schedule,
+                seed, threads, progress, ckpt) -> tuple[list[dict], int, float]:
+    """Train ``net`` in place with ``engine``; returns (history, threads used, seconds)."""
+    t0 = time.perf_counter()
+    if engine == "numba":
+        used_threads = max(1, int(threads or 1))
+        history = _fit_numba(net, examples, counts, feats, epochs=epochs, batch_size=batch_size, lr=lr,
+                             lr_schedule=lr_schedule, seed=seed, threads=used_threads)
+    else:
+        history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
+                      lr_schedule=lr_schedule, seed=seed, progress=progress, checkpoint=ckpt,
+                      manual_grads=getattr(net, "has_manual_grads", False))
+        used_threads = torch.get_num_threads()
+    return history, used_threads, time.perf_counter() - t0
+
+
+def _train_info(model, hyper, inputs, words, feats, images_by, stats, history, epochs, train_seconds, *,
+                device, engine, used_threads) -> dict:
+    """The ``train.json`` record."""
     n_words = stats["n_examples"] * epochs
     final = history[-1]
-    info = {
+    return {
         "model": model,
         "hyperparameters": hyper,
-        "inputs": {"captions": str(captions_tsv), "vocab": str(vocab_tsv), "images": str(images_h5)},
+        "inputs": dict(zip(("captions", "vocab", "images"), map(str, inputs))),
         "vocab_size": len(words),
         "image_dim": None if feats is None else int(feats.shape[1]),
         "images_keyed_by": images_by,
@@ -358,9 +288,6 @@ def train(
         "threads": used_threads,
         "deterministic": engine == "torch" or used_threads == 1,
     }
-    finish_run(out_dir, words, vectors, history, info, model="WIELD" if model == "wield" else "image-input CBOW")
-    log.info("wrote %s: %d x %d vectors, %.0f words/s", out_dir, *vectors.shape, info["words_per_s"])
-    return info
 
 
 def main(argv=None) -> None:
