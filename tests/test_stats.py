@@ -54,6 +54,47 @@ def test_spearman_degenerate_is_nan():
         st.spearman([1, 2, 3], [1, 2])
 
 
+@pytest.mark.parametrize("ties", [False, True])
+def test_spearmanr_is_scipys_bit_for_bit(ties):
+    rng = np.random.default_rng(1)
+    for n in (3, 4, 7, 50, 353, 999):
+        h, p = _correlated(n, noise=float(rng.uniform(0.1, 3)), seed=n, ties=ties)
+        ref = stats.spearmanr(h, p)
+        assert st.spearmanr(h, p) == (float(ref.statistic), float(ref.pvalue))  # exact, not approx
+        assert (st.average_ranks(p) == stats.rankdata(p)).all()
+    x = np.arange(10.0)
+    for y in (x, -x, x ** 3):  # rho = +-1: p-value 0, as scipy
+        ref = stats.spearmanr(x, y)
+        assert st.spearmanr(x, y) == (float(ref.statistic), float(ref.pvalue))
+    assert all(math.isnan(v) for v in st.spearmanr(x, np.ones(10)))
+    assert math.isnan(st.spearmanr(h, p, pvalue=False)[1])
+
+
+def test_mde_uses_the_normal_quantile_exactly():
+    for se in (0.01, 0.2):
+        for alpha, power in ((0.05, 0.8), (0.01, 0.9)):
+            expected = float((stats.norm.ppf(1 - alpha / 2) + stats.norm.ppf(power)) * se)
+            assert st.mde(se, alpha, power) == expected
+
+
+def test_small_jobs_do_not_import_scipy_stats():
+    """Importing scipy.stats costs most of a small job's CPU time; the stages below never need it."""
+    import os
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    mods = ["groundwords.evaluation.similarity", "groundwords.studies.wield.tables",
+            "groundwords.studies.wield.figures", "groundwords.studies.claims",
+            "groundwords.studies.pixie.tables", "groundwords.studies.iesg.tables"]
+    code = "import sys\n" + "".join(f"import {m}\n" for m in mods) + \
+        "print(sorted(m for m in sys.modules if m.startswith('scipy.stats')))"
+    src = str(Path(st.__file__).resolve().parents[2])
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True,
+                         env={**os.environ, "PYTHONPATH": src})
+    assert out.stdout.strip() == "[]"
+
+
 # ---------------------------------------------------------------------------------------------
 # resampled rho: the vectorised engine against scipy
 

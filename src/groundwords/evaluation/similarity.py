@@ -4,7 +4,8 @@ Metric
 ------
 For each benchmark pair the model similarity is the cosine of the two word vectors (0 when a
 vector is all zeros, as in gensim); the score is Spearman's rho between model similarities and
-human scores (:func:`scipy.stats.spearmanr`, with its two-sided p-value).
+human scores (:func:`scipy.stats.spearmanr`, with its two-sided p-value, computed bit for bit
+by :func:`groundwords.evaluation.stats.spearmanr`).
 
 * **Out-of-vocabulary pairs**: a pair with a word that has no vector is skipped and counted
   (``pairs_used``, ``pairs_total``, ``coverage = pairs_used / pairs_total``), never given a
@@ -47,15 +48,14 @@ import argparse
 import logging
 import math
 import os
-import warnings
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from groundwords.cli import UserError, run_cli, setup_logging
 from groundwords.evaluation import sets as bm
+from groundwords.evaluation.stats import spearmanr
 from groundwords.files import read_features, write_tsv
 from groundwords.vectors import unit_rows
 
@@ -199,10 +199,7 @@ def similarity_spearman(words: list[str], vectors: np.ndarray, pairs: pd.DataFra
         return result
     sims = all_sims[ok]
     gold = pairs["score"].to_numpy(np.float64)[ok]
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore", stats.ConstantInputWarning)
-        res = stats.spearmanr(gold, sims)
-    rho, pvalue = float(res.statistic), float(res.pvalue)
+    rho, pvalue = spearmanr(gold, sims)  # = scipy.stats.spearmanr's, without importing scipy.stats
     if math.isnan(rho):
         log.warning("%s: constant similarities or scores over %d pairs: rho is NaN", label, used)
     result.update(rho=rho, pvalue=pvalue)

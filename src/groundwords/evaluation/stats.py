@@ -56,12 +56,9 @@ inputs and ``seed`` give the same result.
 
 from __future__ import annotations
 
-import warnings
-
 import numpy as np
-from scipy import stats as sstats
 
-__all__ = ["spearman", "bootstrap_ci", "paired_bootstrap", "resample_spearman", "mde", "MIN_PAIRS"]
+__all__ = ["spearman", "spearmanr", "bootstrap_ci", "paired_bootstrap", "resample_spearman", "mde", "MIN_PAIRS"]
 
 #: Fewer usable pairs than this gives rho = NaN (as in :mod:`groundwords.evaluation.similarity`).
 MIN_PAIRS = 3
@@ -127,9 +124,41 @@ def _spearman_clean(h: np.ndarray, p: np.ndarray) -> float:
     """Spearman's rho of two finite arrays; NaN when too short or either is constant."""
     if h.size < MIN_PAIRS or np.ptp(h) == 0 or np.ptp(p) == 0:
         return float("nan")
-    with warnings.catch_warnings():
-        warnings.simplefilter("ignore")
-        return float(sstats.spearmanr(h, p).statistic)
+    return spearmanr(h, p, pvalue=False)[0]
+
+
+def spearmanr(x, y, pvalue: bool = True) -> tuple[float, float]:
+    """Spearman's rho and its two-sided p-value, bit for bit ``scipy.stats.spearmanr(x, y)``.
+
+    For two finite 1-D samples of equal length. It takes scipy's arithmetic step by step
+    (the same ``column_stack``, ``apply_along_axis`` and ``corrcoef`` calls, so the same float
+    operations in the same order) with the average ranks of :func:`average_ranks`, which are
+    exact half-integers like ``scipy.stats.rankdata``'s; only importing ``scipy.stats`` (most of
+    a small job's run time) is avoided. Fewer than 2 values or a constant sample gives
+    ``(nan, nan)`` (scipy: the same, with a ``ConstantInputWarning``). ``pvalue=False`` skips
+    the p-value (NaN) and with it the ``scipy.special`` import.
+    """
+    a = np.column_stack((np.asarray(x), np.asarray(y)))
+    n = a.shape[0]
+    if n <= 1 or (a[:, 0][0] == a[:, 0]).all() or (a[:, 1][0] == a[:, 1]).all():
+        return float("nan"), float("nan")
+    a_ranked = np.apply_along_axis(average_ranks, 0, a)
+    rs = np.corrcoef(a_ranked, rowvar=False)
+    if not pvalue:
+        return float(rs[1, 0]), float("nan")
+    from scipy.special import stdtr  # the t distribution's cdf, as scipy.stats uses
+
+    dof = n - 2
+    with np.errstate(divide="ignore"):  # rho = +-1
+        t = rs * np.sqrt((dof / ((rs + 1.0) * (1.0 - rs))).clip(0))
+    prob = 2 * stdtr(dof, -np.abs(t))
+    return float(rs[1, 0]), float(prob[1, 0])
+
+
+def average_ranks(x) -> np.ndarray:
+    """1-based ranks of a 1-D sample, ties sharing their mean rank (``scipy.stats.rankdata``)."""
+    codes, k = _dense_codes(np.asarray(x))
+    return _resample_ranks(codes, k, np.arange(codes.size)[None, :])[0][0]
 
 
 # ---------------------------------------------------------------------------------------------
@@ -351,7 +380,9 @@ def mde(se: float, alpha: float = 0.05, power: float = 0.8) -> float:
         raise ValueError("alpha and power must lie in (0, 1)")
     if se is None or not np.isfinite(se):
         return float("nan")
-    return float((sstats.norm.ppf(1 - alpha / 2) + sstats.norm.ppf(power)) * se)
+    from scipy.special import ndtri  # the normal quantile, as scipy.stats.norm.ppf computes it
+
+    return float((ndtri(1 - alpha / 2) + ndtri(power)) * se)
 
 
 def fmt_stat(x, digits=4):
