@@ -45,6 +45,7 @@ from gensim.models.callbacks import CallbackAny2Vec
 from gensim.test.utils import datapath
 
 from groundwords import w2v_fast
+from groundwords.config import section_settings
 from groundwords.text import corpora as textcorpus
 from groundwords.text.captions import EncodedCaptions, cbow_windows, encode_token_lists
 
@@ -113,7 +114,8 @@ def run_ours(kind, enc: EncodedCaptions, words, counts, a, threads, seed, gamma=
         if gamma > 0:
             k = 32
             img = dict(gamma=gamma, image_row=cap, image_targets=rng.normal(size=(enc.n_captions, k)).astype(np.float32),
-                       img_w=(rng.normal(size=(k, DIM)) * 0.1).astype(np.float32), img_b=np.zeros(k, np.float32))
+                       img_w=(rng.normal(size=(k, DIM)) * 0.1).astype(np.float32), img_b=np.zeros(k, np.float32),
+                       image_block=a.image_block)
         w2v_fast.train_cbow_arrays(syn0, syn1, ctx, tgt, V, counts, negatives=NEG, epochs=a.epochs,
                                    alpha=a.cbow_alpha, seed=seed, threads=threads, on_epoch_end=on_epoch, **img)
     return {"seconds": acc[0], "curve": curve}
@@ -157,7 +159,8 @@ def report(a, runs, load0, load1, cache: Path, save: bool = True) -> None:
               f"{r['ours_t']:.1f} / {r['gensim_t']:.1f} (target {r['target']:.3f}) |")
     for r in rows:
         if "img_wps" in r:
-            print(f"WIELD γ={a.gamma:g} (image head, k=32), {r['threads']} thread(s): {r['img_wps']:,.0f} words/s = "
+            print(f"WIELD γ={a.gamma:g} (image head, k=32, image_block {a.image_block}), {r['threads']} thread(s): "
+                  f"{r['img_wps']:,.0f} words/s = "
                   f"{r['ours_wps'] / r['img_wps']:.2f}× slower than its γ=0 ({r['ours_wps']:,.0f})")
     print(f"(medians of {a.repeats} interleaved runs; words = raw corpus tokens incl. OOV, the same count for both; "
           f"load avg {load0[0]:.2f} -> {load1[0]:.2f} on {os.cpu_count()} CPUs)")
@@ -178,6 +181,8 @@ def main(argv=None) -> None:
     p.add_argument("--cbow-window", type=int, default=2, help="CBOW window (WIELD's default 2)")
     p.add_argument("--cbow-alpha", type=float, default=0.025, help="our CBOW per-example rate")
     p.add_argument("--gamma", type=float, default=1.0, help="WIELD image-head run (0: skip)")
+    p.add_argument("--image-block", type=int, default=section_settings("wield", {})["image_block"],
+                   help="the image head's block (wield.image_block; 1: a step per example)")
     p.add_argument("--min-count", type=int, default=5)
     p.add_argument("--cache-dir", default=str(Path(__file__).parent / "out"))
     p.add_argument("--render", help="print the table of a saved w2v_vs_gensim.json instead of running")

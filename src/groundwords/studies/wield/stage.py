@@ -38,7 +38,8 @@ Options (:func:`train`'s arguments):
   the same objective and initialisation trained by the compiled kernel of
   :mod:`groundwords.w2v_fast`, one example at a time at rate ``lr / batch_size`` (the torch
   batch mean's per-example rate), examples in corpus order, ``threads`` Hogwild threads
-  (deterministic with one thread only). ``"torch"``: :func:`groundwords.training.fit`.
+  (deterministic with one thread only); with γ > 0 the image head steps once per ``image_block``
+  examples (the block's summed gradients; 1: per example). ``"torch"``: :func:`groundwords.training.fit`.
 * ``checkpoint_seconds`` (torch engine): None, no checkpoint; else keep ``out_dir/checkpoint.pt``
   (:class:`groundwords.checkpoints.Checkpoint`, saved at epoch ends and this often within one;
   0: epoch ends only) and resume from it; it is removed once the outputs are written.
@@ -113,7 +114,7 @@ def _check_model_args(model, gamma, lam, image_input, image_target) -> tuple[str
 
 
 def _fit_numba(net: WIELD, examples, counts, feats, *, epochs, batch_size, lr, lr_schedule, seed,
-               threads) -> list[dict]:
+               threads, image_block) -> list[dict]:
     """Train ``net`` (WIELD, negative sampling) in place with :mod:`groundwords.w2v_fast`."""
     from groundwords import w2v_fast  # numba compiles on first use: only when this engine runs
 
@@ -126,6 +127,7 @@ def _fit_numba(net: WIELD, examples, counts, feats, *, epochs, batch_size, lr, l
         syn0, syn1, examples.context, examples.target, examples.pad, counts, negatives=net.negatives,
         epochs=epochs, alpha=lr / batch_size, linear=lr_schedule == "linear", seed=seed, threads=threads,
         gamma=net.gamma, image_row=examples.image_row, image_targets=feats, img_w=img_w, img_b=img_b,
+        image_block=image_block,
         on_epoch_end=lambda r: log.info("epoch %d/%d: ce=%.4f (%.1fs, %.0f words/s)", r["epoch"], epochs,
                                         r["ce"], r["seconds"], r["words_per_s"]))
     with torch.no_grad():
@@ -143,7 +145,8 @@ def train(
     objective: str = "softmax", negatives: int = 5, train_dead_images: bool = False, threads: int | None = None,
     device: str = "cpu", progress: bool = True, lr_schedule: str = "constant", shared_negatives: int = 1,
     image_dim: int | None = None, model: str = "wield", lam: float = 0.0, image_input: str | None = None,
-    image_target: str | None = None, engine: str = "torch", checkpoint_seconds: float | None = None,
+    image_target: str | None = None, engine: str = "torch", image_block: int = 64,
+    checkpoint_seconds: float | None = None,
 ) -> dict:
     """Train WIELD (γ = 0: vanilla CBOW) or ImageInputCBOW and write its outputs to ``out_dir``.
 
@@ -154,8 +157,8 @@ def train(
     word-keyed file: status "ok") are used, unless ``train_dead_images`` (then the image loss
     is masked out for the others; an image input is zero for them).
     ``image_dim``: if given, the image targets must have exactly this many dimensions.
-    ``optimizer``, ``shared_negatives``, ``lr_schedule``, ``threads``, ``engine`` and
-    ``checkpoint_seconds``: see "Options" in the module docstring.
+    ``optimizer``, ``shared_negatives``, ``lr_schedule``, ``threads``, ``engine``, ``image_block``
+    and ``checkpoint_seconds``: see "Options" in the module docstring.
     Returns the ``train.json`` record (with ``engine``, ``threads`` and ``deterministic``).
     """
     _check_engine(engine, model, objective, optimizer, shared_negatives, device)
@@ -174,6 +177,7 @@ def train(
         "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "lr_schedule": lr_schedule, "seed": seed,
         "objective": objective, "negatives": negatives if objective == "negative" else None,
         "shared_negatives": shared_negatives if objective == "negative" else None,
+        "image_block": image_block if engine == "numba" and gamma > 0 else None,
         "train_dead_images": train_dead_images,
     }
     inputs = (captions_tsv, vocab_tsv, images_h5)
@@ -188,7 +192,8 @@ def train(
                                     seed=seed)
         history, used_threads, train_seconds = _run_engine(
             engine, net, data, examples, counts, feats, epochs=epochs, batch_size=batch_size, lr=lr,
-            optimizer=optimizer, lr_schedule=lr_schedule, seed=seed, threads=threads, progress=progress, ckpt=ckpt)
+            optimizer=optimizer, lr_schedule=lr_schedule, seed=seed, threads=threads, progress=progress, ckpt=ckpt,
+            image_block=image_block)
         vectors = net.word_vectors().cpu().numpy()
     info = _train_info(model, hyper, inputs, words, feats, images_by, stats, history, epochs, train_seconds,
                        device=device, engine=engine, used_threads=used_threads)
@@ -248,13 +253,13 @@ def _model_and_data(model, vocab_size, feats, word_rows_t, examples, counts, dev
 
 
 def _run_engine(engine, net, data, examples, counts, feats, *, epochs, batch_size, lr, optimizer, lr_schedule,
-                seed, threads, progress, ckpt) -> tuple[list[dict], int, float]:
+                seed, threads, progress, ckpt, image_block) -> tuple[list[dict], int, float]:
     """Train ``net`` in place with ``engine``; returns (history, threads used, seconds)."""
     t0 = time.perf_counter()
     if engine == "numba":
         used_threads = max(1, int(threads or 1))
         history = _fit_numba(net, examples, counts, feats, epochs=epochs, batch_size=batch_size, lr=lr,
-                             lr_schedule=lr_schedule, seed=seed, threads=used_threads)
+                             lr_schedule=lr_schedule, seed=seed, threads=used_threads, image_block=image_block)
     else:
         history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                       lr_schedule=lr_schedule, seed=seed, progress=progress, checkpoint=ckpt,

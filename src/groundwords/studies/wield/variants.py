@@ -17,7 +17,7 @@ from __future__ import annotations
 #: the wield.* keys of one training run, passed to the stage whole (the grids, seeds and tables are
 #: the rules'; threads come from the rule's ``threads``)
 STAGE_KEYS = ("dim", "window", "epochs", "batch_size", "lr", "objective", "negatives", "optimizer",
-              "lr_schedule", "engine", "train_dead_images", "threads", "device")
+              "lr_schedule", "engine", "image_block", "train_dead_images", "threads", "device")
 #: any window longer than every caption: the whole caption
 CAPTION_WINDOW = 100_000
 #: variants whose image HDF5 is keyed by word, not by image
