@@ -7,7 +7,7 @@
 # 2. the encoder on cuda: decode, bare forward and the encode stage end to end (images/s, full/bare);
 # 3. the torch training engine on cuda: SGNS words/s, WIELD full-softmax words/s at the paper's
 #    batch 20 and at a device-filling batch, and the paper's γ sweep time estimated from them;
-# 4. the tiny DAG of tests/test_workflow.py with the encoder and WIELD on cuda (must finish rc 0).
+# 4. the tiny DAG of tests/test_workflow.py with the encoder, WIELD, IESG and PIXIE on cuda (rc 0).
 # Every figure also lands as JSON in OUT_DIR; paste the printed lines into the README.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -29,6 +29,9 @@ python benchmarks/encode_throughput.py --device cuda --n 2048 --batch-size 256 -
 echo "== training engine on cuda"
 python benchmarks/gpu_throughput.py --device cuda --json "$OUT/train.json"
 
+echo "== WIELD full-softmax step variants on cuda (reference autograd + torch.optim vs ours)"
+python benchmarks/wield_softmax.py --device cuda --batch 20 1024 --threads 1 --json "$OUT/wield_softmax.json"
+
 echo "== tiny DAG on cuda"
 python - "$OUT" <<'PY'
 import sys, yaml
@@ -37,7 +40,9 @@ from test_workflow import TINY, toy_benchmark
 from pathlib import Path
 out = Path(sys.argv[1]) / "dag"
 out.mkdir(parents=True, exist_ok=True)
-cfg = {**TINY, "encoder": {**TINY["encoder"], "device": "cuda"}, "wield": {**TINY["wield"], "device": "cuda"}}
+cfg = {**TINY, "encoder": {**TINY["encoder"], "device": "cuda"}, "wield": {**TINY["wield"], "device": "cuda"},
+       "iesg": {**TINY["iesg"], "device": "cuda", "sgns": {**TINY["iesg"]["sgns"], "engine": "torch"}},
+       "pixie": {**TINY["pixie"], "device": "cuda"}}
 toy_benchmark(out / "toy.txt")
 cfg["benchmarks"] = {"toy": {"path": str((out / "toy.txt").resolve())}}
 (out / "tiny-cuda.yaml").write_text(yaml.safe_dump(cfg))

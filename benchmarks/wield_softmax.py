@@ -34,11 +34,16 @@ from groundwords.training import fit
 IMAGE_DIM, DIM, CONTEXT = 32, 100, 4
 
 
-def make_data(V: int, n: int, seed: int = 0) -> tuple[dict, torch.Tensor]:
+def make_data(V: int, n: int, device: torch.device, seed: int = 0) -> tuple[dict, torch.Tensor]:
     g = torch.Generator().manual_seed(seed)
     data = {"context": torch.randint(0, V, (n, CONTEXT), generator=g), "target": torch.randint(0, V, (n,), generator=g),
             "image_row": torch.randint(0, 4096, (n,), generator=g)}
-    return data, torch.randn(4096, IMAGE_DIM, generator=g)
+    return {k: v.to(device) for k, v in data.items()}, torch.randn(4096, IMAGE_DIM, generator=g).to(device)
+
+
+def sync(device: torch.device) -> None:
+    if device.type == "cuda":
+        torch.cuda.synchronize(device)
 
 
 def reference_step(model: WIELD, lr: float):
@@ -59,15 +64,17 @@ def rate(variant: str, V: int, batch: int, gamma: float, steps: int, data, targe
     n = steps * batch
     sub = {k: v[:n] for k, v in data.items()}
     torch.manual_seed(0)
-    model = WIELD(V, DIM, IMAGE_DIM, gamma, image_targets=targets)
+    model = WIELD(V, DIM, IMAGE_DIM, gamma, image_targets=targets).to(targets.device)
     kw = dict(epochs=1, batch_size=batch, lr=1e-3, progress=False)
     if variant == "reference":
         kw["step_fn"] = reference_step(model, 1e-3)
     elif variant == "manual":
         kw["manual_grads"] = True
     fit(model, {k: v[: 5 * batch] for k, v in sub.items()}, **kw)  # warm-up (allocations, first calls)
+    sync(targets.device)
     t = time.perf_counter()
     fit(model, sub, **kw)
+    sync(targets.device)
     return n / (time.perf_counter() - t)
 
 
@@ -78,6 +85,7 @@ def main(argv=None) -> dict:
     p.add_argument("--threads", type=int, nargs="+", default=[1, 2])
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--seconds", type=float, default=3.0, help="rough length of one timed cell")
+    p.add_argument("--device", default="cpu", help="cpu or cuda")
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
     cells = [(V, b, T) for V in a.vocab for b in a.batch for T in a.threads]
@@ -85,10 +93,10 @@ def main(argv=None) -> dict:
     results = {}
     for V, b, T in cells:
         torch.set_num_threads(T)
-        data, targets = make_data(V, 400_000)
+        data, targets = make_data(V, 400_000, torch.device(a.device))
         # size the cells from one quick reference measurement: ~a.seconds each
         probe = rate("reference", V, b, 10.0, 20, data, targets)
-        steps = max(20, min(len(data["target"]) // b, int(probe * a.seconds / b)))
+        steps = max(50, min(len(data["target"]) // b, int(probe * a.seconds / b)))
         runs: dict[str, list[float]] = {}
         for _ in range(a.repeats):  # interleaved: every variant once per round
             for name, gamma in variants:
@@ -96,7 +104,7 @@ def main(argv=None) -> dict:
         med = {k: statistics.median(v) for k, v in runs.items()}
         base = med["reference γ=10"]
         results[f"V={V} batch={b} threads={T}"] = {"steps": steps, "words_per_s": med, "runs": runs}
-        print(f"V = {V}, batch {b}, {T} thread(s), {steps} steps per timing, median of {a.repeats}:")
+        print(f"V = {V}, batch {b}, {T} thread(s) ({a.device}), {steps} steps per timing, median of {a.repeats}:")
         for k, v in med.items():
             print(f"  {k:18s} {v:10,.0f} words/s  {v / base:5.2f}x reference")
         print(f"  image head cost (manual): γ=10 / γ=0 time = {med['manual γ=0'] / med['manual γ=10']:.2f}")
