@@ -456,8 +456,48 @@ def test_classify_url():
     assert fetch.classify_url("file:///data/x%20y.jpg") == ("file", "/data/x y.jpg")
     assert fetch.classify_url("images/x.jpg") == ("file", "images/x.jpg")
     assert fetch.classify_url("ftp://a/b")[0] == "bad"
-    assert fetch.classify_url("file://otherhost/x.jpg")[0] == "bad"
-    assert fetch.classify_url("")[0] == "bad"
+    assert fetch.classify_url("file://otherhost/x.jpg") == ("invalid", "remote file URL: file://otherhost/x.jpg")
+    assert fetch.classify_url("file://localhost/data/x.jpg") == ("file", "/data/x.jpg")
+    assert fetch.classify_url("file://")[0] == "invalid"
+    assert fetch.classify_url("")[0] == "invalid"
+    assert fetch.classify_url("  ")[0] == "invalid"
+    assert fetch.classify_url("http://:80/x.jpg") == ("invalid", "invalid URL: no host")
+    assert fetch.classify_url("http://a.b:65536/x.jpg")[0] == "invalid"
+    assert fetch.classify_url("http://a.b/x\x0by.jpg")[0] == "invalid"
+    assert fetch.classify_url(" https://a.b/c.jpg\t") == ("http", "https://a.b/c.jpg")
+    assert fetch.classify_url("  images/x.jpg ") == ("file", "images/x.jpg")
+    assert fetch.classify_url("C:\\images\\x.jpg") == ("file", "C:\\images\\x.jpg")  # a drive letter
+
+
+def test_fetcher_and_manifest_agree_on_every_url(tmp_path):
+    """#9: the manifest's status of a URL is the fetcher's verdict. Even a hand-written manifest
+    that marks every URL of tests/test_manifest.py's URL_CASES ok gets bad_url from the fetcher
+    exactly where the manifest says bad_url (bad_scheme for another scheme), and nothing else."""
+    from test_manifest import URL_CASES
+
+    from groundwords.data.manifest import build, image_id
+
+    Image.new("RGB", (32, 32), (1, 2, 3)).save(tmp_path / "img.png")
+    src = tmp_path / "src.tsv"
+    src.write_text("".join(f"caption {i}\t{u}\n" for i, (u, _) in enumerate(URL_CASES)), encoding="utf-8")
+    build(src, tmp_path / "m.tsv", tmp_path / "s.json")
+    m = read_tsv(tmp_path / "m.tsv", dtype=str)
+    assert list(m["status"]) == [st for _, st in URL_CASES]
+
+    rows = [dict(rank=i, row=i, id=image_id(u), caption="c", url=u, status="ok")  # what the fetcher sees
+            for i, u in enumerate(m["url"])]
+    write_tsv(pd.DataFrame(rows, columns=fetch.MANIFEST_COLUMNS), tmp_path / "all_ok.tsv")
+    out = tmp_path / "shard.tsv"
+    fetch.fetch_shard(tmp_path / "all_ok.tsv", 0, 1, out, tmp_path / "images", **OPTS)
+    got = read_tsv(out, dtype=str).set_index("id")
+    for (url, status), norm in zip(URL_CASES, m["url"]):
+        fetched = got.loc[image_id(norm)]
+        if status == "ok":
+            assert fetched["status"] in ("ok", "file_not_found"), (url, fetched["status"])
+        else:
+            assert fetched["status"] == ("bad_scheme" if url.startswith("ftp:") else "bad_url"), url
+            assert fetched["attempts"] == "0"  # never requested
+    assert got.loc[image_id(m["url"][URL_CASES.index(("  img.png  ", "ok"))]), "status"] == "ok"
 
 
 def test_help_mentions_subcommands():

@@ -37,6 +37,42 @@ def test_statuses_for_malformed_rows(tmp_path):
     assert set(df["status"]) - {"ok"} <= set(MALFORMED)
 
 
+#: URLs on which the manifest and the fetcher used to disagree (#9), with the manifest's status: both
+#: now ask groundwords.data.urls.classify_url, so a URL the fetcher rejects is bad_url here already
+URL_CASES = [
+    ("http://:80/x.jpg", "bad_url"),             # a netloc but no host name (was ok here)
+    ("http://user@/x.jpg", "bad_url"),           # the same, with a user
+    ("file://otherhost/x.jpg", "bad_url"),       # a file on another machine (was ok here)
+    ("file://", "bad_url"),                      # no path (the fetcher read "")
+    ("file://localhost/no/such/x.jpg", "ok"),    # localhost is this machine
+    ("http://x.org/a\x0bb.jpg", "bad_url"),      # a control character inside (the fetcher sent it)
+    ("http://x.org/a\x85b.jpg", "bad_url"),
+    ("C:\\images\\x.jpg", "ok"),               # a Windows drive letter is a path (was bad_url here)
+    ("c:/images/x.jpg", "ok"),
+    ("  img.png  ", "ok"),                       # surrounding spaces are dropped by both
+    ("http://x.org:99999/x.jpg", "bad_url"),     # a port outside 0-65535
+    ("http://x.org:8o/x.jpg", "bad_url"),        # a port that is not a number
+    ("ftp://x.org/x.jpg", "bad_url"),            # another scheme (bad_scheme in the fetcher)
+]
+
+
+@pytest.mark.parametrize("url,status", URL_CASES)
+def test_manifest_rejects_what_the_fetcher_rejects(tmp_path, url, status):
+    from groundwords.data import fetch
+    from groundwords.data.urls import source_url
+
+    df = parse_source(write_source(tmp_path, [f"a caption\t{url}"]))
+    assert df.loc[0, "status"] == status
+    assert df.loc[0, "id"] == image_id(url.strip())
+    kind, _ = fetch.classify_url(url)
+    assert (kind in ("http", "file")) == (status == "ok")
+    assert source_url(url, tmp_path)[0] == status  # unstripped too
+    if status == "ok":  # the url handed on (local paths as absolute file:// URLs) is fetchable
+        assert fetch.classify_url(df.loc[0, "url"])[0] == kind
+        if kind == "file":
+            assert df.loc[0, "url"].startswith("file://")
+
+
 def test_ids_are_stable_and_shared_by_duplicate_urls(tmp_path):
     df = parse_source(write_source(tmp_path, ["a\thttp://x.org/1.jpg", "b\thttp://x.org/2.jpg",
                                               "c\thttp://x.org/1.jpg"]))

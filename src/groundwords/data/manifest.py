@@ -12,8 +12,9 @@ so smaller subsets are prefixes of larger ones (``rank < n``).
 
 Nothing is dropped silently: malformed rows keep their place with a status instead of ``ok``:
 ``malformed_columns`` (not exactly two tab-separated fields), ``empty_caption``, ``bad_url``
-(no http/https/file scheme and not a path, no host, a port outside 0-65535, or a control
-character inside), ``bad_encoding`` (not UTF-8).
+(what :func:`groundwords.data.urls.classify_url` — the fetcher's classifier too — rejects: no
+http/https/file scheme and not a path, no host name, a port outside 0-65535, a ``file://`` URL
+naming another host or no path, or a control character inside), ``bad_encoding`` (not UTF-8).
 
 Rows end at ``\n`` (a trailing ``\r`` is dropped). Any other control character inside a caption
 (``\r``, ``\x0b``, ``\x0c``, ``\x1c``-``\x1e``, ``\x85``, U+2028, U+2029, ...) stays in the caption
@@ -33,7 +34,6 @@ import json
 import re
 from collections import Counter
 from pathlib import Path
-from urllib.parse import urlparse
 
 import numpy as np
 import pandas as pd
@@ -46,37 +46,16 @@ from groundwords.config import (
     layout_settings,
     stage_settings,
 )
+from groundwords.data.urls import CONTROL, source_url
 from groundwords.files import read_tsv, write_json, write_tsv
 
 MALFORMED = ("malformed_columns", "empty_caption", "bad_url", "bad_encoding")
 COLUMNS = ["rank", "row", "id", "caption", "url", "status"]
-#: control characters (C0, DEL, C1) and the Unicode line/paragraph separators
-CONTROL = re.compile("[\x00-\x1f\x7f-\x9f\u2028\u2029]")
 
 
 def image_id(url: str) -> str:
     """Stable image key of a URL or path: the first 16 hex digits of its sha1."""
     return hashlib.sha1(url.encode("utf-8")).hexdigest()[:16]
-
-
-def _classify_url(url: str, base: Path) -> tuple[str, str]:
-    """Return (status, normalised url). Local paths become absolute file:// URLs."""
-    if CONTROL.search(url):
-        return "bad_url", url
-    try:
-        p = urlparse(url)
-        p.port  # noqa: B018 - raises ValueError for a port outside 0-65535 or not a number
-    except ValueError:
-        return "bad_url", url
-    if p.scheme in ("http", "https"):
-        return ("ok", url) if p.netloc else ("bad_url", url)
-    if p.scheme == "file":
-        return ("ok", url) if p.path else ("bad_url", url)
-    if p.scheme == "" and url.strip() == url and url:
-        path = Path(url)
-        path = path if path.is_absolute() else (base / path)
-        return "ok", path.resolve().as_uri()
-    return "bad_url", url
 
 
 _SURROGATE = re.compile("[\udc80-\udcff]")
@@ -202,7 +181,7 @@ def parse_source(path: str | Path, layout: dict | None = None) -> pd.DataFrame:
             recs.append((i, "", url, "empty_caption"))
             written.append(url)
             continue
-        status, norm = _classify_url(url, base)
+        status, norm = source_url(url, base)
         recs.append((i, caption, norm if status == "ok" else url, status))
         written.append(url)
     df = pd.DataFrame(recs, columns=["row", "caption", "url", "status"])

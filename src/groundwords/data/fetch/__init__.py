@@ -48,7 +48,10 @@ Statuses (the ``status`` column)
     ``decompression_bomb`` width x height above ``max_pixels``
     ``redirect_loop``    too many redirects (a loop, or a chain longer than the limit)
     ``bad_scheme``       not http(s), ``file://`` or a local path (``ftp://``, ``data:``, ...)
-    ``bad_url``          an http(s) URL without a host or with a port outside 0-65535
+    ``bad_url``          a broken URL (:func:`groundwords.data.urls.classify_url`, which the
+                         manifest uses too): empty, no host name, a port outside 0-65535,
+                         a ``file://`` URL naming another host or no path, a control
+                         character inside
     ``opted_out``        the reply's ``X-Robots-Tag`` says ``noai`` or ``noimageai`` (to every
                          agent or to groundwords); not downloaded (``honour_noai: false``
                          turns this off)

@@ -17,7 +17,6 @@ import time
 from datetime import datetime, timezone
 from pathlib import Path
 from urllib.parse import urlsplit
-from urllib.request import url2pathname
 
 import requests
 from urllib3.exceptions import (
@@ -36,6 +35,7 @@ from groundwords.data.fetch.outcomes import (
 )
 from groundwords.data.fetch.store import Stager, _store, image_path
 from groundwords.data.fetch.validate import decode_image, shrink_image
+from groundwords.data.urls import classify_url
 
 log = logging.getLogger("groundwords.data.fetch")
 
@@ -321,26 +321,3 @@ class Fetcher:
         except requests.exceptions.ContentDecodingError as e:  # broken gzip/deflate
             raise _Fail("error", _exc_message(e)) from None
         return bytes(body)
-
-
-def classify_url(url: str) -> tuple[str, str]:
-    """``("http", url)``, ``("file", local_path)``, ``("invalid", reason)`` (an http(s) URL
-    without a host or with a port outside 0-65535) or ``("bad", reason)`` (another scheme)."""
-    url = url.strip()
-    if not url:
-        return "bad", "empty URL"
-    try:
-        parts = urlsplit(url)
-        parts.port  # noqa: B018 - raises ValueError for a port outside 0-65535
-    except ValueError as e:
-        return "invalid", f"invalid URL: {e}"
-    scheme = parts.scheme.lower()
-    if scheme in ("http", "https"):
-        return ("http", url) if parts.hostname else ("invalid", "invalid URL: no host")
-    if scheme == "file":
-        if parts.netloc not in ("", "localhost"):
-            return "bad", f"remote file URL: {url}"
-        return "file", url2pathname(parts.path)
-    if scheme == "" or len(scheme) == 1:  # a plain path (or a Windows drive letter)
-        return "file", url
-    return "bad", f"unsupported URL scheme {scheme!r}"
