@@ -8,6 +8,11 @@
 # config section whole (`--config` JSON through `params:`, so Snakemake reruns a stage when it
 # changes); the schema fills in the defaults (README, "How settings reach a stage").
 
+# Job priorities (`priority:` in the rules): on a few cores the scheduler starts the data chain
+# (fetch -> encode: every image-using job waits for it) first, then the long PIXIE/IESG trainings
+# (PIXIE 50-60, V-SGNS/IV-SGNS/IESG 40, retrieval 30), and fills the other cores with the many
+# short WIELD jobs; the DAG's wall time is then close to its CPU time / cores.
+
 import os
 
 from snakemake.utils import min_version

@@ -3,6 +3,7 @@
 
 rule openmoji:
     """Render the embedded offline dataset (OpenMoji images + emoji-name captions)."""
+    priority: 100  # see "Job priorities" in the Snakefile
     output:
         f"{DATA}/openmoji/captions.tsv",
     params:
@@ -23,6 +24,7 @@ rule openmoji:
 
 rule manifest:
     """Parse the caption<TAB>url source, select rows, give each a status and a stable id."""
+    priority: 100  # see "Job priorities" in the Snakefile
     input:
         source_tsv(),
     output:
@@ -49,6 +51,7 @@ rule manifest:
 
 rule fetch_shard:
     """Download (or read) one shard's images; every id ends with a recorded status. Resumable."""
+    priority: 100  # see "Job priorities" in the Snakefile
     input:
         f"{DATA}/manifest.tsv",
     output:
@@ -75,6 +78,7 @@ rule fetch_shard:
 
 rule fetch_merge:
     """One status row per manifest row, plus the alive fraction and error counts."""
+    priority: 100  # see "Job priorities" in the Snakefile
     input:
         manifest=f"{DATA}/manifest.tsv",
         shards=shard_files(),
@@ -109,6 +113,7 @@ if ENCODER_STAMP:
 
 rule encode:
     """Frozen image encoder (transformers id/path, or offline EfficientNet-Lite0) -> HDF5."""
+    priority: 100  # see "Job priorities" in the Snakefile
     input:
         images=f"{DATA}/fetched.tsv",
         model=ENCODER_STAMP,

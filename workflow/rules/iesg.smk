@@ -104,6 +104,7 @@ rule iesg_pretrain:
 
 rule iesg_train:
     """IESG (alternating margin losses) and the L2-projection baseline."""
+    priority: 40  # see "Job priorities" in the Snakefile
     input:
         sgns=f"{IESG}/sgns/vectors.txt",
         corpus=f"{IESG}/corpus.txt",

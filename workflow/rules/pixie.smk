@@ -98,6 +98,7 @@ rule pixie_features:
     """Per-word visual features: the mean encoding of each vocabulary word's images, scaled to
     [0, 1] (minmax: PIXIE and the VAE) or raw (none: CNN, V-SGNS, IV-SGNS); 'hidden' withholds a
     seeded subset of visual words (Table 3), the same words for both scalings."""
+    priority: 60  # see "Job priorities" in the Snakefile
     input:
         pairs=PIXIE_WORD_IMAGES,
         features=PIXIE_ENCODINGS,
@@ -161,6 +162,7 @@ rule pixie_sgns:
 
 rule pixie_model:
     """PIXIE: SGNS + a VAE over the [0, 1]-scaled visual features; PIXIE+ and PIXIE⊕ vectors."""
+    priority: 50  # see "Job priorities" in the Snakefile
     input:
         corpus=f"{PX}/corpus.txt",
         vocab=f"{PX}/vocab.tsv",
@@ -190,6 +192,7 @@ rule pixie_model:
 
 rule pixie_vsgns_features:
     """V-SGNS model A compares e_w with v_w: the raw per-word features reduced by PCA to the text dimension."""
+    priority: 45  # see "Job priorities" in the Snakefile
     input:
         f"{PX}/visual/none-{{part}}.h5",
     output:
@@ -207,6 +210,7 @@ rule pixie_vsgns_features:
 rule pixie_vsgns:
     """V-SGNS (Lazaridou et al. 2015): SGNS + a max-margin term pulling word embeddings towards the visual
     features (model A: directly, on PCA-reduced features; model B: through a learned map)."""
+    priority: 40  # see "Job priorities" in the Snakefile
     input:
         corpus=f"{PX}/corpus.txt",
         vocab=f"{PX}/vocab.tsv",
@@ -236,6 +240,7 @@ rule pixie_vsgns:
 
 rule pixie_ivsgns:
     """IV-SGNS (Collell et al. 2017): a map from SGNS embeddings to visual features imagines every word's."""
+    priority: 40  # see "Job priorities" in the Snakefile
     input:
         sgns=f"{PX}/models/sgns/vectors.txt",
         visual=lambda wc: f"{PX}/visual/none-{'hidden' if wc.hidden else 'all'}.h5",
@@ -416,6 +421,7 @@ rule pixie_retrieval_split:
 
 rule pixie_retrieval:
     """Image<->sentence retrieval with frozen word vectors (GRU sentence encoder, triplet loss)."""
+    priority: 30  # see "Job priorities" in the Snakefile
     input:
         vectors=lambda wc: pixie_reps()[pixie_names.RETRIEVAL[wc.run]],
         data=[] if R["precomp"] else [f"{DATA}/manifest.tsv", f"{DATA}/encodings.h5"],
