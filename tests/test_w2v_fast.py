@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 
-from groundwords import w2v_fast
+from groundwords import w2v_fast, w2v_kernels
 from groundwords.models.sgns import SGNS
 from groundwords.models.wield import WIELD
 from groundwords.text.skipgram import train_sgns
@@ -49,7 +49,7 @@ def test_sgns_step_equals_torch_step(pairs, noise):
     loss = 0.0
     s0, s1 = syn0.copy(), syn1.copy()
     for (w, c), nz in zip(pairs, noise):
-        loss += w2v_fast.sgns_pair(s0, s1, w, c, np.array(nz, np.int64), alpha, neu1e)
+        loss += w2v_kernels.sgns_pair(s0, s1, w, c, np.array(nz, np.int64), alpha, neu1e)
     # gradients: the kernel's step divided by -α (per pair) equals the torch gradient of the sum
     B = len(pairs)
     np.testing.assert_allclose((s0 - syn0) / -alpha, g0 * B, atol=1e-5)
@@ -86,7 +86,7 @@ def test_cbow_step_equals_wield_step(gamma):
 
     s0, s1, W1, b1 = syn0.copy(), syn1.copy(), W.copy(), b.copy()
     h, neu1e = np.zeros((1, D), np.float32), np.zeros(D, np.float32)
-    ce, mse = w2v_fast.cbow_example(s0, s1, ctx, 0, pad, 2, noise.numpy(), alpha, 1 / (1 + gamma),
+    ce, mse = w2v_kernels.cbow_example(s0, s1, ctx, 0, pad, 2, noise.numpy(), alpha, 1 / (1 + gamma),
                                     gamma / (1 + gamma), W1, b1, targets.numpy(), 1, h, neu1e)
     for new, old, g in zip((s0, s1, W1, b1), (syn0, syn1, W, b), grads):
         np.testing.assert_allclose((new - old) / -alpha, g, atol=1e-5)

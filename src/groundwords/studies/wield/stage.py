@@ -145,8 +145,7 @@ def train(
     objective: str = "softmax", negatives: int = 5, train_dead_images: bool = False, threads: int | None = None,
     device: str = "cpu", progress: bool = True, lr_schedule: str = "constant", shared_negatives: int = 1,
     image_dim: int | None = None, model: str = "wield", lam: float = 0.0, image_input: str | None = None,
-    image_target: str | None = None, engine: str = "torch", image_block: int = 64,
-    checkpoint_seconds: float | None = None,
+    image_target: str | None = None, engine: str = "torch", image_block: int = 64, checkpoint_seconds: float | None = None,
 ) -> dict:
     """Train WIELD (γ = 0: vanilla CBOW) or ImageInputCBOW and write its outputs to ``out_dir``.
 
