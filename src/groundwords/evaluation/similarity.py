@@ -52,7 +52,6 @@ from pathlib import Path
 
 import numpy as np
 import pandas as pd
-from scipy import stats
 
 from groundwords.cli import UserError, run_cli, setup_logging
 from groundwords.evaluation import sets as bm
@@ -199,6 +198,8 @@ def similarity_spearman(words: list[str], vectors: np.ndarray, pairs: pd.DataFra
         return result
     sims = all_sims[ok]
     gold = pairs["score"].to_numpy(np.float64)[ok]
+    from scipy import stats  # here: importing scipy.stats costs ~1.5 s, and most importers only load vectors
+
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", stats.ConstantInputWarning)
         res = stats.spearmanr(gold, sims)
