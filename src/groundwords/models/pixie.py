@@ -217,6 +217,42 @@ class PIXIE(SGNS):
                 "n_nll_x": n_vis, "n_kl": n_vis}
 
     @torch.no_grad()
+    def manual_grads(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`loss` with its gradients written into ``.grad`` (``fit(manual_grads=True)``): the text
+        term's by hand (:meth:`SGNS.text_grads`), the VAE's by autograd through the VAE alone, with
+        ``∂ce/∂z`` fed in as a constant (the chain rule, ``Σ z · ∂ce/∂z`` as a surrogate), so the
+        same maths as :meth:`loss` + backward up to float rounding, and the same random draws."""
+        centre, context = batch["centre"].long(), batch["context"].long()
+        vis = self.has_visual[centre]
+        if not bool(vis.any()):
+            return super().manual_grads(batch)  # exactly SGNS (and no gradient for the VAE)
+        B, J = centre.shape[0], self.J
+        e = F.embedding(centre, self.emb.weight)  # (B, d)
+        noise = self.noise((B, self.negatives), e.device)  # drawn exactly as SGNS does
+        rows = vis.nonzero().squeeze(1)
+        words, inverse, occ = torch.unique(centre[rows], return_inverse=True, return_counts=True)
+        with torch.enable_grad():
+            t = self.vae.terms(self.visual_features[words], J)  # one latent per distinct visual word
+            if self.vae_weighting == "per_word":
+                share = occ.to(e.dtype) / self.pairs_per_word[words]
+            else:
+                share = torch.ones_like(occ, dtype=e.dtype)
+            vae = self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
+        h = e[None].repeat(J, 1, 1).index_add_(1, rows, t["z"].detach()[:, inverse])  # e_w + z_w (J, B, d)
+        ce, dh = self.text_grads(context, noise, h)
+        self.zeroed_grad(self.emb.weight).index_add_(0, centre, dh.sum(0) if J > 1 else dh[0])
+        dz = torch.zeros_like(t["z"]).index_add_(1, inverse, dh[:, rows])  # ∂ce/∂z per distinct word
+        params = list(self.vae.parameters())
+        with torch.enable_grad():
+            grads = torch.autograd.grad(vae + (t["z"] * dz).sum(), params)
+        for p, g in zip(params, grads):
+            p.grad = g
+        nll, kl = t["nll"].detach().sum(), t["kl"].detach().sum()
+        n_vis = torch.tensor(float(len(words)), device=e.device)
+        return {"total": ce + vae.detach(), "ce": ce, "nll_x": nll / n_vis, "kl": kl / n_vis,
+                "n_nll_x": n_vis, "n_kl": n_vis}
+
+    @torch.no_grad()
     def visual_means(self, chunk: int = 4096) -> torch.Tensor:
         """m_w μ_φ(x_w) for every word (V, dim); zero rows for words without features."""
         out = torch.zeros_like(self.emb.weight)

@@ -95,10 +95,11 @@ class VSGNS(SGNS):
                           generator=self.generator, device=rank.device)
         return j + (j >= rank[:, None]).long()  # skip the word's own row
 
-    def margins(self, words: torch.Tensor) -> torch.Tensor:
-        """L_vis(w) for visual word ids ``words`` (n,), one draw of contrastive words each: (n,)."""
+    def margins(self, words: torch.Tensor, e: torch.Tensor | None = None) -> torch.Tensor:
+        """L_vis(w) for visual word ids ``words`` (n,), one draw of contrastive words each: (n,);
+        ``e``: their word vectors (default: looked up in the embedding table)."""
         r = self.visual_rank[words]
-        h = F.normalize(self.map(self.emb(words)), dim=1, eps=1e-8)  # M e_w / ‖M e_w‖
+        h = F.normalize(self.map(self.emb(words) if e is None else e), dim=1, eps=1e-8)  # M e_w / ‖M e_w‖
         pos = (h * self.visual_unit[r]).sum(1)  # cos(M e_w, v_w)
         neg = (self.visual_unit[self.contrastive(r)] @ h[:, :, None]).squeeze(2)  # (n, k) cos(M e_w, v_w')
         return F.relu(self.margin - pos[:, None] + neg).sum(1)
@@ -125,6 +126,40 @@ class VSGNS(SGNS):
         total = ce + self.visual_weight * vis_sum / B
         n = a_w.sum().detach()
         return {"total": total, "ce": ce, "margin": vis_sum / n, "n_margin": n}
+
+    @torch.no_grad()
+    def manual_grads(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`loss` with its gradients written into ``.grad`` (``fit(manual_grads=True)``): the text
+        term's by hand (:meth:`SGNS.text_grads`), the max-margin term's by autograd over the visual
+        words' vectors and M alone; the same maths as :meth:`loss` + backward up to float rounding,
+        and the same random draws in the same order."""
+        centre, context = batch["centre"].long(), batch["context"].long()
+        vis = self.visual_rank[centre] >= 0
+        if not bool(vis.any()):
+            out = super().manual_grads(batch)  # clears M's gradient: SGNS's step
+            zero = out["total"].new_zeros(())
+            return {**out, "margin": zero, "n_margin": zero}
+        B = centre.shape[0]
+        e = F.embedding(centre, self.emb.weight)  # (B, d)
+        noise = self.noise((B, self.negatives), e.device)  # drawn exactly as SGNS does
+        ce, dh = self.text_grads(context, noise, e[None])
+        g_emb = self.zeroed_grad(self.emb.weight)
+        g_emb.index_add_(0, centre, dh[0])
+        rows = vis.nonzero().squeeze(1)
+        words, inverse = torch.unique(centre[rows], return_inverse=True)
+        a = batch["weight"][rows].to(e.dtype) if "weight" in batch else e.new_ones(len(rows))
+        a_w = e.new_zeros(len(words)).index_add_(0, inverse, a)
+        e_w = F.embedding(words, self.emb.weight).requires_grad_()
+        params = list(self.map.parameters())
+        with torch.enable_grad():
+            vis_sum = (a_w * self.margins(words, e_w)).sum()
+            grads = torch.autograd.grad(self.visual_weight * vis_sum / B, [e_w, *params])
+        g_emb.index_add_(0, words, grads[0])
+        for p, g in zip(params, grads[1:]):
+            p.grad = g
+        vis_sum = vis_sum.detach()
+        n = a_w.sum()
+        return {"total": ce + self.visual_weight * vis_sum / B, "ce": ce, "margin": vis_sum / n, "n_margin": n}
 
     @torch.no_grad()
     def alignment(self) -> dict[str, float]:

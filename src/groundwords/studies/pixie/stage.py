@@ -265,7 +265,8 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
         t0 = time.perf_counter()
         data = {"centre": torch.from_numpy(c).to(dev), "context": torch.from_numpy(x).to(dev)}
         history = fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer, seed=seed,
-                      words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
+                      words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt,
+                      manual_grads=model.has_manual_grads)
         seconds = time.perf_counter() - t0
         used_threads = torch.get_num_threads()
         plus = model.word_vectors().cpu().numpy()

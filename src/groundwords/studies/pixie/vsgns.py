@@ -114,7 +114,8 @@ def train_vsgns(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int,
             file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds, dev)
         t0 = time.perf_counter()
         history = fit(model, {k: v.to(dev) for k, v in data.items()}, epochs=epochs, batch_size=batch_size, lr=lr,
-                      optimizer="adam", seed=seed, words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt)
+                      optimizer="adam", seed=seed, words_per_epoch=len(enc.tokens), progress=progress, checkpoint=ckpt,
+                      manual_grads=model.has_manual_grads)
         seconds = time.perf_counter() - t0
         after = model.alignment()
         used_threads = torch.get_num_threads()

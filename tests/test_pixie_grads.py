@@ -1,0 +1,118 @@
+"""The hand-written gradients of SGNS, PIXIE and V-SGNS (``manual_grads``, what the PIXIE study's
+training stages use) against autograd on ``loss``: the same losses, the same random draws, the same
+gradients up to float rounding; SGNS identity of PIXIE without visual words kept. CPU, a few s."""
+
+from __future__ import annotations
+
+import copy
+
+import numpy as np
+import pytest
+import torch
+
+from groundwords.models.pixie import PIXIE
+from groundwords.models.sgns import SGNS
+from groundwords.models.vsgns import VSGNS
+from groundwords.text.skipgram import skipgram_pairs
+from groundwords.training import fit
+
+V, DIM = 30, 8
+
+
+def _data():
+    tokens = np.random.default_rng(0).integers(0, V, 600)
+    offsets = np.arange(0, len(tokens) + 1, 20)
+    counts = np.bincount(tokens, minlength=V).astype(float) + 1
+    c, x = skipgram_pairs(tokens, offsets, 3, rng=0)
+    return counts, {"centre": torch.from_numpy(c), "context": torch.from_numpy(x)}
+
+
+def _features(x_dim=6):
+    f = torch.rand(V, x_dim, generator=torch.Generator().manual_seed(1))
+    f[::3] = 0  # a third of the words without visual features
+    return f
+
+
+def _model(kind, counts, data, **kw):
+    torch.manual_seed(5)
+    if kind == "sgns":
+        return SGNS(V, DIM, counts=counts, negatives=4, seed=5)
+    if kind == "pixie":
+        return PIXIE(V, DIM, counts=counts, visual_features=_features(), negatives=4, hidden=12, seed=5,
+                     pairs_per_word=np.bincount(data["centre"].numpy(), minlength=V), **kw)
+    return VSGNS(V, DIM, counts=counts, visual_features=_features(DIM if kw.get("visual_map") == "identity" else 6),
+                 negatives=4, visual_negatives=3, seed=5, **kw)
+
+
+CASES = [("sgns", {}), ("pixie", {"J": 1}), ("pixie", {"J": 3}), ("pixie", {"J": 2, "vae_weighting": "per_batch"}),
+         ("vsgns", {}), ("vsgns", {"visual_map": "identity"}), ("vsgns", {"weight": True})]
+
+
+@pytest.mark.parametrize("kind,kw", CASES)
+def test_manual_grads_equal_autograd(kind, kw):
+    counts, data = _data()
+    kw = dict(kw)
+    weighted = kw.pop("weight", False)
+    if weighted:
+        data["weight"] = torch.rand(len(data["centre"]), generator=torch.Generator().manual_seed(2))
+    auto = _model(kind, counts, data, **kw)
+    manual = copy.deepcopy(auto)
+    assert manual.has_manual_grads
+    perm = torch.randperm(len(data["centre"]), generator=torch.Generator().manual_seed(0))
+    for step in range(4):
+        idx = perm[step * 64:(step + 1) * 64]
+        if step == 3:  # a batch without visual centre words: SGNS's step, no gradient for the rest
+            idx = torch.nonzero(data["centre"] % 3 == 0).squeeze(1)[:64]
+        batch = {k: v[idx] for k, v in data.items()}
+        out_a = auto.loss(batch)
+        for p in auto.parameters():
+            p.grad = None
+        out_a["total"].backward()
+        out_m = manual.manual_grads(batch)
+        assert out_a.keys() == out_m.keys()
+        for k in out_a:
+            torch.testing.assert_close(out_m[k], out_a[k].detach(), rtol=1e-6, atol=1e-7)
+        for (name, p), q in zip(auto.named_parameters(), manual.parameters()):
+            assert (p.grad is None) == (q.grad is None), name
+            if p.grad is not None:
+                torch.testing.assert_close(q.grad, p.grad, rtol=1e-5, atol=1e-7, msg=name)
+        with torch.no_grad():  # take the same (plain) step on both, so later batches see moved weights
+            for p, q in zip(auto.parameters(), manual.parameters()):
+                if p.grad is not None:
+                    p.sub_(0.5 * p.grad)
+                    q.copy_(p)
+
+
+@pytest.mark.parametrize("kind", ["sgns", "pixie", "vsgns"])
+def test_fit_with_manual_grads_matches_autograd(kind):
+    counts, data = _data()
+    kw = dict(epochs=2, batch_size=64, lr=1e-2, seed=3, progress=False)
+    models = []
+    for manual in (False, True):
+        m = _model(kind, counts, data)
+        fit(m, data, manual_grads=manual, **kw)
+        models.append(m)
+    torch.testing.assert_close(models[1].word_vectors(), models[0].word_vectors(), rtol=1e-4, atol=1e-5)
+    a = _model(kind, counts, data)  # same seed, same vectors: the manual path is deterministic
+    fit(a, data, manual_grads=True, **kw)
+    assert torch.equal(a.word_vectors(), models[1].word_vectors())
+
+
+def test_pixie_without_visual_words_is_bit_identical_to_sgns_with_manual_grads():
+    counts, data = _data()
+    kw = dict(epochs=2, batch_size=64, lr=1e-2, seed=3, progress=False, manual_grads=True)
+    torch.manual_seed(7)
+    sg = SGNS(V, DIM, counts=counts, negatives=3, seed=7)
+    h_sg = fit(sg, data, **kw)
+    torch.manual_seed(7)
+    px = PIXIE(V, DIM, counts=counts, visual_features=torch.zeros(V, 6), negatives=3, J=2, hidden=16, seed=7,
+               pairs_per_word=np.bincount(data["centre"].numpy(), minlength=V))
+    h_px = fit(px, data, **kw)
+    assert torch.equal(px.emb.weight, sg.emb.weight) and torch.equal(px.out.weight, sg.out.weight)
+    assert [h["total"] for h in h_px] == [h["total"] for h in h_sg]
+    assert all(p.grad is None for p in px.vae.parameters())
+
+
+def test_sparse_tables_keep_autograd():
+    counts, _ = _data()
+    assert not SGNS(V, DIM, counts=counts, sparse=True).has_manual_grads
