@@ -82,6 +82,15 @@ class Checkpoint:
         self.path.unlink(missing_ok=True)
 
 
+def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
+    """The run's :class:`groundwords.checkpoints.Checkpoint` (None without ``seconds``); its settings name
+    the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
+    if seconds is None:
+        return None
+    return Checkpoint(Path(out_dir) / CHECKPOINT_NAME,
+                      {**settings, **({} if dev.type == "cpu" else {"device": str(dev)})}, seconds)
+
+
 def _generator_slots(model: torch.nn.Module):
     """(name, owner, attribute) of every place a private ``torch.Generator`` lives or may live
     (lazily created ones are None until first use, so every None attribute is a candidate):

@@ -348,10 +348,11 @@ def write_word2vec_text(path, words: list[str], vectors: np.ndarray) -> None:
     '%.9g' round-trips float32 exactly, so the file equals ``vectors.npy`` once loaded.
     """
     vectors = np.asarray(vectors, dtype=np.float32)
+    row_format = " ".join(["%.9g"] * vectors.shape[1])  # one format per row: ~2x faster than per number
     with atomic_path(path) as tmp, open(tmp, "w", encoding="utf-8", newline="\n") as f:
         f.write(f"{vectors.shape[0]} {vectors.shape[1]}\n")
         for w, row in zip(words, vectors.tolist()):
-            f.write(w + " " + " ".join(f"{x:.9g}" for x in row) + "\n")
+            f.write(w + " " + row_format % tuple(row) + "\n")
 
 
 def write_outputs(out_dir, words: list[str], vectors: np.ndarray, history: list[dict], info: dict) -> None:

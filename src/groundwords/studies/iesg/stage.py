@@ -61,7 +61,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from groundwords.checkpoints import CHECKPOINT_NAME, Checkpoint, file_identity
+from groundwords.checkpoints import file_identity, stage_checkpoint
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.devices import resolve_device
@@ -116,15 +116,6 @@ def stage_device(device: str, engine: str | None = None) -> torch.device:
                             "set iesg.sgns.engine: torch to pretrain on the GPU (or iesg.device: auto or cpu)")
         return torch.device("cpu")
     return resolve_device(device, "iesg.device")
-
-
-def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
-    """The run's :class:`groundwords.checkpoints.Checkpoint` (None without ``seconds``); its settings name
-    the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
-    if seconds is None:
-        return None
-    return Checkpoint(Path(out_dir) / CHECKPOINT_NAME,
-                      {**settings, **({} if dev.type == "cpu" else {"device": str(dev)})}, seconds)
 
 
 # ---------------------------------------------------------------------------------------------

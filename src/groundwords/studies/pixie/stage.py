@@ -48,7 +48,7 @@ import numpy as np
 import pandas as pd
 import torch
 
-from groundwords.checkpoints import CHECKPOINT_NAME, Checkpoint, file_identity
+from groundwords.checkpoints import file_identity, stage_checkpoint
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.devices import resolve_device
@@ -191,15 +191,6 @@ def check_settings(*conditions) -> None:
 def stage_device(device: str) -> torch.device:
     """The torch device of ``pixie.device`` (auto, cpu, cuda; :func:`groundwords.devices.resolve_device`)."""
     return resolve_device(device, "pixie.device")
-
-
-def stage_checkpoint(out_dir, settings: dict, seconds: float | None, dev: torch.device) -> Checkpoint | None:
-    """The run's :class:`groundwords.checkpoints.Checkpoint` (None without ``seconds``); its settings name
-    the device unless it is the CPU (a checkpoint resumes on the device it was made on)."""
-    if seconds is None:
-        return None
-    return Checkpoint(Path(out_dir) / CHECKPOINT_NAME,
-                      {**settings, **({} if dev.type == "cpu" else {"device": str(dev)})}, seconds)
 
 
 def visual_inputs(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, dict]:

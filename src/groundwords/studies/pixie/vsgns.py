@@ -13,14 +13,13 @@ import time
 import numpy as np
 import torch
 
-from groundwords.checkpoints import file_identity
+from groundwords.checkpoints import file_identity, stage_checkpoint
 from groundwords.cli import UserError, log
 from groundwords.files import read_feature_matrix, write_features
 from groundwords.models.vsgns import VISUAL_MAPS, VSGNS
 from groundwords.studies.pixie.stage import (
     align_visual,
     check_settings,
-    stage_checkpoint,
     stage_device,
     text_inputs,
 )
