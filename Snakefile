@@ -10,8 +10,9 @@
 
 # Job priorities (`priority:` in the rules): on a few cores the scheduler starts the data chain
 # (fetch -> encode: every image-using job waits for it) first, then the long PIXIE/IESG trainings
-# (PIXIE 50-60, V-SGNS/IV-SGNS/IESG 40, retrieval 30), and fills the other cores with the many
-# short WIELD jobs; the DAG's wall time is then close to its CPU time / cores.
+# and the jobs they wait for (PIXIE and its inputs 50-60, V-SGNS/IV-SGNS/IESG 40-45, retrieval 30;
+# Snakemake does not pass a priority on to a job's inputs), and fills the other cores with the
+# many short WIELD jobs; the DAG's wall time is then close to its CPU time / cores.
 
 import os
 

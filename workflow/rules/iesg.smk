@@ -30,6 +30,7 @@ rule iesg_corpus:
 
 rule iesg_word_images:
     """Images attached to words, split by image into train/validation/test."""
+    priority: 60  # see "Job priorities" in the Snakefile
     input:
         f"{DATA}/openmoji/captions.tsv" if I["images"] == "openmoji" else [],
     output:

@@ -27,6 +27,7 @@ wildcard_constraints:
 
 rule pixie_corpus:
     """PIXIE's text corpus (paper: text8), tokenized, and its vocabulary (paper: 50k words)."""
+    priority: 60  # see "Job priorities" in the Snakefile
     input:
         [P["corpus"]] if P["corpus_url"] else [],
     output:
@@ -136,6 +137,7 @@ PIXIE_GPU = gpu_resources(P["device"], "pixie.device", "the PIXIE training rules
 
 rule pixie_sgns:
     """SGNS: PIXIE without visual features, trained exactly as PIXIE is (Adam, same pairs and seed)."""
+    priority: 45  # see "Job priorities" in the Snakefile
     input:
         corpus=f"{PX}/corpus.txt",
         vocab=f"{PX}/vocab.tsv",
@@ -264,6 +266,7 @@ rule pixie_ivsgns:
 
 rule pixie_vae:
     """VAE: PIXIE's visual component trained alone; μ(x_w) for the visual words."""
+    priority: 40  # see "Job priorities" in the Snakefile
     input:
         f"{PX}/visual/minmax-all.h5",
     output:
@@ -285,6 +288,7 @@ rule pixie_vae:
 
 rule pixie_cnn:
     """CNN: the raw per-word visual features as word vectors."""
+    priority: 30  # see "Job priorities" in the Snakefile
     input:
         f"{PX}/visual/none-all.h5",
     output:
@@ -304,6 +308,7 @@ rule pixie_cnn:
 
 rule pixie_concat:
     """CNN⊕SGNS (Kiela & Bottou 2014) and VAE⊕SGNS: L2-normalised parts, concatenated."""
+    priority: 30  # see "Job priorities" in the Snakefile
     input:
         sgns=f"{PX}/models/sgns/vectors.txt",
         visual=f"{PX}/models/{{visual}}/vectors.txt",
@@ -396,6 +401,7 @@ rule pixie_tables:
 
 rule pixie_retrieval_split:
     """The retrieval images' train/val/test split (seeded, by image), shared by the features and Table 6."""
+    priority: 60  # see "Job priorities" in the Snakefile
     input:
         manifest=f"{DATA}/manifest.tsv",
         features=f"{DATA}/encodings.h5",
