@@ -217,6 +217,18 @@ def build_model(n_words: int, counts, feats, mask, centres, *, visual: bool, dim
                  pairs_per_word=np.bincount(centres, minlength=n_words), sparse=sparse, seed=seed)
 
 
+def _check_train(dim, window, negatives, epochs, batch_size, lr, J, hidden, vae_weight, min_var, sample, optimizer,
+                 vae_weighting) -> None:
+    check_settings((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
+                   (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
+                   (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
+                   (J >= 1, "J must be >= 1"), (hidden >= 1, "hidden must be >= 1"),
+                   (vae_weight >= 0, "vae weight must be >= 0"), (0 < min_var < 1, "min var must be in (0, 1)"),
+                   (sample >= 0, "sample must be >= 0"),
+                   (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
+                   (vae_weighting in VAE_WEIGHTINGS, f"vae weighting must be one of {', '.join(VAE_WEIGHTINGS)}"))
+
+
 def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
           sample: float, epochs: int, batch_size: int, lr: float, J: int = 1,
           hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
@@ -226,14 +238,8 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
 
     ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
     (see :func:`groundwords.studies.wield.stage.train`). ``device`` (``pixie.device``): auto, cpu or cuda."""
-    check_settings((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
-                   (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
-                   (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
-                   (J >= 1, "J must be >= 1"), (hidden >= 1, "hidden must be >= 1"),
-                   (vae_weight >= 0, "vae weight must be >= 0"), (0 < min_var < 1, "min var must be in (0, 1)"),
-                   (sample >= 0, "sample must be >= 0"),
-                   (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-                   (vae_weighting in VAE_WEIGHTINGS, f"vae weighting must be one of {', '.join(VAE_WEIGHTINGS)}"))
+    _check_train(dim, window, negatives, epochs, batch_size, lr, J, hidden, vae_weight, min_var, sample, optimizer,
+                 vae_weighting)
     dev = stage_device(device)
     words, counts, enc = text_inputs(corpus, vocab_tsv)
     feats, mask, vattrs = visual_inputs(words, visual_h5)
