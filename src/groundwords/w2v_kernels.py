@@ -109,14 +109,8 @@ def sgns_pair(syn0, syn1, w, c, noise, alpha, neu1e):
 
 
 @nb.njit(**_KW)
-def cbow_example(syn0, syn1, context, e, pad, target, noise, alpha, w_word, w_img, img_w, img_b, img_y, row, h,
-                 neu1e):
-    """One SGD step on one CBOW (WIELD, negative sampling) example.
-
-    ``context[e]``: its context ids (``pad`` = empty slot); ``img_y[row]``: its image target
-    (``row < 0`` or ``w_img == 0``: no image term); ``img_w`` (k, d), ``img_b`` (k,): the
-    image head; ``h`` ((1, d)) and ``neu1e`` ((d,)): work buffers.
-    Returns (word loss, image MSE or -1)."""
+def _context_sum(syn0, context, e, pad, h) -> int:
+    """``h[0]`` = the sum of example ``e``'s context vectors (padding skipped); returns their count."""
     d = syn0.shape[1]
     h[0, :] = 0.0
     cw = 0
@@ -126,6 +120,31 @@ def cbow_example(syn0, syn1, context, e, pad, target, noise, alpha, w_word, w_im
             cw += 1
             for i in range(d):
                 h[0, i] += syn0[c, i]
+    return cw
+
+
+@nb.njit(**_KW)
+def _add_to_context(syn0, context, e, pad, neu1e) -> None:
+    """Add the step ``neu1e`` to every context word of example ``e`` (padding skipped)."""
+    d = syn0.shape[1]
+    for j in range(context.shape[1]):
+        c = context[e, j]
+        if c != pad:
+            for i in range(d):
+                syn0[c, i] += neu1e[i]
+
+
+@nb.njit(**_KW)
+def cbow_example(syn0, syn1, context, e, pad, target, noise, alpha, w_word, w_img, img_w, img_b, img_y, row, h,
+                 neu1e):
+    """One SGD step on one CBOW (WIELD, negative sampling) example.
+
+    ``context[e]``: its context ids (``pad`` = empty slot); ``img_y[row]``: its image target
+    (``row < 0`` or ``w_img == 0``: no image term); ``img_w`` (k, d), ``img_b`` (k,): the
+    image head; ``h`` ((1, d)) and ``neu1e`` ((d,)): work buffers.
+    Returns (word loss, image MSE or -1)."""
+    d = syn0.shape[1]
+    cw = _context_sum(syn0, context, e, pad, h)
     if cw == 0:
         return 0.0, -1.0
     neu1e[:] = 0.0
@@ -147,11 +166,7 @@ def cbow_example(syn0, syn1, context, e, pad, target, noise, alpha, w_word, w_im
                 neu1e[i] -= ga * img_w[a, i]
                 img_w[a, i] -= ga * h[0, i]
         mse /= k
-    for j in range(context.shape[1]):
-        c = context[e, j]
-        if c != pad:
-            for i in range(d):
-                syn0[c, i] += neu1e[i]
+    _add_to_context(syn0, context, e, pad, neu1e)
     return loss, mse
 
 
@@ -160,24 +175,13 @@ def cbow_word_example(syn0, syn1, context, e, pad, target, noise, alpha, h, neu1
     """:func:`cbow_example`'s word step (rate ``alpha``, the word weight included) with the step
     for ``h`` starting from ``-img_part`` (the image head's, from :func:`_image_block`)."""
     d = syn0.shape[1]
-    h[0, :] = 0.0
-    cw = 0
-    for j in range(context.shape[1]):
-        c = context[e, j]
-        if c != pad:
-            cw += 1
-            for i in range(d):
-                h[0, i] += syn0[c, i]
+    cw = _context_sum(syn0, context, e, pad, h)
     if cw == 0:
         return 0.0
     for i in range(d):
         neu1e[i] = -img_part[i]
     loss = _neg_update(syn1, h, 0, target, noise, alpha, neu1e)
-    for j in range(context.shape[1]):
-        c = context[e, j]
-        if c != pad:
-            for i in range(d):
-                syn0[c, i] += neu1e[i]
+    _add_to_context(syn0, context, e, pad, neu1e)
     return loss
 
 
