@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import ast
+import re
 from pathlib import Path
 
 import pytest
@@ -114,3 +115,19 @@ def test_every_package_import_resolves():
                 bad += [(_module_name(path), a.name) for a in node.names
                         if a.name.startswith("groundwords") and a.name not in modules]
     assert not bad, bad
+
+
+def test_readme_code_map_names_every_module():
+    """The README's "Map of the code" names every module of src/groundwords (the ``data.fetch``
+    package as one: the package's docstring maps its modules)."""
+    root = Path(__file__).resolve().parents[1]
+    readme = (root / "README.md").read_text(encoding="utf-8")
+    section = readme.split("## Map of the code", 1)[1].split("\n## ", 1)[0]
+    named = {n.removesuffix(".py").rstrip("/").rsplit("/", 1)[-1] for n in re.findall(r"`([^`]+)`", section)}
+    missing = []
+    for path in sorted((root / "src" / "groundwords").rglob("*.py")):
+        rel = path.relative_to(root / "src" / "groundwords")
+        unit = rel.parts[1] if rel.parts[:2] == ("data", "fetch") else path.stem
+        if path.stem not in ("__init__", "__main__") and unit not in named:
+            missing.append(str(rel))
+    assert not missing, f"modules missing from the README's map of the code: {missing}"
