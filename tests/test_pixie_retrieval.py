@@ -19,6 +19,8 @@ from groundwords.cli import run_cli
 from groundwords.files import write_features
 from groundwords.models.vse import VSE, contrastive_loss
 from groundwords.studies.pixie import retrieval as sentret
+from groundwords.studies.pixie import retrieval_metrics as metrics
+from groundwords.studies.pixie.retrieval_data import RetrievalData
 from groundwords.training import write_word2vec_text
 
 N_CONCEPTS = 12
@@ -70,27 +72,27 @@ def test_recall_at_k_hand_made_multi_caption_and_ties():
         [0.5, 0.5, 0.5, 0.5, 0.5, 0.5],  # constant scorer: the 4 wrong captions tie -> rank 5
     ])
     truth = [[0, 1], [2, 3], [4, 5]]
-    assert sentret.best_true_ranks(s, truth).tolist() == [1, 3, 5]
-    r = sentret.recall_at_k(s, truth, (1, 3, 4, 5))
+    assert metrics.best_true_ranks(s, truth).tolist() == [1, 3, 5]
+    r = metrics.recall_at_k(s, truth, (1, 3, 4, 5))
     assert r == {1: pytest.approx(1 / 3), 3: pytest.approx(2 / 3), 4: pytest.approx(2 / 3), 5: 1.0}
     mask = np.repeat(np.eye(3, dtype=bool), 2, axis=1)
-    assert sentret.best_true_ranks(s, mask).tolist() == [1, 3, 5]
+    assert metrics.best_true_ranks(s, mask).tolist() == [1, 3, 5]
     # sentence -> image: one true item per query (an int array); ties count against
     s2i = np.array([[0.1, 0.9, 0.3], [0.4, 0.4, 0.0], [0.2, 0.3, 0.1]])
-    assert sentret.best_true_ranks(s2i, np.array([1, 0, 2])).tolist() == [1, 2, 3]
-    assert sentret.recall_at_k(s2i, np.array([1, 0, 2]), (1, 2)) == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3)}
-    assert np.isnan(sentret.recall_at_k(np.zeros((0, 3)), np.zeros(0, np.int64), (1,))[1])
+    assert metrics.best_true_ranks(s2i, np.array([1, 0, 2])).tolist() == [1, 2, 3]
+    assert metrics.recall_at_k(s2i, np.array([1, 0, 2]), (1, 2)) == {1: pytest.approx(1 / 3), 2: pytest.approx(2 / 3)}
+    assert np.isnan(metrics.recall_at_k(np.zeros((0, 3)), np.zeros(0, np.int64), (1,))[1])
     with pytest.raises(ValueError):
-        sentret.best_true_ranks(s, [[0], [], [4]])  # a query without a true item
+        metrics.best_true_ranks(s, [[0], [], [4]])  # a query without a true item
     with pytest.raises(ValueError):
-        sentret.best_true_ranks(np.full((1, 2), np.nan), [[0]])
+        metrics.best_true_ranks(np.full((1, 2), np.nan), [[0]])
 
 
 def test_retrieval_recalls_both_directions():
     # 2 images on the axes; captions 0, 1 of image 0, caption 2 of image 1 (pointing at image 0)
     img = np.array([[1.0, 0.0], [0.0, 1.0]])
     cap = np.array([[1.0, 0.0], [0.6, 0.8], [0.8, 0.6]])
-    rec, nq = sentret.retrieval_recalls(img, cap, np.array([0, 0, 1]), ks=(1, 2))
+    rec, nq = metrics.retrieval_recalls(img, cap, np.array([0, 0, 1]), ks=(1, 2))
     assert nq == {"i2s": 2, "s2i": 3}
     assert rec["i2s"] == {1: 0.5, 2: 1.0}     # image 1's only caption ranks 2nd (behind caption 1)
     assert rec["s2i"] == {1: pytest.approx(1 / 3), 2: 1.0}  # captions 1 and 2 pick the wrong image
@@ -229,7 +231,7 @@ def test_learns_synthetic_retrieval_and_is_deterministic(tmp_path):
 
 def test_lr_is_divided_by_ten_every_step():
     ids, feats, caps, words, vecs = synthetic(n_images=20)
-    data = sentret.RetrievalData(ids, feats, np.array(["train"] * 20, dtype=object),
+    data = RetrievalData(ids, feats, np.array(["train"] * 20, dtype=object),
                                  np.array([i for i, _ in caps]), [t.split() for _, t in caps])
     enc = sentret.encode_captions(data, words, vecs)
     torch.manual_seed(0)

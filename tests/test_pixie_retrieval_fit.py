@@ -10,6 +10,7 @@ from test_pixie_retrieval import synthetic
 
 from groundwords.models.vse import VSE
 from groundwords.studies.pixie import retrieval as sentret
+from groundwords.studies.pixie.retrieval_data import RetrievalData
 from groundwords.training import make_optimizer
 
 
@@ -49,7 +50,7 @@ def _old_fit_vse(model, tr, *, epochs, batch_size, lr, lr_step, grad_clip, seed)
 @pytest.mark.parametrize("lr_step,grad_clip,max_violation", [(2, 2.0, False), (0, 0.0, True)])
 def test_fit_vse_in_fit_matches_its_former_loop(lr_step, grad_clip, max_violation):
     ids, feats, caps, words, vecs = synthetic(n_images=20)
-    data = sentret.RetrievalData(ids, feats, np.array(["train"] * 20, dtype=object),
+    data = RetrievalData(ids, feats, np.array(["train"] * 20, dtype=object),
                                  np.array([i for i, _ in caps]), [t.split() for _, t in caps])
     enc = sentret.encode_captions(data, words, vecs)
     runs = []

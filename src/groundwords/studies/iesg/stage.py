@@ -69,21 +69,13 @@ from groundwords.evaluation import matching as retrieval
 from groundwords.files import atomic_path, write_json, write_tsv
 from groundwords.models.iesg import IESG
 from groundwords.studies.iesg.fitting import fit_alternating, fit_l2_projection, fit_l2_sgd, word_image_index
-from groundwords.studies.iesg.inputs import (  # noqa: F401 - this module's interface too
-    IMAGE_NORMS,
+from groundwords.studies.iesg.inputs import (
     corpus_examples,
-    iesg_examples,
     load_sgns,
-    normalize_images,
-    resolve_pairs,
     training_pairs,
 )
-from groundwords.studies.iesg.matching import (  # noqa: F401 - this module's interface too
-    DIRECTIONS,
-    MODELS,
-    RESULT_COLUMNS,
+from groundwords.studies.iesg.matching import (
     evaluate,
-    evaluate_matching,
 )
 from groundwords.text.corpora import corpus_ids, iter_corpus
 from groundwords.text.skipgram import DEFAULT_ENGINE as SGNS_DEFAULT_ENGINE

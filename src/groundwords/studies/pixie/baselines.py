@@ -59,7 +59,7 @@ from groundwords.studies.pixie.stage import (
     pixie_settings,
     stage_device,
 )
-from groundwords.studies.pixie.vsgns import occurrence_pairs, reduce_features, train_vsgns  # noqa: F401
+from groundwords.studies.pixie.vsgns import reduce_features, train_vsgns
 from groundwords.training import finish_run, fit, torch_settings, training_settings, write_word2vec_text
 from groundwords.vectors import unit_rows
 

@@ -81,25 +81,16 @@ from groundwords.evaluation.similarity import load_vectors
 from groundwords.files import write_json, write_tsv
 from groundwords.grounding.word_images import SPLITS
 from groundwords.models.vse import VSE
-from groundwords.studies.pixie.retrieval_data import (  # noqa: F401 - this module's interface too
-    CAPTIONS_PER_IMAGE,
-    PRECOMP_SPLITS,
-    Encoded,
-    RetrievalData,
+from groundwords.studies.pixie.retrieval_data import (
     encode_captions,
     from_manifest,
     from_precomp,
 )
-from groundwords.studies.pixie.retrieval_fit import SplitTensors, embed_split, fit_vse  # noqa: F401 - interface too
-from groundwords.studies.pixie.retrieval_metrics import (  # noqa: F401 - this module's interface too
+from groundwords.studies.pixie.retrieval_fit import SplitTensors, fit_vse
+from groundwords.studies.pixie.retrieval_metrics import (
     DIRECTIONS,
     KS,
-    best_true_ranks,
-    recall_at_k,
-    retrieval_ranks,
-    retrieval_recalls,
     rsum,
-    truth_mask,
 )
 from groundwords.training import torch_settings
 
