@@ -60,6 +60,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from groundwords.models.grads import zeroed_grad
 from groundwords.models.noise import seeded_generator
 from groundwords.models.sgns import SGNS
 
@@ -240,7 +241,7 @@ class PIXIE(SGNS):
             vae = self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
         h = e[None].repeat(J, 1, 1).index_add_(1, rows, t["z"].detach()[:, inverse])  # e_w + z_w (J, B, d)
         ce, dh = self.text_grads(context, noise, h)
-        self.zeroed_grad(self.emb.weight).index_add_(0, centre, dh.sum(0) if J > 1 else dh[0])
+        zeroed_grad(self.emb.weight).index_add_(0, centre, dh.sum(0) if J > 1 else dh[0])
         dz = torch.zeros_like(t["z"]).index_add_(1, inverse, dh[:, rows])  # ∂ce/∂z per distinct word
         params = list(self.vae.parameters())
         with torch.enable_grad():

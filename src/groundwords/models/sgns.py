@@ -38,6 +38,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from groundwords.models.grads import zeroed_grad
 from groundwords.models.noise import NoiseSampler
 
 
@@ -88,17 +89,9 @@ class SGNS(nn.Module):
         e = F.embedding(centre, self.emb.weight)  # (B, d)
         noise = self.noise((B, self.negatives), e.device)
         ce, dh = self.text_grads(context, noise, e[None])
-        self.zeroed_grad(self.emb.weight).index_add_(0, centre, dh[0])
+        zeroed_grad(self.emb.weight).index_add_(0, centre, dh[0])
         self.clear_other_grads()
         return {"total": ce, "ce": ce}
-
-    def zeroed_grad(self, weight: torch.Tensor) -> torch.Tensor:
-        """``weight.grad``, all zero (its buffer is reused between steps)."""
-        if weight.grad is None:
-            weight.grad = torch.zeros_like(weight)
-        else:
-            weight.grad.zero_()
-        return weight.grad
 
     def clear_other_grads(self) -> None:
         """No gradient for the parameters besides the two tables (as autograd on SGNS's loss)."""
@@ -129,7 +122,7 @@ class SGNS(nn.Module):
         hb = h.transpose(0, 1)  # (B, J, d)
         d_neg = g_neg * hb if J == 1 else torch.bmm(g_neg, hb)  # (B, K, d)
         d_pos = (g_pos[..., None] * h).sum(0)  # (B, d)
-        g = self.zeroed_grad(self.out.weight)
+        g = zeroed_grad(self.out.weight)
         g.index_add_(0, context, d_pos)
         g.index_add_(0, noise.reshape(-1), d_neg.reshape(-1, d))
         return ce, dh

@@ -42,6 +42,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from groundwords.models.grads import zeroed_grad
 from groundwords.models.noise import seeded_generator
 from groundwords.models.pixie import visual_table
 from groundwords.models.sgns import SGNS
@@ -143,7 +144,7 @@ class VSGNS(SGNS):
         e = F.embedding(centre, self.emb.weight)  # (B, d)
         noise = self.noise((B, self.negatives), e.device)  # drawn exactly as SGNS does
         ce, dh = self.text_grads(context, noise, e[None])
-        g_emb = self.zeroed_grad(self.emb.weight)
+        g_emb = zeroed_grad(self.emb.weight)
         g_emb.index_add_(0, centre, dh[0])
         rows = vis.nonzero().squeeze(1)
         words, inverse = torch.unique(centre[rows], return_inverse=True)

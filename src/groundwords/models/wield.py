@@ -44,6 +44,7 @@ import torch
 import torch.nn as nn
 import torch.nn.functional as F
 
+from groundwords.models.grads import zeroed_grad
 from groundwords.models.noise import NoiseSampler
 
 IMAGE_HEAD_SEED_OFFSET = 1_000_003  # the image head's generator seed = seed + this
@@ -199,9 +200,7 @@ class WIELD(nn.Module):
             ∂/∂ŷ  = γ/(1+γ) · 2 (ŷ − y) · mask / (k · n_live)   (image head, same pattern)
             ∂/∂E[c] += ∂/∂h  for every context word c (the padding row gets nothing)
 
-        The embedding's gradient buffer is kept between steps (only the rows touched last time
-        are cleared), so a step costs O(B·C·d) there instead of a dense (V+1)·d pass. At γ = 0
-        the image head gets no gradient (it never moves, as with autograd).
+        At γ = 0 the image head gets no gradient (it never moves, as with autograd).
         """
         ctx, target = batch["context"], batch["target"]
         B = target.shape[0]
@@ -246,16 +245,9 @@ class WIELD(nn.Module):
 
     def _embedding_grad(self, ctx: torch.Tensor, dh: torch.Tensor) -> None:
         """``emb.weight.grad`` = Σ over context positions of ``dh`` (rows not in ``ctx`` stay zero)."""
-        weight = self.emb.weight
-        g = weight.grad
-        if g is None or getattr(self, "_touched", None) is None:
-            g = weight.grad = torch.zeros_like(weight)
-        else:
-            g.index_fill_(0, self._touched, 0.0)
-        flat = ctx.reshape(-1)
-        g.index_add_(0, flat, dh.repeat_interleave(ctx.shape[1], dim=0))
+        g = zeroed_grad(self.emb.weight)
+        g.index_add_(0, ctx.reshape(-1), dh.repeat_interleave(ctx.shape[1], dim=0))
         g[self.pad] = 0.0  # the padding row never learns (EmbeddingBag's padding_idx)
-        self._touched = flat
 
     @torch.no_grad()
     def word_vectors(self) -> torch.Tensor:
