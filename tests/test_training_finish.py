@@ -25,3 +25,18 @@ def test_finish_run_writes_nothing_when_diverged(tmp_path):
                       {"model": "m"}, model="M")
     assert info == {"model": "m"} and json.loads((tmp_path / "ok" / "train.json").read_text()) == info
     assert (tmp_path / "ok" / "vectors.txt").read_text().splitlines()[0] == "2 2"
+
+
+def test_vectors_npy_reads_as_the_text(tmp_path):
+    """The tables read a stage's vectors.npy (+ vocab.txt) instead of its text: the same words and
+    float32 values, bit for bit (odd words and tiny/huge magnitudes included)."""
+    from groundwords.evaluation.similarity import load_vectors
+
+    rng = np.random.default_rng(0)
+    vectors = (rng.standard_normal((50, 7)) * 10.0 ** rng.integers(-30, 30, (50, 7))).astype(np.float32)
+    words = [f"w{i}" for i in range(48)] + ["naïve", "x-ray"]
+    finish_run(tmp_path, words, vectors, [{"epoch": 1, "total": 0.5}], {"model": "m"}, model="M")
+    w_txt, v_txt = load_vectors(tmp_path / "vectors.txt")
+    w_npy, v_npy = load_vectors(tmp_path / "vectors.npy")
+    assert w_txt == w_npy == words
+    assert v_txt.dtype == v_npy.dtype == np.float32 and v_txt.tobytes() == v_npy.tobytes()

@@ -143,6 +143,8 @@ rule pixie_sgns:
         vocab=f"{PX}/vocab.tsv",
     output:
         vectors=f"{PX}/models/sgns/vectors.txt",
+        npy=f"{PX}/models/sgns/vectors.npy",  # what the tables read (the text is for people)
+        words=f"{PX}/models/sgns/vocab.txt",
         info=f"{PX}/models/sgns/train.json",
     params:
         cfg=pixie_cfg("text", "device"),
@@ -171,6 +173,8 @@ rule pixie_model:
         visual=lambda wc: f"{PX}/visual/minmax-{'hidden' if wc.hidden else 'all'}.h5",
     output:
         vectors=f"{PX}/models/pixie{{hidden}}/vectors.txt",
+        npy=f"{PX}/models/pixie{{hidden}}/vectors.npy",  # what the tables read (the text is for people)
+        words=f"{PX}/models/pixie{{hidden}}/vocab.txt",
         concat=f"{PX}/models/pixie{{hidden}}/concat_vectors.txt",
         info=f"{PX}/models/pixie{{hidden}}/train.json",
     params:
@@ -220,6 +224,8 @@ rule pixie_vsgns:
         + ("-reduced" if VSGNS_MODEL_A else "") + ".h5",
     output:
         vectors=f"{PX}/models/vsgns{{hidden}}/vectors.txt",
+        npy=f"{PX}/models/vsgns{{hidden}}/vectors.npy",  # what the tables read (the text is for people)
+        words=f"{PX}/models/vsgns{{hidden}}/vocab.txt",
         info=f"{PX}/models/vsgns{{hidden}}/train.json",
     params:
         cfg=pixie_cfg("text", "vsgns", "device"),  # vsgns.model A: --visual-map identity, B: linear
@@ -248,6 +254,8 @@ rule pixie_ivsgns:
         visual=lambda wc: f"{PX}/visual/none-{'hidden' if wc.hidden else 'all'}.h5",
     output:
         vectors=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/vectors.txt",
+        npy=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/vectors.npy",  # what the tables read (the text is for people)
+        words=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/vocab.txt",
         info=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/train.json",
     params:
         cfg=pixie_cfg("ivsgns", "device"),
@@ -271,6 +279,8 @@ rule pixie_vae:
         f"{PX}/visual/minmax-all.h5",
     output:
         vectors=f"{PX}/models/vae/vectors.txt",
+        npy=f"{PX}/models/vae/vectors.npy",  # what the tables read (the text is for people)
+        words=f"{PX}/models/vae/vocab.txt",
         info=f"{PX}/models/vae/train.json",
     params:
         cfg=pixie_cfg("vae", "device", text=("dim", "lr"), model=("hidden", "J")),
