@@ -79,10 +79,10 @@ def snakemake_bg(workdir, *args):
         return subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env, cwd=workdir)
 
 
-def tiny_config(workdir):
+def tiny_config(workdir, **wield):
     workdir.mkdir(parents=True, exist_ok=True)
     toy_benchmark(workdir / "toy.txt")
-    cfg = dict(TINY, benchmarks={"toy": {"path": str(workdir / "toy.txt")}})
+    cfg = dict(TINY, benchmarks={"toy": {"path": str(workdir / "toy.txt")}}, wield=dict(TINY["wield"], **wield))
     (workdir / "tiny.yaml").write_text(yaml.safe_dump(cfg))
     return workdir / "tiny.yaml"
 
@@ -111,8 +111,9 @@ def test_tiny_dag_through_slurm_matches_a_local_run(cluster, tmp_path):
     since = time.strftime("%Y-%m-%dT%H:%M:%S", time.localtime(t0 - 1))
     profile = shipped_profile(tmp_path / "profile")
     work = tmp_path / "slurm"
-    cfg = tiny_config(work)
-    # the local run to compare with, as the README runs it, alongside (it fills SLURM's polling gaps)
+    cfg = tiny_config(work, train_jobs="point")  # a cluster's choice: one job per WIELD run
+    # the local run to compare with, as the README runs it, alongside (it fills SLURM's polling gaps);
+    # it trains each WIELD grid in one job (the embedded default), with the same outputs byte for byte
     local = tmp_path / "local"
     local_cfg = tiny_config(local)
     local_run = snakemake_bg(local, "--configfile", str(local_cfg), "--cores", "2", "--resources", "gpu=1")

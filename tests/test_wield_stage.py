@@ -322,3 +322,29 @@ def test_cli_ok_and_bad_inputs(tmp_path, capsys):
     code, err = cli("--captions", caps, "--images", images, "--lr", -1, *common)
     assert code == 2 and "wield.lr" in err  # the schema's check, naming the config key
     assert not (tmp_path / "bad").exists()
+
+
+def test_grid_points_in_one_process_equal_their_own_runs(tmp_path):
+    """wield.train_jobs: grid: several --point runs in one process write what each writes alone,
+    byte for byte, whatever ran before it (here a WIELD run after an image-input one)."""
+    paths = write_inputs(tmp_path, lee_captions(120))
+    common = ["--captions", paths[0], "--vocab", paths[1], "--images", paths[2], "--dim", 8, "--epochs", 2,
+              "--seed", 3, "--no-progress"]
+    runs = {"img": ["--model", "imginput", "--lam", 1, "--window", 3], "wield": ["--gamma", 10]}
+    points = [f"--out-dir {tmp_path / 'grid' / n} " + " ".join(map(str, a)) for n, a in runs.items()]
+    r = _cli(*common, *[x for pt in points for x in ("--point", pt)])
+    assert r.returncode == 0, r.stderr[-2000:]
+    assert "run 2 of 2" in r.stderr
+    for name in reversed(list(runs)):  # alone, in the other order, in this (another) process
+        assert run_cli(main, [str(x) for x in [*common, "--out-dir", tmp_path / name, *runs[name]]]) == 0
+    for name in runs:
+        for f in ("vectors.txt", "vectors.npy", "loss.csv"):
+            alone, grid = (tmp_path / name / f).read_bytes(), (tmp_path / "grid" / name / f).read_bytes()
+            if f == "loss.csv":  # its seconds and words/s columns measure time
+                alone, grid = (b"\n".join(b",".join(ln.split(b",")[:4]) for ln in x.splitlines()) for x in (alone, grid))
+            assert alone == grid, (name, f)
+    info = json.loads((tmp_path / "grid" / "img" / "train.json").read_text())
+    assert info["model"] == "imginput" and info["hyperparameters"]["window"] == 3
+    bad = _cli(*common, "--point", f"--out-dir {tmp_path / 'g2' / 'a'} --gamma 1",
+               "--point", f"--out-dir {tmp_path / 'g2' / 'b'}")  # checked before any run starts
+    assert bad.returncode == 2 and "--gamma is required" in bad.stderr and not (tmp_path / "g2").exists()

@@ -134,18 +134,43 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     again = snakemake(tmp_path, "-n", config=TINY)
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
-    # changing one gamma retrains only that grid point (per subset), re-evaluates it, redoes the table
+    # wield.train_jobs: grid (the embedded default): changing one gamma retrains the grids that hold
+    # it (wield's and wordtarget's gamma > 0 one, per subset), re-evaluates their runs, redoes the tables
     changed = dict(TINY, wield=dict(TINY["wield"], gammas=[0, 50]))
     dry = snakemake(tmp_path, "-n", "--quiet", "rules", config=changed)
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = _job_counts(dry.stdout + dry.stderr)
-    assert counts == {"train": 4, "evaluate": 4, "table2": 1, "controls": 1, "table3": 1,
-                      "figure2": 1, "figure3": 1, "claims": 1, "all": 1}, counts
+    assert counts == {"train_wield": 2, "train_wield_wordtarget": 2, "evaluate": 6, "table2": 1, "controls": 1,
+                      "table3": 1, "figure2": 1, "figure3": 1, "claims": 1, "all": 1}, counts
 
     rep = snakemake(tmp_path, "--report", "results/report.html", config=TINY)
     assert rep.returncode == 0, rep.stderr[-3000:]
     html = (tmp_path / "results/report.html").read_text(errors="replace")
     assert "table2.csv" in html and "figure3_scatter.png" in html
+
+
+@pytest.mark.parametrize("mode", ["point", "grid"])
+def test_train_jobs_per_run_or_per_grid(tmp_path, mode):
+    """wield.train_jobs: one train job per run (point), or one per grid and seed (grid), for the
+    same runs: the grids of wield.variants.grids (a dry run)."""
+    from groundwords.studies.wield.variants import grids
+
+    toy_benchmark(tmp_path / "toy.txt")
+    cfg = dict(TINY, wield=dict(TINY["wield"], train_jobs=mode), benchmarks={"toy": {"path": str(tmp_path / "toy.txt")}})
+    dry = snakemake(tmp_path, "-n", "--quiet", "rules", config=cfg)
+    assert dry.returncode == 0, dry.stderr[-3000:]
+    counts = {k: v for k, v in _job_counts(dry.stdout + dry.stderr).items() if k.startswith("train")}
+    from groundwords.config import _deep_update, validate_config
+
+    w = validate_config(_deep_update(yaml.safe_load((ROOT / "config.yaml").read_text()), cfg))["wield"]
+    runs = {v: len(values) for v, (_, values) in grids(w).items()}
+    assert runs == {"wield": 2, "wield-window4": 2, "wield-wordtarget": 1, "cbow-caption": 1,
+                    "imginput-caption": 2, "imginput-word": 2}
+    n_subsets = len(TINY["data"]["subsets"])
+    if mode == "point":
+        assert counts == {"train": n_subsets * sum(runs.values())}, counts
+    else:
+        assert counts == {f"train_{v.replace('-', '_')}": n_subsets for v in runs}, counts
 
 
 def test_bad_config_names_the_key(tmp_path):

@@ -1,6 +1,7 @@
 # Shared set-up: config validation (defaults filled in, errors name the key) and path helpers.
 import ast
 import os
+import shlex
 import sys
 
 from snakemake.exceptions import WorkflowError
@@ -232,12 +233,22 @@ def summary_rule_inputs(evals):
 
 
 def control_runs():
-    evals = runs("wield", "gamma", W["gammas"])
-    if W["controls"]["word_targets"]:  # gamma 0 ignores the image target: that run is wield/gamma-0
-        evals += runs("wield-wordtarget", "gamma", [g for g in W["gammas"] if g > 0])
-    if W["controls"]["caption_window"]:
-        evals += runs("cbow-caption", "gamma", [0])
-    return evals
+    grids = wield_variants.grids(W)  # wordtarget: gamma > 0 (its gamma 0 is wield/gamma-0)
+    return [e for v in ("wield", "wield-wordtarget", "cbow-caption") if v in grids for e in runs(v, *grids[v])]
+
+
+def grid_points(variant, param, values):
+    """A params function: one quoted ``--point`` per run of a grid (its out dir and the variant's
+    settings), for the one-job-per-grid train rules (wield.train_jobs: grid)."""
+
+    def point(wildcards, value):
+        out_dir = f"results/{wildcards.subset}/{variant}/{param}-{value}/seed-{wildcards.seed}"
+        return shlex.quote(f"--out-dir {out_dir} {wield_variants.train_flags(variant, value, W)}")
+
+    def points(wildcards):
+        return " ".join(f"--point {point(wildcards, v)}" for v in labels(values))
+
+    return points
 
 
 # The IESG word-image table and encodings, which PIXIE reuses when both studies attach the same images.

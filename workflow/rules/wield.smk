@@ -94,37 +94,79 @@ rule word_images:
         "--features {input.features} --vocab {input.vocab} --out {output} > {log} 2>&1"
 
 
-rule train:
-    """One model at one grid point and seed (variants: groundwords.studies.wield.variants)."""
-    input:
-        captions="results/{subset}/captions.tsv",
-        vocab="results/{subset}/vocab.tsv",
-        images=lambda wc: wield_variants.train_images(wc.subset, wc.variant),
-    output:
-        vectors="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.txt",
-        npy="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.npy",
-        loss="results/{subset}/{variant}/{param}-{value}/seed-{seed}/loss.csv",
-        info="results/{subset}/{variant}/{param}-{value}/seed-{seed}/train.json",
-    params:
-        # the variant's window, gamma, ... (groundwords.studies.wield.variants), then wield.* whole
-        flags=lambda wc: wield_variants.train_flags(wc.variant, wc.value, W),
-        cfg=config_arg(W, only=wield_variants.STAGE_KEYS, exclude=("threads",)),
-        training=cli_args(config["training"]),  # --checkpoint-seconds
-    log:
-        "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.log",
-    benchmark:
-        "results/benchmarks/{subset}/{variant}/{param}-{value}/seed-{seed}.tsv"
-    threads: W["threads"]
-    resources:
-        mem_mb=4000,
-        runtime=1440,
-        **gpu_resources(W["device"], "wield.device", "train"),
-    conda:
-        ENV
-    shell:
-        "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
-        "--images {input.images} --out-dir $(dirname {output.vectors}) {params.flags} "
-        "--seed {wildcards.seed} {params.cfg} {params.training} --threads {threads} --no-progress > {log} 2>&1"
+# wield.train_jobs: point (the default): one job per run (grid point and seed), what a cluster or a GPU
+# wants; grid (the embedded default): one job per grid and seed trains its points one after another
+# in one process, which saves each point the process start (importing torch: seconds on a laptop).
+# The outputs are the same files, byte for byte; a grid job that fails or is stopped reruns whole.
+if W["train_jobs"] == "point":
+
+    rule train:
+        """One model at one grid point and seed (variants: groundwords.studies.wield.variants)."""
+        input:
+            captions="results/{subset}/captions.tsv",
+            vocab="results/{subset}/vocab.tsv",
+            images=lambda wc: wield_variants.train_images(wc.subset, wc.variant),
+        output:
+            vectors="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.txt",
+            npy="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.npy",
+            loss="results/{subset}/{variant}/{param}-{value}/seed-{seed}/loss.csv",
+            info="results/{subset}/{variant}/{param}-{value}/seed-{seed}/train.json",
+        params:
+            # the variant's window, gamma, ... (groundwords.studies.wield.variants), then wield.* whole
+            flags=lambda wc: wield_variants.train_flags(wc.variant, wc.value, W),
+            cfg=config_arg(W, only=wield_variants.STAGE_KEYS, exclude=("threads",)),
+            training=cli_args(config["training"]),  # --checkpoint-seconds
+        log:
+            "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.log",
+        benchmark:
+            "results/benchmarks/{subset}/{variant}/{param}-{value}/seed-{seed}.tsv"
+        threads: W["threads"]
+        resources:
+            mem_mb=4000,
+            runtime=1440,
+            **gpu_resources(W["device"], "wield.device", "train"),
+        conda:
+            ENV
+        shell:
+            "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
+            "--images {input.images} --out-dir $(dirname {output.vectors}) {params.flags} "
+            "--seed {wildcards.seed} {params.cfg} {params.training} --threads {threads} --no-progress > {log} 2>&1"
+
+else:
+    for _variant, (_param, _values) in wield_variants.grids(W).items():
+
+        rule:
+            """One variant's grid (its gammas or lambdas) at one seed: the runs of rule train, in one process."""
+            name:
+                f"train_{_variant.replace('-', '_')}"
+            input:
+                captions="results/{subset}/captions.tsv",
+                vocab="results/{subset}/vocab.tsv",
+                images=wield_variants.train_images("{subset}", _variant),
+            output:
+                **{kind: expand(f"results/{{{{subset}}}}/{_variant}/{_param}-{{value}}/seed-{{{{seed}}}}/{name}",
+                                value=labels(_values))
+                   for kind, name in (("vectors", "vectors.txt"), ("npy", "vectors.npy"), ("loss", "loss.csv"),
+                                      ("info", "train.json"))},
+            params:
+                points=grid_points(_variant, _param, _values),  # --point '--out-dir ... --gamma ...' per run
+                cfg=config_arg(W, only=wield_variants.STAGE_KEYS, exclude=("threads",)),
+                training=cli_args(config["training"]),
+            log:
+                f"results/logs/{{subset}}/{_variant}/grid-seed-{{seed}}.log",
+            benchmark:
+                f"results/benchmarks/{{subset}}/{_variant}/grid-seed-{{seed}}.tsv"
+            threads: W["threads"]
+            resources:
+                mem_mb=4000,
+                runtime=1440,
+                **gpu_resources(W["device"], "wield.device", "train"),
+            conda:
+                ENV
+            shell:
+                "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
+                "--images {input.images} {params.points} --seed {wildcards.seed} {params.cfg} {params.training} "
+                "--threads {threads} --no-progress > {log} 2>&1"
 
 
 rule evaluate:

@@ -44,6 +44,10 @@ Options (:func:`train`'s arguments):
   (:class:`groundwords.checkpoints.Checkpoint`, saved at epoch ends and this often within one;
   0: epoch ends only) and resume from it; it is removed once the outputs are written.
 
+Several runs in one process: one ``--point 'OPTIONS'`` per run (``wield.train_jobs: grid``, one
+Snakemake job per grid); each run starts from its seed as a process of its own would (the same
+bytes out) and saves the seconds of starting Python and importing torch.
+
 Throughput ("words/s") counts the corpus positions trained on (the CBOW target words), like
 gensim's "effective words"; only the optimisation loop is timed (not reading/tokenising).
 """
@@ -52,6 +56,8 @@ from __future__ import annotations
 
 import argparse
 import math
+import shlex
+import sys
 import time
 from pathlib import Path
 
@@ -294,7 +300,7 @@ def _train_info(model, hyper, inputs, words, feats, images_by, stats, history, e
     }
 
 
-def main(argv=None) -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m groundwords.studies.wield.stage", description=__doc__.split("\n")[0])
     p.add_argument("--captions", required=True, help="captions TSV (rank, row, id, caption, status, path)")
     p.add_argument("--vocab", required=True, help="vocabulary TSV (word, count)")
@@ -302,6 +308,10 @@ def main(argv=None) -> None:
                    help="image features HDF5 (ids, features: PCA-projected); ids are caption image ids, "
                         "or words with --image-target word / --image-input word")
     p.add_argument("--out-dir", required=True)
+    p.add_argument("--point", action="append", metavar="OPTIONS",
+                   help="train several runs in this process, one after another (wield.train_jobs: grid): each "
+                        "--point's OPTIONS (one quoted string, e.g. '--out-dir D --gamma 10') are added to the "
+                        "other options for one run; each run's outputs equal its own process's, byte for byte")
     p.add_argument("--model", choices=MODELS, default="wield",
                    help="wield: image as target (paper 3.4); imginput: image as input (paper 5.1, Table 1)")
     p.add_argument("--gamma", type=float, default=None,
@@ -324,15 +334,33 @@ def main(argv=None) -> None:
                    help="groups of this many examples share their noise words (speed; 1: word2vec)")
     p.add_argument("--image-dim", type=int, default=None, help="fail unless the image targets have this size")
     p.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
-    a = p.parse_args(argv)
-    if a.model == "wield" and a.gamma is None:
-        p.error("--gamma is required with --model wield")
+    return p
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    p = _parser()
+    points = argparse.ArgumentParser(add_help=False)
+    points.add_argument("--point", action="append", default=[])
+    pts, common = points.parse_known_args(argv)
     setup_logging()
+    runs = [p.parse_args(common + shlex.split(extra)) for extra in pts.point or [""]]  # all checked first
+    if any(a.model == "wield" and a.gamma is None for a in runs):
+        p.error("--gamma is required with --model wield")
+    for i, a in enumerate(runs):
+        if len(runs) > 1:
+            log.info("run %d of %d: %s", i + 1, len(runs), pts.point[i])
+        _train_run(a)
+
+
+def _train_run(a: argparse.Namespace) -> dict:
+    """:func:`train` with the parsed options of one run."""
     gamma = 0.0 if a.gamma is None else a.gamma
     s = stage_settings(a, "wield", only=STAGE_KEYS)
-    train(a.captions, a.vocab, a.images, a.out_dir, gamma=gamma, **s, seed=a.seed, progress=not a.no_progress,
-          checkpoint_seconds=training_settings(a)["checkpoint_seconds"], shared_negatives=a.shared_negatives, image_dim=a.image_dim,
-          model=a.model, lam=a.lam, image_input=a.image_input, image_target=a.image_target)
+    return train(a.captions, a.vocab, a.images, a.out_dir, gamma=gamma, **s, seed=a.seed, progress=not a.no_progress,
+                 checkpoint_seconds=training_settings(a)["checkpoint_seconds"], shared_negatives=a.shared_negatives,
+                 image_dim=a.image_dim, model=a.model, lam=a.lam, image_input=a.image_input,
+                 image_target=a.image_target)
 
 
 if __name__ == "__main__":

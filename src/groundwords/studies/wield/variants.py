@@ -34,6 +34,23 @@ def variants(wield: dict) -> list[str]:
     return ["wield", window_variant(wield), "wield-wordtarget", "cbow-caption", "imginput-caption", "imginput-word"]
 
 
+def grids(wield: dict) -> dict[str, tuple[str, list[float]]]:
+    """Every trained grid of config section ``wield``: variant -> (its parameter, its values), the
+    runs the tables read (``workflow/rules/common.smk``: ``runs``); ``wield.train_jobs: grid``
+    trains each in one job."""
+    out = {"wield": ("gamma", list(wield["gammas"]))}
+    if wield["window_control"]["enabled"]:
+        out[window_variant(wield)] = ("gamma", list(wield["window_control"]["gammas"]))
+    if wield["controls"]["word_targets"]:  # gamma 0 ignores the image target: that run is wield/gamma-0
+        out["wield-wordtarget"] = ("gamma", [g for g in wield["gammas"] if g > 0])
+    if wield["controls"]["caption_window"]:
+        out["cbow-caption"] = ("gamma", [0])
+    if wield["image_input"]["enabled"]:
+        out.update({f"imginput-{i}": ("lambda", list(wield["image_input"]["lambdas"]))
+                    for i in wield["image_input"]["inputs"]})
+    return {v: g for v, g in out.items() if g[1]}
+
+
 def variant_settings(variant: str, value: float | str, wield: dict) -> dict:
     """The stage options (``python -m groundwords.studies.wield.stage``) that make a run of
     ``variant`` at grid value ``value`` (γ, or λ for the imginput variants), beside config section
