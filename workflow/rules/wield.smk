@@ -98,6 +98,15 @@ rule word_images:
 # wants; grid (the embedded default): one job per grid and seed trains its points one after another
 # in one process, which saves each point the process start (importing torch: seconds on a laptop).
 # The outputs are the same files, byte for byte; a grid job that fails or is stopped reruns whole.
+# The stage's command around a run's options, and the resources: the same for both forms of train.
+TRAIN_CMD = (
+    "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
+    "--images {input.images} %s --seed {wildcards.seed} {params.cfg} {params.training} "
+    "--threads {threads} --no-progress > {log} 2>&1"
+)
+TRAIN_RESOURCES = dict(mem_mb=4000, runtime=1440, **gpu_resources(W["device"], "wield.device", "train"))
+
+
 if W["train_jobs"] == "point":
 
     rule train:
@@ -122,15 +131,11 @@ if W["train_jobs"] == "point":
             "results/benchmarks/{subset}/{variant}/{param}-{value}/seed-{seed}.tsv"
         threads: W["threads"]
         resources:
-            mem_mb=4000,
-            runtime=1440,
-            **gpu_resources(W["device"], "wield.device", "train"),
+            **TRAIN_RESOURCES,
         conda:
             ENV
         shell:
-            "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
-            "--images {input.images} --out-dir $(dirname {output.vectors}) {params.flags} "
-            "--seed {wildcards.seed} {params.cfg} {params.training} --threads {threads} --no-progress > {log} 2>&1"
+            TRAIN_CMD % "--out-dir $(dirname {output.vectors}) {params.flags}"
 
 else:
     for _variant, (_param, _values) in wield_variants.grids(W).items():
@@ -158,15 +163,11 @@ else:
                 f"results/benchmarks/{{subset}}/{_variant}/grid-seed-{{seed}}.tsv"
             threads: W["threads"]
             resources:
-                mem_mb=4000,
-                runtime=1440,
-                **gpu_resources(W["device"], "wield.device", "train"),
+                **TRAIN_RESOURCES,
             conda:
                 ENV
             shell:
-                "python -m groundwords.studies.wield.stage --captions {input.captions} --vocab {input.vocab} "
-                "--images {input.images} {params.points} --seed {wildcards.seed} {params.cfg} {params.training} "
-                "--threads {threads} --no-progress > {log} 2>&1"
+                TRAIN_CMD % "{params.points}"
 
 
 rule evaluate:
