@@ -48,10 +48,13 @@ def _uninterrupted(args_for, out: Path) -> Path:
     return out
 
 
-def _kill_and_resume(args_for, full: Path, killed: Path, steps_of, seed: int, caplog) -> None:
+VECTOR_FILES = ("vectors.npy", "vectors.txt", "vocab.txt")
+
+
+def _kill_and_resume(args_for, full: Path, killed: Path, steps_of, seed: int, caplog, names=VECTOR_FILES) -> None:
     """SIGKILL a run (a real process) into ``killed`` at a random step in [first, total)
     (``steps_of(the uninterrupted run's train.json) -> (first, total)``), check that it died with a
-    checkpoint and no train.json, rerun the same command; compare the vector files with ``full``'s."""
+    checkpoint and no train.json, rerun the same command; compare the files ``names`` with ``full``'s."""
     first, total = steps_of(json.loads((full / "train.json").read_text()))
     k = random.Random(seed).randrange(first, total)
     r = _run(args_for(killed), kill_at=k)
@@ -61,7 +64,7 @@ def _kill_and_resume(args_for, full: Path, killed: Path, steps_of, seed: int, ca
         _in_process(args_for(killed))
     assert "resuming after epoch" in caplog.text  # it did resume (not train from scratch)
     assert not (killed / CHECKPOINT_NAME).exists()
-    for name in ("vectors.npy", "vectors.txt", "vocab.txt"):
+    for name in names:
         assert (full / name).read_bytes() == (killed / name).read_bytes(), name
 
 
@@ -94,6 +97,86 @@ def test_wield_train_resumes_bit_identical(planted_files, wield_full, tmp_path, 
 
     _kill_and_resume(_wield_args(planted_files, every), wield_full, tmp_path / "killed", steps,
                      seed=11 + int(every > 0), caplog=caplog)
+
+
+def test_wield_numba_engine_resumes_bit_identical(planted_files, tmp_path, caplog):
+    """The compiled kernel (engine numba, one thread): weights and finished jobs are checkpointed
+    between jobs; the kill comes after a job (a step here), before the next save."""
+    from groundwords.w2v_fast import JOB_WORDS
+
+    f, epochs = planted_files, 3
+
+    def args(out):
+        return ["groundwords.studies.wield.stage", "--captions", f["captions"], "--vocab", f["captions_vocab"],
+                "--images", f["encodings_pca"], "--out-dir", out, "--gamma", 10, "--objective", "negative",
+                "--optimizer", "sgd", "--engine", "numba", "--lr", 0.5, "--dim", 16, "--epochs", epochs,
+                "--batch-size", WIELD_BATCH, "--seed", 3, "--threads", 1, "--no-progress", "--checkpoint-seconds", 1e-6]
+
+    full = _uninterrupted(args, tmp_path / "full")
+    jobs = lambda info: math.ceil(info["n_examples"] / JOB_WORDS)  # noqa: E731
+    _kill_and_resume(args, full, tmp_path / "killed", lambda info: (2, jobs(info) * epochs), seed=12, caplog=caplog)
+
+
+_KERNEL_SCRIPT = """
+import sys
+import numpy as np
+from groundwords.checkpoints import Checkpoint
+from groundwords import w2v_fast
+
+kernel, ckpt, out = sys.argv[1], sys.argv[2], sys.argv[3]
+rng = np.random.default_rng(0)
+V, d = 40, 8
+counts = np.bincount(rng.zipf(1.5, 3000) % V, minlength=V).astype(np.float64) + 1
+syn0 = ((rng.random((V + 1, d)) - 0.5) / d).astype(np.float32)
+syn1 = np.zeros((V, d), np.float32)
+kw = dict(epochs=3, seed=4, threads=1, job_words=97,
+          checkpoint=None if ckpt == "-" else Checkpoint(ckpt, {"kernel": kernel}, seconds=1e-6))
+if kernel == "sgns":
+    tokens = rng.integers(0, V, 2000)
+    offsets = np.arange(0, 2001, 20)
+    hist = w2v_fast.train_sgns_arrays(syn0[:V], syn1, tokens, offsets, counts, window=3, negatives=3, **kw)
+    arrays = [syn0, syn1]
+else:
+    n, k = 1500, 6
+    context = rng.integers(0, V + 1, (n, 4))
+    target = rng.integers(0, V, n)
+    image_row = np.where(rng.random(n) < 0.8, rng.integers(0, 50, n), -1)
+    y = rng.normal(size=(50, k)).astype(np.float32)
+    w, b = np.zeros((k, d), np.float32), np.zeros(k, np.float32)
+    hist = w2v_fast.train_cbow_arrays(syn0, syn1, context, target, V, counts, negatives=3, gamma=2.0,
+                                      image_row=image_row, image_targets=y, img_w=w, img_b=b, image_block=8, **kw)
+    arrays = [syn0, syn1, w, b]
+losses = [[h[k] for k in ("ce", "mse", "total") if k in h] for h in hist]
+np.savez(out, *arrays, losses=np.array(losses))
+"""
+
+
+@pytest.mark.parametrize("kernel", ["sgns", "cbow"])
+def test_numba_kernels_resume_mid_epoch_bit_identical(tmp_path, kernel):
+    """:mod:`groundwords.w2v_fast` with a checkpoint, killed between two jobs of an epoch: the rerun
+    ends with the uninterrupted run's weights and per-epoch losses, bit for bit."""
+    script = tmp_path / "k.py"
+    script.write_text(_KERNEL_SCRIPT)
+
+    def run(ckpt, out, kill_at=None):
+        env = {k: v for k, v in os.environ.items() if k != KILL_AT_STEP_ENV}
+        if kill_at is not None:
+            env[KILL_AT_STEP_ENV] = str(kill_at)
+        return subprocess.run([sys.executable, script, kernel, ckpt, out], capture_output=True, text=True, env=env,
+                              timeout=300)
+
+    ckpt = tmp_path / CHECKPOINT_NAME
+    assert run("-", tmp_path / "plain.npz").returncode == 0
+    r = run(ckpt, tmp_path / "killed.npz", kill_at=30)  # epoch 2 of 3 (~21 jobs an epoch)
+    assert r.returncode == -signal.SIGKILL, r.stderr[-2000:]
+    state = torch.load(ckpt, weights_only=True)
+    assert (state["epoch"], state["offset"]) != (0, 0) and state["offset"] > 0  # killed mid-epoch
+    r = run(ckpt, tmp_path / "killed.npz")
+    assert r.returncode == 0, r.stderr[-2000:]
+    plain, resumed = np.load(tmp_path / "plain.npz"), np.load(tmp_path / "killed.npz")
+    assert sorted(plain.files) == sorted(resumed.files)
+    for name in plain.files:
+        assert plain[name].tobytes() == resumed[name].tobytes(), name
 
 
 # ---------------------------------------------------------------------------------------------
@@ -155,6 +238,59 @@ def test_iesg_pretrain_resumes_bit_identical(planted_files, tmp_path, caplog):
                      caplog=caplog)
     killed = tmp_path / "killed"
     assert np.array_equal(np.load(full / "context_vectors.npy"), np.load(killed / "context_vectors.npy"))
+
+
+def test_vae_resumes_bit_identical(planted_files, tmp_path, caplog):
+    """PIXIE's VAE alone (pixie_baselines vae): its private sampling generators are checkpointed."""
+    f, batch, epochs = planted_files, 16, 3
+
+    def args(out):
+        return ["groundwords.studies.pixie.baselines", "vae", "--visual", f["visual_minmax_all"], "--out-dir", out,
+                "--dim", 8, "--hidden", 16, "--epochs", epochs, "--batch-size", batch, "--seed", 6,
+                "--checkpoint-seconds", 1e-6]
+
+    full = _uninterrupted(args, tmp_path / "full")
+    _kill_and_resume(args, full, tmp_path / "killed",
+                     lambda info: (2, math.ceil(info["n_words"] / batch) * epochs), seed=61, caplog=caplog)
+
+
+def test_ivsgns_nonlinear_map_resumes_bit_identical(planted_files, planted_sgns, tmp_path, caplog):
+    f, batch, epochs = planted_files, 8, 3
+
+    def args(out):
+        return ["groundwords.studies.pixie.baselines", "ivsgns", "--sgns", planted_sgns / "vectors.txt",
+                "--visual", f["visual_none_all"], "--out-dir", out, "--mapping", "nonlinear", "--hidden", 16,
+                "--epochs", epochs, "--batch-size", batch, "--seed", 7, "--checkpoint-seconds", 1e-6]
+
+    full = _uninterrupted(args, tmp_path / "full")
+    _kill_and_resume(args, full, tmp_path / "killed",
+                     lambda info: (2, math.ceil(info["n_fit_words"] / batch) * epochs), seed=71, caplog=caplog)
+
+
+def test_retrieval_resumes_bit_identical_with_its_best_epoch(tmp_path, caplog):
+    """The retrieval model (--select best-val): the best epoch's weights so far and the epoch's
+    running loss live outside the model; the checkpoint keeps them (fit's ``state``)."""
+    from test_pixie_retrieval import synthetic, write_inputs
+
+    man, h5, vec = write_inputs(tmp_path, *synthetic(n_images=60))
+    batch, epochs = 8, 4
+
+    def args(out):
+        return ["groundwords.studies.pixie.retrieval", "train", "--vectors", vec, "--manifest", man, "--features", h5,
+                "--out-dir", out, "--hidden", 16, "--epochs", epochs, "--batch-size", batch, "--lr", 3e-2,
+                "--lr-step", 0, "--select", "best-val", "--val-frac", 0.2, "--seed", 8, "--no-progress",
+                "--checkpoint-seconds", 1e-6]
+
+    full = _uninterrupted(args, tmp_path / "full")
+    info = json.loads((full / "train.json").read_text())
+    assert info["selected_epoch"] < epochs  # the test needs an earlier best epoch to be kept across the kill
+    per_epoch = math.ceil(info["splits"]["train"]["captions"] / batch)
+    _kill_and_resume(args, full, tmp_path / "killed", lambda info: (per_epoch * info["selected_epoch"] + 1,
+                                                                     per_epoch * epochs),
+                     seed=81, caplog=caplog, names=("retrieval.tsv", "ranks.tsv"))
+    resumed = json.loads((tmp_path / "killed" / "train.json").read_text())
+    assert resumed["selected_epoch"] == info["selected_epoch"]
+    assert [h["loss"] for h in resumed["history"]] == [h["loss"] for h in info["history"]]
 
 
 # ---------------------------------------------------------------------------------------------

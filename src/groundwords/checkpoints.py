@@ -46,7 +46,7 @@ class Checkpoint:
     its outputs are written.
     """
 
-    FORMAT = 2  # 2: groundwords.optimizers' state dicts (1: torch.optim's)
+    FORMAT = 3  # 3: + the caller's state of fit(state=...); 2: groundwords.optimizers' state dicts (1: torch.optim's)
 
     def __init__(self, path, settings: dict, seconds: float = 0.0):
         if not (seconds >= 0 and math.isfinite(seconds)):

@@ -112,7 +112,7 @@ def fit(
     on_epoch_end: Callable[[dict], None] | None = None, reseed_each_epoch: bool = False,
     data_rng: np.random.Generator | None = None, checkpoint: Checkpoint | None = None, momentum: float = 0.0,
     max_steps: int | None = None, step_fn: Callable[[dict[str, torch.Tensor]], dict] | None = None,
-    manual_grads: bool = False,
+    manual_grads: bool = False, state: dict | None = None,
 ) -> list[dict]:
     """Optimise ``model.loss`` over ``data`` (a dict of tensors sharing their first dim).
 
@@ -139,11 +139,15 @@ def fit(
     ``step_fn.optimizers`` so that their states are saved and restored with the model's.
     ``manual_grads``: the model writes its gradients itself (``model.manual_grads(batch)``, which
     returns the losses like ``model.loss``) in place of autograd's backward; the optimiser steps.
+    ``state``: the caller's own state that lives across steps and epochs (a ``step_fn``'s running
+    sums, ``on_epoch_end``'s best model so far): a checkpoint saves it with the run's and a resume
+    restores it into the same dict (lists in place; tensors onto the data's device).
+    ``on_epoch_end(record)`` runs before the epoch-end checkpoint is saved, so what it changes is saved.
     """
     _check_fit_args(data, lr_schedule, step_fn, checkpoint)
     loop = _Loop(epochs, batch_size, lr, optimizer, momentum, lr_schedule, seed, reseed_each_epoch,
                  words_per_epoch, max_steps, progress, manual_grads, step_fn)
-    run = _Run(model, data, loop, checkpoint, data_rng)
+    run = _Run(model, data, loop, checkpoint, data_rng, {} if state is None else state)
     run.resume()
     model.train()
     for epoch in range(run.done + 1, epochs + 1):
@@ -152,6 +156,7 @@ def fit(
         rec = run.epoch(epoch)
         if on_epoch_end is not None:
             on_epoch_end(rec)
+        run.save_epoch_end(epoch)
     model.eval()
     return run.history
 
@@ -213,10 +218,12 @@ class _Run:
     (:func:`groundwords.checkpoints.training_state`): the counters (``step``; ``done``, finished
     epochs; ``offset``, examples done in the current one; ``prior_seconds``, its time so far),
     ``history``, the current epoch's loss ``sums`` and ``weights``, the ``shuffler``'s and
-    ``data_rng``'s states."""
+    ``data_rng``'s states, and the caller's ``state``."""
 
-    def __init__(self, model, data, loop: _Loop, checkpoint: Checkpoint | None, data_rng: np.random.Generator | None):
+    def __init__(self, model, data, loop: _Loop, checkpoint: Checkpoint | None, data_rng: np.random.Generator | None,
+                 state: dict):
         self.model, self.data, self.loop, self.checkpoint, self.data_rng = model, data, loop, checkpoint, data_rng
+        self.state = state
         self.fixed = not callable(data)
         self.cur, self.n = _epoch_tensors(data) if self.fixed else (None, None)
         # the optimisers fit steps and schedules; a step_fn's own are only saved and restored
@@ -244,6 +251,17 @@ class _Run:
         self.shuffler.set_state(state["shuffler"])
         if self.data_rng is not None:
             self.data_rng.bit_generator.state = state["data_rng"]
+        dev = next(iter(self.cur.values())).device if self.fixed else self.model_device()
+        for k, v in state["caller"].items():
+            v = _to_device(v, dev)
+            if isinstance(self.state.get(k), list):
+                self.state[k][:] = v
+            else:
+                self.state[k] = v
+
+    def model_device(self) -> torch.device:
+        p = next(iter(self.model.parameters()), None)
+        return p.device if p is not None else torch.device("cpu")
 
     def out_of_steps(self) -> bool:
         return self.loop.max_steps is not None and self.step >= self.loop.max_steps
@@ -323,10 +341,13 @@ class _Run:
         self.history.append(rec)
         log.info("epoch %d/%d: %s (%.1fs, %.0f words/s)", epoch, epochs,
                  ", ".join(f"{k}={rec[k]:.4f}" for k in self.sums), seconds, rec["words_per_s"])
+        return rec
+
+    def save_epoch_end(self, epoch: int) -> None:
+        """Checkpoint the run after ``epoch`` (and its ``on_epoch_end``)."""
         if self.checkpoint is not None:
             self.save(epoch, 0, self.shuffler.get_state(),
                       self.data_rng.bit_generator.state if self.data_rng is not None else None, 0.0)
-        return rec
 
     def save_due(self) -> bool:
         """Whether a mid-epoch checkpoint is due (``checkpoint.seconds`` since the last save)."""
@@ -337,9 +358,20 @@ class _Run:
         self.checkpoint.save({
             "fit": self.fit_settings, "epoch": epoch_done, "offset": at, "step": self.step, "epoch_seconds": seconds,
             "history": self.history, "shuffler": shuffler_state, "data_rng": rng_state, "sums": self.sums,
-            "weights": self.weights, **training_state(self.model, self.saved_opts),
+            "weights": self.weights, "caller": self.state, **training_state(self.model, self.saved_opts),
         })
         self.last_save = time.monotonic()
+
+
+def _to_device(v, dev: torch.device):
+    """``v`` (a tensor, or lists / tuples / dicts of them and plain values) with its tensors on ``dev``."""
+    if torch.is_tensor(v):
+        return v.to(dev)
+    if isinstance(v, (list, tuple)):
+        return type(v)(_to_device(x, dev) for x in v)
+    if isinstance(v, dict):
+        return type(v)((k, _to_device(x, dev)) for k, x in v.items())
+    return v
 
 
 def write_word2vec_text(path, words: list[str], vectors: np.ndarray) -> None:

@@ -35,6 +35,12 @@ epoch) seeded from ``(seed, epoch, job)``, so the result does not depend on how 
 spread over threads. ``threads=1`` is deterministic (same seed → bit-identical vectors);
 ``threads > 1`` runs the jobs in Hogwild threads (the kernels release the GIL): updates race,
 the result is not deterministic, as in word2vec/gensim.
+
+Checkpoints (``checkpoint``: a :class:`groundwords.checkpoints.Checkpoint`): the weights, the
+epoch's finished jobs and their loss sums are saved at every epoch end and, within an epoch,
+between jobs once ``checkpoint.seconds`` have passed (with ``threads > 1``, between groups of
+``32 × threads`` jobs). A job's stream and learning rate depend only on its index, so a resumed
+``threads=1`` run ends bit-identical to an uninterrupted one.
 """
 
 from __future__ import annotations
@@ -44,8 +50,10 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
+import torch
 from threadpoolctl import threadpool_limits
 
+from groundwords.checkpoints import kill_hook_step, kill_if
 from groundwords.models.noise import alias_table, keep_probabilities
 from groundwords.w2v_kernels import MIN_ALPHA_FRAC, _cbow_job, _sgns_job, job_state
 
@@ -90,6 +98,53 @@ def _run(jobs, fn, threads: int) -> list:
     return out
 
 
+def _train_epochs(arrays: dict[str, np.ndarray], n_jobs: int, job, summarize, *, epochs: int, threads: int,
+                  settings: dict, checkpoint=None, on_epoch_end=None) -> list[dict]:
+    """The epoch loop both kernels share: ``job(epoch, i)`` trains job ``i`` of ``epoch`` (0-based)
+    in place on ``arrays`` and returns its loss sums; ``summarize(epoch, sums, seconds)`` makes
+    the epoch's record from the element-wise sums of its jobs'. With a ``checkpoint`` (module
+    docstring), resume from it if it holds a run of the same ``settings`` and save to it."""
+    history, done, offset, sums, prior = [], 0, 0, None, 0.0
+    state = checkpoint.load({**settings, "n_jobs": n_jobs, "epochs": epochs}) if checkpoint is not None else None
+    if state is not None:
+        for name, a in arrays.items():
+            a[...] = state["arrays"][name].numpy()
+        history, done, offset, sums, prior = (state["history"], state["epoch"], state["offset"], state["sums"],
+                                              state["epoch_seconds"])
+    within = checkpoint is not None and bool(checkpoint.seconds)
+    group = (1 if threads <= 1 else 32 * threads) if within else n_jobs  # Hogwild: a barrier per group
+    kill_at = kill_hook_step() if checkpoint is not None else 0  # tests: interrupt a checkpointed run
+    last_save = time.monotonic()
+
+    def save(epoch_done: int, at: int, seconds: float) -> None:
+        checkpoint.save({"fit": {**settings, "n_jobs": n_jobs, "epochs": epochs}, "epoch": epoch_done, "offset": at,
+                         "step": epoch_done * n_jobs + at, "epoch_seconds": seconds, "history": history,
+                         "sums": sums, "arrays": {k: torch.from_numpy(a.copy()) for k, a in arrays.items()}})
+
+    for ep in range(done, epochs):
+        t0 = time.perf_counter() - prior
+        if offset == 0:
+            sums = None
+        for lo in range(offset, n_jobs, group):
+            hi = min(lo + group, n_jobs)
+            for r in _run(range(lo, hi), lambda _, i, ep=ep: job(ep, i), threads):
+                r = [float(x) for x in r]
+                sums = r if sums is None else [a + b for a, b in zip(sums, r)]
+            kill_if(ep * n_jobs + hi, kill_at)
+            if within and hi < n_jobs and time.monotonic() - last_save >= checkpoint.seconds:
+                save(ep, hi, time.perf_counter() - t0)
+                last_save = time.monotonic()
+        offset, prior = 0, 0.0
+        rec = summarize(ep, sums, time.perf_counter() - t0)
+        history.append(rec)
+        if checkpoint is not None:
+            save(ep + 1, 0, 0.0)
+            last_save = time.monotonic()
+        if on_epoch_end is not None:
+            on_epoch_end(rec)
+    return history
+
+
 def noise_table(counts, power: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
     accept, alias = alias_table(np.clip(np.asarray(counts, dtype=np.float64), 0, None) ** power)
     return accept.astype(np.float64), alias.astype(np.int64)
@@ -98,10 +153,11 @@ def noise_table(counts, power: float = 0.75) -> tuple[np.ndarray, np.ndarray]:
 def train_sgns_arrays(syn0: np.ndarray, syn1: np.ndarray, tokens, offsets, counts, *, window: int = 5,
                       negatives: int = 5, sample: float = 1e-3, epochs: int = 5, alpha: float = 0.025,
                       shrink: bool = True, seed: int = 0, threads: int = 1, job_words: int = JOB_WORDS,
-                      on_epoch_end=None) -> list[dict]:
+                      on_epoch_end=None, checkpoint=None) -> list[dict]:
     """Train SGNS in place on ``syn0`` (input vectors) / ``syn1`` (output vectors), float32 C arrays.
 
-    ``on_epoch_end(record)`` is called after every epoch (its time is not counted).
+    ``on_epoch_end(record)`` is called after every epoch (its time is not counted); ``checkpoint``:
+    resume from / save to it (module docstring).
     Returns one record per epoch (``total``/``ce`` = mean pair loss, ``seconds``, ``words_per_s``
     = in-vocabulary tokens per second, ``n_pairs``, ``lr`` at the epoch's end).
     """
@@ -113,31 +169,28 @@ def train_sgns_arrays(syn0: np.ndarray, syn1: np.ndarray, tokens, offsets, count
     job_start = [int(offsets[lo] - offsets[0]) for lo, _ in jobs]
     n_tok = int(offsets[-1] - offsets[0])
     total = float(max(n_tok * epochs, 1))
-    history = []
-    for ep in range(epochs):
-        def fn(i, job, ep=ep):
-            return _sgns_job(syn0, syn1, tokens, offsets, job[0], job[1], keep, window, shrink, negatives,
-                             accept, alias, alpha, float(ep * n_tok + job_start[i]), total,
-                             job_state(seed, ep, i))
-        t0 = time.perf_counter()
-        res = _run(jobs, fn, threads)
-        sec = time.perf_counter() - t0
-        loss = sum(r[0] for r in res)
-        pairs = sum(r[1] for r in res)
-        rec = {"epoch": ep + 1, "total": loss / max(pairs, 1), "ce": loss / max(pairs, 1), "seconds": sec,
-               "words_per_s": n_tok / sec if sec > 0 else float("inf"), "n_pairs": int(pairs),
-               "lr": alpha * max(MIN_ALPHA_FRAC, 1.0 - (ep + 1) / epochs)}
-        history.append(rec)
-        if on_epoch_end is not None:
-            on_epoch_end(rec)
-    return history
+
+    def job(ep, i):
+        return _sgns_job(syn0, syn1, tokens, offsets, jobs[i][0], jobs[i][1], keep, window, shrink, negatives,
+                         accept, alias, alpha, float(ep * n_tok + job_start[i]), total, job_state(seed, ep, i))
+
+    def summarize(ep, sums, sec):
+        loss, pairs = sums
+        return {"epoch": ep + 1, "total": loss / max(pairs, 1), "ce": loss / max(pairs, 1), "seconds": sec,
+                "words_per_s": n_tok / sec if sec > 0 else float("inf"), "n_pairs": int(pairs),
+                "lr": alpha * max(MIN_ALPHA_FRAC, 1.0 - (ep + 1) / epochs)}
+
+    settings = {"kernel": "sgns", "window": window, "negatives": negatives, "sample": sample, "alpha": alpha,
+                "shrink": shrink, "seed": seed, "n_tokens": n_tok}
+    return _train_epochs({"syn0": syn0, "syn1": syn1}, len(jobs), job, summarize, epochs=epochs, threads=threads,
+                         settings=settings, checkpoint=checkpoint, on_epoch_end=on_epoch_end)
 
 
 def train_cbow_arrays(syn0: np.ndarray, syn1: np.ndarray, context, target, pad: int, counts, *,
                       negatives: int = 5, epochs: int = 5, alpha: float = 0.025, linear: bool = True,
                       seed: int = 0, threads: int = 1, gamma: float = 0.0, image_row=None, image_targets=None,
                       img_w: np.ndarray | None = None, img_b: np.ndarray | None = None, image_block: int = 1,
-                      job_words: int = JOB_WORDS, on_epoch_end=None) -> list[dict]:
+                      job_words: int = JOB_WORDS, on_epoch_end=None, checkpoint=None) -> list[dict]:
     """Train CBOW-NS (WIELD's objective) in place on ``syn0`` ((V+1, d), row ``pad`` = padding),
     ``syn1`` ((V, d)) and, with ``gamma > 0``, the image head ``img_w`` ((k, d)), ``img_b`` ((k,)).
 
@@ -165,25 +218,26 @@ def train_cbow_arrays(syn0: np.ndarray, syn1: np.ndarray, context, target, pad: 
     accept, alias = noise_table(counts)
     jobs = [(lo, min(lo + job_words, n)) for lo in range(0, n, job_words)]
     total = float(max(n * epochs, 1))
-    history = []
-    for ep in range(epochs):
-        def fn(i, job, ep=ep):
-            return _cbow_job(syn0, syn1, context, target, rows, job[0], job[1], pad, negatives, accept, alias,
-                             alpha, float(ep * n + job[0]), total, linear, w_word, w_img, img_w, img_b, img_y,
-                             int(image_block), job_state(seed, ep, i))
-        t0 = time.perf_counter()
-        with threadpool_limits(1, user_api="blas"):  # image blocks: one BLAS thread per Hogwild thread
-            res = _run(jobs, fn, threads)
-        sec = time.perf_counter() - t0
-        ce = sum(r[0] for r in res) / max(n, 1)
-        n_mse = sum(r[2] for r in res)
-        mse = sum(r[1] for r in res) / n_mse if n_mse else float("nan")
+
+    def job(ep, i):
+        return _cbow_job(syn0, syn1, context, target, rows, jobs[i][0], jobs[i][1], pad, negatives, accept, alias,
+                         alpha, float(ep * n + jobs[i][0]), total, linear, w_word, w_img, img_w, img_b, img_y,
+                         int(image_block), job_state(seed, ep, i))
+
+    def summarize(ep, sums, sec):
+        ce_sum, mse_sum, n_mse = sums
+        ce = ce_sum / max(n, 1)
+        mse = mse_sum / n_mse if n_mse else float("nan")
         rec = {"epoch": ep + 1, "ce": ce, "total": w_word * ce + (w_img * mse if n_mse else 0.0),
                "seconds": sec, "words_per_s": n / sec if sec > 0 else float("inf"),
                "lr": alpha * max(MIN_ALPHA_FRAC, 1.0 - (ep + 1) / epochs) if linear else alpha}
         if n_mse:
             rec["mse"] = mse
-        history.append(rec)
-        if on_epoch_end is not None:
-            on_epoch_end(rec)
-    return history
+        return rec
+
+    settings = {"kernel": "cbow", "negatives": negatives, "alpha": alpha, "linear": linear, "seed": seed,
+                "gamma": gamma, "image_block": int(image_block), "n_examples": n}
+    arrays = {"syn0": syn0, "syn1": syn1, **({"img_w": img_w, "img_b": img_b} if gamma > 0 else {})}
+    with threadpool_limits(1, user_api="blas"):  # image blocks: one BLAS thread per Hogwild thread
+        return _train_epochs(arrays, len(jobs), job, summarize, epochs=epochs, threads=threads, settings=settings,
+                             checkpoint=checkpoint, on_epoch_end=on_epoch_end)

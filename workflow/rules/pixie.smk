@@ -259,6 +259,7 @@ rule pixie_ivsgns:
         info=f"{PX}/models/ivsgns-{{mapping}}{{hidden}}/train.json",
     params:
         cfg=pixie_cfg("ivsgns", "device"),
+        training=cli_args(config["training"]),  # --checkpoint-seconds (the nonlinear map)
     log:
         "results/logs/pixie/ivsgns-{mapping}{hidden}.log",
     threads: P["threads"]
@@ -269,7 +270,7 @@ rule pixie_ivsgns:
     shell:
         "python -m groundwords.studies.pixie.baselines ivsgns --sgns {input.sgns} --visual {input.visual} "
         "--out-dir $(dirname {output.vectors}) --mapping {wildcards.mapping} {params.cfg} --threads {threads} "
-        "> {log} 2>&1"
+        "{params.training} > {log} 2>&1"
 
 
 rule pixie_vae:
@@ -284,6 +285,7 @@ rule pixie_vae:
         info=f"{PX}/models/vae/train.json",
     params:
         cfg=pixie_cfg("vae", "device", text=("dim", "lr"), model=("hidden", "J")),
+        training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/pixie/vae.log",
     threads: P["threads"]
@@ -293,7 +295,7 @@ rule pixie_vae:
         ENV
     shell:
         "python -m groundwords.studies.pixie.baselines vae --visual {input} --out-dir $(dirname {output.vectors}) "
-        "{params.cfg} --threads {threads} > {log} 2>&1"
+        "{params.cfg} --threads {threads} {params.training} > {log} 2>&1"
 
 
 rule pixie_cnn:
@@ -450,6 +452,7 @@ rule pixie_retrieval:
               f"--manifest {DATA}/manifest.tsv --features {DATA}/encodings.h5 --val-frac {R['val_frac']} "
               f"--test-frac {R['test_frac']} --split-seed {P['seed']}"),
         cfg=pixie_cfg("device", retrieval=("hidden", "epochs", "lr", "lr_step", "margin", "batch_size")),
+        training=cli_args(config["training"]),  # --checkpoint-seconds
     log:
         "results/logs/pixie/retrieval-{run}.log",
     benchmark:
@@ -463,7 +466,7 @@ rule pixie_retrieval:
         ENV
     shell:
         "python -m groundwords.studies.pixie.retrieval train --vectors {input.vectors} --out-dir $(dirname {output.table}) "
-        "{params.data} {params.cfg} --threads {threads} --no-progress > {log} 2>&1"
+        "{params.data} {params.cfg} --threads {threads} {params.training} --no-progress > {log} 2>&1"
 
 
 rule pixie_table6:

@@ -109,8 +109,8 @@ def train_sgns(
     thread count is the caller's).
     ``device`` (torch engine; numba: cpu only): where the model and each epoch's pairs live.
     ``checkpoint``: a :class:`groundwords.checkpoints.Checkpoint` to resume from and save to (torch
-    engine; the per-epoch draws are replayed from the checkpointed numpy generator). The numba
-    engine runs whole epochs in the kernel and keeps none.
+    engine: the per-epoch draws are replayed from the checkpointed numpy generator; numba engine:
+    the weights and the epoch's finished jobs, see :mod:`groundwords.w2v_fast`).
     Returns ``(model, history, stats)``; ``stats`` has ``n_pairs``, ``engine``, ``threads`` and
     ``deterministic``.
     """
@@ -125,13 +125,14 @@ def train_sgns(
     model = SGNS(len(counts), dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed).to(device)
     if engine == "numba":
         return _train_numba(model, tokens, offsets, counts, window=window, negatives=negatives, sample=sample,
-                            epochs=epochs, alpha=alpha, shrink=shrink, seed=seed, threads=threads)
+                            epochs=epochs, alpha=alpha, shrink=shrink, seed=seed, threads=threads,
+                            checkpoint=checkpoint)
     return _train_torch(model, tokens, offsets, counts, rng, keep, window=window, shrink=shrink, epochs=epochs,
                         batch_size=batch_size, alpha=alpha, seed=seed, progress=progress, checkpoint=checkpoint)
 
 
 def _train_numba(model: SGNS, tokens, offsets, counts: np.ndarray, *, window: int, negatives: int, sample: float,
-                 epochs: int, alpha: float, shrink: bool, seed: int, threads) -> tuple[SGNS, list[dict], dict]:
+                 epochs: int, alpha: float, shrink: bool, seed: int, threads, checkpoint) -> tuple[SGNS, list[dict], dict]:
     """:func:`train_sgns`'s numba engine: the compiled kernel trains copies of ``model``'s weights,
     which are then copied back."""
     from groundwords import w2v_fast  # numba compiles on first use: only when this engine runs
@@ -141,7 +142,7 @@ def _train_numba(model: SGNS, tokens, offsets, counts: np.ndarray, *, window: in
     syn1 = model.out.weight.detach().numpy().copy()
     history = w2v_fast.train_sgns_arrays(syn0, syn1, tokens, offsets, counts, window=window,
                                          negatives=negatives, sample=sample, epochs=epochs, alpha=alpha,
-                                         shrink=shrink, seed=seed, threads=threads)
+                                         shrink=shrink, seed=seed, threads=threads, checkpoint=checkpoint)
     with torch.no_grad():
         model.emb.weight.copy_(torch.from_numpy(syn0))
         model.out.weight.copy_(torch.from_numpy(syn1))

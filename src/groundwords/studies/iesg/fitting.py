@@ -54,15 +54,11 @@ def fit_alternating(
     step = _alternating_step(model, opt_word, opt_image, sums)
 
     def epoch_end(rec: dict) -> None:
-        # Σ over the whole epoch; after a mid-epoch resume the sums restart, and fit's own
-        # example-weighted means (the same quantity) stand in
-        rec["total"] = float((sums[0] + sums[1]) / n) if not checkpoint_resumed[0] else rec["word"] + rec["image"]
+        rec["total"] = float((sums[0] + sums[1]) / n)  # Σ over the whole epoch (a checkpoint keeps the sums)
         sums[:] = [0.0, 0.0]
-        checkpoint_resumed[0] = False
 
-    checkpoint_resumed = [checkpoint is not None and checkpoint.path.is_file()]
     return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
-               step_fn=step, on_epoch_end=epoch_end, checkpoint=checkpoint)
+               step_fn=step, on_epoch_end=epoch_end, checkpoint=checkpoint, state={"sums": sums})
 
 
 def _alternating_step(model: IESG, opt_word: SGD, opt_image: SGD,

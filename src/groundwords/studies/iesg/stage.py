@@ -138,8 +138,8 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
     ``engine``: "numba" (the compiled word2vec kernel, ``threads`` Hogwild threads; deterministic
     with one thread only) or "torch" (:func:`groundwords.training.fit`); see
     :func:`groundwords.text.skipgram.train_sgns`. ``train.json`` records ``engine``, ``threads``,
-    ``deterministic`` and ``device``. ``checkpoint_seconds`` (torch engine): None, no checkpoint; else resume
-    from / save ``out_dir/checkpoint.pt`` (:class:`groundwords.checkpoints.Checkpoint`). ``device``
+    ``deterministic`` and ``device``. ``checkpoint_seconds``: None, no checkpoint; else resume
+    from / save ``out_dir/checkpoint.pt`` (:class:`groundwords.checkpoints.Checkpoint`; either engine). ``device``
     (``iesg.device``): auto, cpu or cuda (torch engine; see :func:`stage_device`)."""
     _check([(dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
             (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
@@ -157,9 +157,9 @@ def pretrain(corpus, out_dir, *, vocab_tsv=None, min_count: int = 5, dim: int = 
              "batch_size": batch_size, "alpha": alpha, "shrink": shrink, "seed": seed}
     with torch_settings(threads, dev):
         t0 = time.perf_counter()
-        ckpt = stage_checkpoint(out_dir, {"stage": "iesg pretrain", **hyper, "min_count": min_count,
+        ckpt = stage_checkpoint(out_dir, {"stage": "iesg pretrain", **hyper, "engine": engine, "min_count": min_count,
                                           "inputs": [file_identity(corpus), file_identity(vocab_tsv)]},
-                                checkpoint_seconds if engine == "torch" else None, dev)
+                                checkpoint_seconds, dev)
         model, history, stats = train_sgns(enc.tokens, enc.offsets, vocab["count"].to_numpy(np.float64), **hyper,
                                            progress=progress, engine=engine, threads=threads or 1,
                                            checkpoint=ckpt, device=dev)

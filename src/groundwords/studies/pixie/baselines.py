@@ -45,6 +45,7 @@ import numpy as np
 import torch
 import torch.nn as nn
 
+from groundwords.checkpoints import file_identity, stage_checkpoint
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments
 from groundwords.evaluation.similarity import load_vectors
@@ -75,9 +76,11 @@ def read_visual(path) -> tuple[list[str], np.ndarray, dict]:
 
 def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", hidden: int = 300,
                  epochs: int = 1000, lr: float = 1e-3, batch_size: int = 64, normalize: bool = True,
-                 seed: int = 0, threads: int | None = 1, progress: bool = False, device: str = "cpu") -> dict:
+                 seed: int = 0, threads: int | None = 1, progress: bool = False, device: str = "cpu",
+                 checkpoint_seconds: float | None = None) -> dict:
     """Fit IV-SGNS's map and write its outputs. ``device`` (``pixie.device``): where the nonlinear map
-    trains (the linear one is an exact least-squares solve on the CPU)."""
+    trains (the linear one is an exact least-squares solve on the CPU). ``checkpoint_seconds``
+    (nonlinear map): None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``."""
     check_settings((mapping in MAPPINGS, f"mapping must be one of {', '.join(MAPPINGS)} (got {mapping!r})"),
            (hidden >= 1, "hidden must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
            (lr > 0, "lr must be > 0"), (batch_size >= 1, "batch size must be >= 1"))
@@ -91,11 +94,14 @@ def train_ivsgns(sgns_vectors, visual_h5, out_dir, *, mapping: str = "linear", h
     dev = stage_device(device) if mapping == "nonlinear" else torch.device("cpu")
     log.info("ivsgns: %d SGNS words, %d with visual features (%d-d -> %d-d, %s map), on %s",
              len(words), len(x), text.shape[1], y.shape[1], mapping, dev)
+    hyper = {"mapping": mapping, "hidden": hidden, "epochs": epochs, "lr": lr, "batch_size": batch_size, "seed": seed}
+    ckpt = stage_checkpoint(out_dir, {"stage": "ivsgns", **hyper, "inputs": [
+        file_identity(p) for p in (sgns_vectors, visual_h5)]}, checkpoint_seconds if mapping == "nonlinear" else None, dev)
     with torch_settings(threads, dev):
         start = fit_quality(Imagination(x.shape[1], y.shape[1], mapping, hidden, seed=seed), x, y)  # = f's init
         t0 = time.perf_counter()
         f, history = fit_imagination(x, y, mapping=mapping, hidden=hidden, epochs=epochs, batch_size=batch_size,
-                                     lr=lr, seed=seed, progress=progress, device=dev)
+                                     lr=lr, seed=seed, progress=progress, device=dev, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         end = fit_quality(f, x, y)
         vectors = imagined_vectors(f, text, normalize=normalize)
@@ -139,8 +145,9 @@ class _VAEWithJ(nn.Module):
 
 def train_vae(visual_h5, out_dir, *, dim: int = 100, hidden: int = 500, J: int = 1, epochs: int = 200,
               batch_size: int = 64, lr: float = 1e-3, seed: int = 0, threads: int | None = 1,
-              progress: bool = False, device: str = "cpu") -> dict:
-    """Train the VAE alone and write μ_φ(x_w). ``device`` (``pixie.device``): auto, cpu or cuda."""
+              progress: bool = False, device: str = "cpu", checkpoint_seconds: float | None = None) -> dict:
+    """Train the VAE alone and write μ_φ(x_w). ``device`` (``pixie.device``): auto, cpu or cuda.
+    ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``."""
     check_settings((dim >= 1, "dim must be >= 1"), (hidden >= 1, "hidden must be >= 1"), (J >= 1, "J must be >= 1"),
            (epochs >= 1, "epochs must be >= 1"), (batch_size >= 1, "batch size must be >= 1"),
            (lr > 0, "lr must be > 0"))
@@ -154,9 +161,12 @@ def train_vae(visual_h5, out_dir, *, dim: int = 100, hidden: int = 500, J: int =
         vae = VisualVAE(x.shape[1], latent=dim, hidden=hidden, seed=seed).to(dev)
         with torch.no_grad():
             elbo_start = vae.elbo(x, J).mean().item()
+        ckpt = stage_checkpoint(out_dir, {"stage": "vae", "dim": dim, "hidden": hidden, "J": J, "epochs": epochs,
+                                          "batch_size": batch_size, "lr": lr, "seed": seed,
+                                          "inputs": [file_identity(visual_h5)]}, checkpoint_seconds, dev)
         t0 = time.perf_counter()
         history = fit(_VAEWithJ(vae, J), {"x": x}, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
-                      seed=seed, progress=progress)
+                      seed=seed, progress=progress, checkpoint=ckpt)
         seconds = time.perf_counter() - t0
         with torch.no_grad():
             elbo_end = vae.elbo(x, J).mean().item()
@@ -248,6 +258,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_config_argument(i, "pixie")
     add_section_arguments(i, "pixie.ivsgns")
     add_section_arguments(i, "pixie", only=("seed", "threads", "device"))
+    add_section_arguments(i, "training")  # --checkpoint-seconds
 
     a = sub.add_parser("vae", help="the VAE of PIXIE alone, on the visual features")
     a.add_argument("--visual", required=True, help="per-word features HDF5 in [0, 1] ('pixie features')")
@@ -257,6 +268,7 @@ def build_parser() -> argparse.ArgumentParser:
     add_section_arguments(a, "pixie.model", only=("hidden", "J"))
     add_section_arguments(a, "pixie.vae")
     add_section_arguments(a, "pixie", only=("seed", "threads", "device"))
+    add_section_arguments(a, "training")  # --checkpoint-seconds
 
     c = sub.add_parser("cnn", help="the visual features as word vectors")
     c.add_argument("--visual", required=True, help="per-word features HDF5")
@@ -287,11 +299,13 @@ def main(argv=None) -> None:
     elif o.cmd == "ivsgns":
         s = pixie_settings(o, "ivsgns")
         train_ivsgns(o.sgns, o.visual, o.out_dir, mapping=o.mapping, **s["ivsgns"], normalize=not o.no_normalize,
-                     seed=s["seed"], threads=s["threads"], device=s["device"])
+                     seed=s["seed"], threads=s["threads"], device=s["device"],
+                     checkpoint_seconds=training_settings(o)["checkpoint_seconds"])
     elif o.cmd == "vae":
         s = pixie_settings(o, "text", "model", "vae")
         train_vae(o.visual, o.out_dir, dim=s["text"]["dim"], hidden=s["model"]["hidden"], J=s["model"]["J"],
-                  **s["vae"], lr=s["text"]["lr"], seed=s["seed"], threads=s["threads"], device=s["device"])
+                  **s["vae"], lr=s["text"]["lr"], seed=s["seed"], threads=s["threads"], device=s["device"],
+                  checkpoint_seconds=training_settings(o)["checkpoint_seconds"])
     elif o.cmd == "cnn":
         write_cnn(o.visual, o.out)
     else:

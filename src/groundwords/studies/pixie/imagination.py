@@ -14,9 +14,11 @@ from groundwords.training import fit
 
 def fit_imagination(x, y, *, mapping: str = "linear", hidden: int = 300, epochs: int = 1000,
                     batch_size: int = 64, lr: float = 1e-3, seed: int = 0,
-                    progress: bool = False, device: str | torch.device = "cpu") -> tuple[Imagination, list[dict]]:
+                    progress: bool = False, device: str | torch.device = "cpu",
+                    checkpoint=None) -> tuple[Imagination, list[dict]]:
     """Fit f on (x: text vectors, y: visual features): exactly (linear, on the CPU) or with Adam
-    (nonlinear, on ``device``, where f stays); returns (f, per-epoch history)."""
+    (nonlinear, on ``device``, where f stays; ``checkpoint``: a
+    :class:`groundwords.checkpoints.Checkpoint` to resume from and save to); returns (f, per-epoch history)."""
     x, y = torch.as_tensor(x, dtype=torch.float32), torch.as_tensor(y, dtype=torch.float32)
     f = Imagination(x.shape[1], y.shape[1], mapping, hidden, seed=seed)
     if mapping == "linear":  # least squares has a closed form: its exact minimiser, no epochs to tune
@@ -30,7 +32,7 @@ def fit_imagination(x, y, *, mapping: str = "linear", hidden: int = 300, epochs:
         return f, [{"epoch": 1, "total": mse, "mse": mse, "solver": "lstsq"}]
     f = f.to(device)
     history = fit(f, {"x": x.to(device), "y": y.to(device)}, epochs=epochs, batch_size=batch_size, lr=lr, optimizer="adam",
-                  seed=seed, progress=progress)
+                  seed=seed, progress=progress, checkpoint=checkpoint)
     return f, history
 
 

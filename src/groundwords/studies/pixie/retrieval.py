@@ -74,6 +74,7 @@ import numpy as np
 import pandas as pd
 import torch
 
+from groundwords.checkpoints import file_identity, stage_checkpoint
 from groundwords.cli import UserError, log, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.devices import resolve_device
@@ -92,7 +93,7 @@ from groundwords.studies.pixie.retrieval_metrics import (
     KS,
     rsum,
 )
-from groundwords.training import torch_settings
+from groundwords.training import torch_settings, training_settings
 
 SELECT = ("final", "best-val")
 RESULT_COLUMNS = ["direction", "k", "recall", "n_queries"]
@@ -154,11 +155,12 @@ def _prepare(vectors, manifest, features, precomp, val_frac: float, test_frac: f
     return words, vecs, data, enc, rows, sets, counts
 
 
-def fit_and_select(model: VSE, sets: dict, *, select: str, epochs: int, seed: int, **fit_kw) -> tuple[list, int]:
+def fit_and_select(model: VSE, sets: dict, *, select: str, epochs: int, seed: int, checkpoint=None,
+                   **fit_kw) -> tuple[list, int]:
     """Train ``model`` on ``sets["train"]`` (:func:`fit_vse`), logging the validation R@K after every
-    epoch; with ``select`` best-val, load the epoch with the best validation R-sum at the end.
-    Returns ``(history, the selected epoch)``."""
-    best = {"rsum": -math.inf, "epoch": None, "state": None}
+    epoch; with ``select`` best-val, load the epoch with the best validation R-sum at the end
+    (``checkpoint`` keeps it too). Returns ``(history, the selected epoch)``."""
+    best = {"best_rsum": -math.inf, "best_epoch": None, "best_state": None}
 
     def on_epoch_end(rec):
         rec["val_rsum"], rec["val"] = None, None
@@ -166,14 +168,16 @@ def fit_and_select(model: VSE, sets: dict, *, select: str, epochs: int, seed: in
             r, _ = sets["validation"].recalls(model)
             rec["val"] = r
             rec["val_rsum"] = rsum(r)
-            if select == "best-val" and rec["val_rsum"] > best["rsum"]:
-                best.update(rsum=rec["val_rsum"], epoch=rec["epoch"], state=copy.deepcopy(model.state_dict()))
+            if select == "best-val" and rec["val_rsum"] > best["best_rsum"]:
+                best.update(best_rsum=rec["val_rsum"], best_epoch=rec["epoch"],
+                            best_state=copy.deepcopy(model.state_dict()))
 
-    history = fit_vse(model, sets["train"], epochs=epochs, seed=seed, on_epoch_end=on_epoch_end, **fit_kw)
+    history = fit_vse(model, sets["train"], epochs=epochs, seed=seed, on_epoch_end=on_epoch_end,
+                      checkpoint=checkpoint, state=best, **fit_kw)
     if select != "best-val":
         return history, epochs
-    model.load_state_dict(best["state"])
-    return history, best["epoch"]
+    model.load_state_dict(best["best_state"])
+    return history, best["best_epoch"]
 
 
 def score_test_split(test: SplitTensors, model: VSE) -> tuple[pd.DataFrame, dict, dict]:
@@ -204,11 +208,12 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
           test_frac: float = 0.1, split_seed: int = 0, hidden: int = 1024, epochs: int = 30, lr: float = 2e-4,
           lr_step: int = 15, margin: float = 0.2, batch_size: int = 128, max_violation: bool = False,
           grad_clip: float = 2.0, select: str = "final", seed: int = 0, threads: int | None = 1,
-          device: str = "cpu", progress: bool = True) -> dict:
+          device: str = "cpu", progress: bool = True, checkpoint_seconds: float | None = None) -> dict:
     """Train the retrieval model on the train split and write ``retrieval.tsv`` + ``train.json``.
 
     Data from ``manifest`` + ``features`` or from ``precomp`` (exactly one). ``device``
-    (``pixie.device``): auto, cpu or cuda. Returns train.json.
+    (``pixie.device``): auto, cpu or cuda. ``checkpoint_seconds``: None, no checkpoint; else resume
+    from / save ``out_dir/checkpoint.pt`` (with the best epoch so far), removed at the end. Returns train.json.
     """
     t_start = time.perf_counter()
     _check_args(hidden, epochs, lr, lr_step, margin, batch_size, grad_clip, select)
@@ -216,13 +221,21 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
     dev = resolve_device(device, "pixie.device")
     words, vecs, data, enc, rows, sets, counts = _prepare(vectors, manifest, features, precomp, val_frac, test_frac,
                                                           split_seed, select, dev)
+    hyper = {"hidden": hidden, "epochs": epochs, "lr": lr, "lr_step": lr_step, "margin": margin,
+             "batch_size": batch_size, "max_violation": max_violation, "grad_clip": grad_clip,
+             "select": select, "seed": seed, "optimizer": "adam", "loss": "sum"}
+    ckpt = stage_checkpoint(out_dir, {"stage": "retrieval", **hyper, "val_frac": val_frac, "test_frac": test_frac,
+                                      "split_seed": split_seed, "inputs": [
+                                          file_identity(p) for p in (vectors, manifest, features, precomp)]},
+                            checkpoint_seconds, dev)
     with torch_settings(threads, dev):
         torch.manual_seed(seed)
         model = VSE(enc.word_vectors, data.features.shape[1], hidden=hidden, margin=margin,
                     max_violation=max_violation).to(dev)
         t0 = time.perf_counter()
         history, selected = fit_and_select(model, sets, select=select, epochs=epochs, seed=seed, batch_size=batch_size,
-                                           lr=lr, lr_step=lr_step, grad_clip=grad_clip, progress=progress)
+                                           lr=lr, lr_step=lr_step, grad_clip=grad_clip, progress=progress,
+                                           checkpoint=ckpt)
         train_seconds = time.perf_counter() - t0
         t0 = time.perf_counter()
         ranks, recalls, n_queries = score_test_split(sets["test"], model)
@@ -232,9 +245,7 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
     write_results(out_dir, ranks, recalls, n_queries)
     info = {
         "task": "image-sentence retrieval (PIXIE section 4.3, Table 6)",
-        "hyperparameters": {"hidden": hidden, "epochs": epochs, "lr": lr, "lr_step": lr_step, "margin": margin,
-                            "batch_size": batch_size, "max_violation": max_violation, "grad_clip": grad_clip,
-                            "select": select, "seed": seed, "optimizer": "adam", "loss": "sum"},
+        "hyperparameters": hyper,
         "inputs": {"vectors": str(vectors), "source": data.source,
                    **({"precomp": str(precomp)} if precomp is not None else
                       {"manifest": str(manifest), "features": str(features), "val_frac": val_frac,
@@ -250,6 +261,8 @@ def train(vectors, out_dir, *, manifest=None, features=None, precomp=None, val_f
         "threads": used_threads,
     }
     write_json(info, out_dir / "train.json")  # last: its presence marks a finished run
+    if ckpt is not None:
+        ckpt.remove()
     log.info("test R@1/5/10: i2s %s, s2i %s (R-sum %.1f); wrote %s",
              "/".join(f"{100 * recalls['i2s'][k]:.1f}" for k in KS),
              "/".join(f"{100 * recalls['s2i'][k]:.1f}" for k in KS), info["test_rsum"], out_dir)
@@ -297,6 +310,7 @@ def main(argv=None) -> None:
     t.add_argument("--select", choices=SELECT, default="final",
                    help="report the last epoch (default) or the epoch with the best validation R-sum")
     add_section_arguments(t, "pixie", only=("seed", "threads", "device"))
+    add_section_arguments(t, "training")  # --checkpoint-seconds
     t.add_argument("--no-progress", action="store_true", help="no tqdm progress bars")
     a = p.parse_args(argv)
     if a.cmd == "split":
@@ -317,7 +331,7 @@ def main(argv=None) -> None:
           val_frac=0.1 if a.val_frac is None else a.val_frac, test_frac=0.1 if a.test_frac is None else a.test_frac,
           split_seed=0 if a.split_seed is None else a.split_seed, **r, max_violation=a.max_violation,
           grad_clip=a.grad_clip, select=a.select, seed=s["seed"], threads=s["threads"], device=s["device"],
-          progress=not a.no_progress)
+          progress=not a.no_progress, checkpoint_seconds=training_settings(a)["checkpoint_seconds"])
 
 
 if __name__ == "__main__":

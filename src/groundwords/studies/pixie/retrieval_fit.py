@@ -70,27 +70,31 @@ class SplitTensors:
 
 
 def fit_vse(model: VSE, tr: SplitTensors, *, epochs: int, batch_size: int, lr: float, lr_step: int,
-            grad_clip: float, seed: int, progress: bool = True, on_epoch_end=None) -> list[dict]:
+            grad_clip: float, seed: int, progress: bool = True, on_epoch_end=None, checkpoint=None,
+            state: dict | None = None) -> list[dict]:
     """Adam over the trainable parameters, lr ÷ 10 every ``lr_step`` epochs (0: never), batches of
     captions with their images drawn from a generator seeded with ``seed``, in
     :func:`groundwords.training.fit`'s loop. Returns one record per epoch: ``epoch``, ``lr``,
-    ``loss`` (per caption), ``seconds`` (+ what ``on_epoch_end`` adds)."""
+    ``loss`` (per caption), ``seconds`` (+ what ``on_epoch_end`` adds). ``checkpoint``: a
+    :class:`groundwords.checkpoints.Checkpoint`, which also keeps ``state`` (``on_epoch_end``'s)."""
     n = tr.n_captions
     opt = make_optimizer(model, "adam", lr)[0]
     params = [p for p in model.parameters() if p.requires_grad]
     dev = tr.tokens.device
     data = {"tokens": tr.tokens, "lengths": tr.lengths.to(dev), "image_ids": torch.from_numpy(tr.cap_image).to(dev)}
     # the epoch's loss sum stays on the device (float64): read once per epoch, not synced every step
-    state = {"epoch": 1, "total": torch.zeros((), dtype=torch.float64, device=dev)}
+    # (in the caller's ``state``, if given, so that a checkpoint keeps it with the caller's own)
+    state = {} if state is None else state
+    state.update(vse_epoch=1, vse_loss=torch.zeros((), dtype=torch.float64, device=dev))
 
     def epoch_lr(epoch: int) -> float:
         return lr * (0.1 ** ((epoch - 1) // lr_step) if lr_step > 0 else 1.0)
 
     def step(batch: dict[str, torch.Tensor]) -> dict:
-        if state["total"] is None:  # the first step of an epoch
-            state["total"] = torch.zeros((), dtype=torch.float64, device=dev)
+        if state["vse_loss"] is None:  # the first step of an epoch
+            state["vse_loss"] = torch.zeros((), dtype=torch.float64, device=dev)
         for g in opt.param_groups:
-            g["lr"] = epoch_lr(state["epoch"])
+            g["lr"] = epoch_lr(state["vse_epoch"])
         lengths = batch["lengths"].cpu()  # pack_padded_sequence wants them on the CPU
         keys = batch["image_ids"]
         loss = model.loss({"tokens": batch["tokens"][:, :int(lengths.max())], "lengths": lengths,
@@ -100,14 +104,16 @@ def fit_vse(model: VSE, tr: SplitTensors, *, epochs: int, batch_size: int, lr: f
         if grad_clip > 0:
             torch.nn.utils.clip_grad_norm_(params, grad_clip)
         opt.step()
-        state["total"] += loss.detach().double()
+        state["vse_loss"] += loss.detach().double()
         return {}
+
+    step.optimizers = [opt]  # saved and restored with a checkpoint
 
     def epoch_end(rec: dict) -> None:
         epoch, seconds = rec["epoch"], rec["seconds"]
         rec.clear()
-        rec.update(epoch=epoch, lr=epoch_lr(epoch), loss=float(state["total"]) / n, seconds=seconds)
-        state.update(epoch=epoch + 1, total=None)
+        rec.update(epoch=epoch, lr=epoch_lr(epoch), loss=float(state["vse_loss"]) / n, seconds=seconds)
+        state.update(vse_epoch=epoch + 1, vse_loss=None)
         if not math.isfinite(rec["loss"]):
             raise UserError(f"training diverged at epoch {epoch} (loss {rec['loss']}); lower --lr")
         if on_epoch_end is not None:
@@ -116,4 +122,4 @@ def fit_vse(model: VSE, tr: SplitTensors, *, epochs: int, batch_size: int, lr: f
                  f", val R-sum {rec['val_rsum']:.1f}" if rec.get("val_rsum") is not None else "", seconds)
 
     return fit(model, data, epochs=epochs, batch_size=batch_size, lr=lr, seed=seed, progress=progress,
-               step_fn=step, on_epoch_end=epoch_end)
+               step_fn=step, on_epoch_end=epoch_end, checkpoint=checkpoint, state=state)

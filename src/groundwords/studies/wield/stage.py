@@ -40,9 +40,10 @@ Options (:func:`train`'s arguments):
   batch mean's per-example rate), examples in corpus order, ``threads`` Hogwild threads
   (deterministic with one thread only); with γ > 0 the image head steps once per ``image_block``
   examples (the block's summed gradients; 1: per example). ``"torch"``: :func:`groundwords.training.fit`.
-* ``checkpoint_seconds`` (torch engine): None, no checkpoint; else keep ``out_dir/checkpoint.pt``
+* ``checkpoint_seconds``: None, no checkpoint; else keep ``out_dir/checkpoint.pt``
   (:class:`groundwords.checkpoints.Checkpoint`, saved at epoch ends and this often within one;
-  0: epoch ends only) and resume from it; it is removed once the outputs are written.
+  0: epoch ends only) and resume from it; it is removed once the outputs are written. Both
+  engines resume bit for bit (numba: with one thread; see :mod:`groundwords.w2v_fast`).
 
 Several runs in one process: one ``--point 'OPTIONS'`` per run (``wield.train_jobs: grid``, one
 Snakemake job per grid); each run starts from its seed as a process of its own would (the same
@@ -120,7 +121,7 @@ def _check_model_args(model, gamma, lam, image_input, image_target) -> tuple[str
 
 
 def _fit_numba(net: WIELD, examples, counts, feats, *, epochs, batch_size, lr, lr_schedule, seed,
-               threads, image_block) -> list[dict]:
+               threads, image_block, checkpoint) -> list[dict]:
     """Train ``net`` (WIELD, negative sampling) in place with :mod:`groundwords.w2v_fast`."""
     from groundwords import w2v_fast  # numba compiles on first use: only when this engine runs
 
@@ -133,7 +134,7 @@ def _fit_numba(net: WIELD, examples, counts, feats, *, epochs, batch_size, lr, l
         syn0, syn1, examples.context, examples.target, examples.pad, counts, negatives=net.negatives,
         epochs=epochs, alpha=lr / batch_size, linear=lr_schedule == "linear", seed=seed, threads=threads,
         gamma=net.gamma, image_row=examples.image_row, image_targets=feats, img_w=img_w, img_b=img_b,
-        image_block=image_block,
+        image_block=image_block, checkpoint=checkpoint,
         on_epoch_end=lambda r: log.info("epoch %d/%d: ce=%.4f (%.1fs, %.0f words/s)", r["epoch"], epochs,
                                         r["ce"], r["seconds"], r["words_per_s"]))
     with torch.no_grad():
@@ -186,7 +187,7 @@ def train(
         "train_dead_images": train_dead_images,
     }
     inputs = (captions_tsv, vocab_tsv, images_h5)
-    ckpt = _checkpoint(out_dir, checkpoint_seconds if engine == "torch" else None, model, hyper, device, inputs)
+    ckpt = _checkpoint(out_dir, checkpoint_seconds, model, hyper, device, engine, inputs)
     dev = torch.device(device)
     with torch_settings(threads, dev):
         torch.manual_seed(seed)
@@ -224,13 +225,13 @@ def _check_run_args(shared_negatives, device) -> None:
         raise UserError(f"device {device!r} requested but CUDA is not available")
 
 
-def _checkpoint(out_dir, seconds, model, hyper, device, inputs) -> Checkpoint | None:
+def _checkpoint(out_dir, seconds, model, hyper, device, engine, inputs) -> Checkpoint | None:
     """The run's checkpoint (None without ``seconds``): its settings name the hyperparameters, the
     device and the inputs' identities."""
     if seconds is None:
         return None
     return Checkpoint(Path(out_dir) / CHECKPOINT_NAME, {
-        "stage": "train", "model": model, **hyper, "device": str(device),
+        "stage": "train", "model": model, **hyper, "device": str(device), "engine": engine,
         "inputs": [file_identity(f) for f in inputs]}, seconds)
 
 
@@ -264,7 +265,8 @@ def _run_engine(engine, net, data, examples, counts, feats, *, epochs, batch_siz
     if engine == "numba":
         used_threads = max(1, int(threads or 1))
         history = _fit_numba(net, examples, counts, feats, epochs=epochs, batch_size=batch_size, lr=lr,
-                             lr_schedule=lr_schedule, seed=seed, threads=used_threads, image_block=image_block)
+                             lr_schedule=lr_schedule, seed=seed, threads=used_threads, image_block=image_block,
+                             checkpoint=ckpt)
     else:
         history = fit(net, data, epochs=epochs, batch_size=batch_size, lr=lr, optimizer=optimizer,
                       lr_schedule=lr_schedule, seed=seed, progress=progress, checkpoint=ckpt,
