@@ -8,6 +8,11 @@ after one warm-up epoch, the median of ``--repeats`` timed epochs:
 * ``sgns``: skip-gram with negative sampling (:class:`groundwords.models.sgns.SGNS`, plain SGD) on the
   pairs of gensim's Wikipedia excerpt (the pipeline's reader and tokenizer, min count 5, window 5),
   in batches of ``--sgns-batch``; words/s = corpus tokens per epoch / epoch seconds (as word2vec).
+* ``pixie``: PIXIE (:class:`groundwords.models.pixie.PIXIE`, Adam, hand-written text gradients) on
+  ``--pixie-pairs`` of those pairs in batches of ``--pixie-batch``, with 1280-d visual features for
+  the ``--pixie-visual`` most frequent words, for each ``vae_rows`` (``batch``: the batch's
+  distinct visual words, a host sync per step; ``all``: every visual word, static shapes);
+  words/s = the pairs' share of the corpus tokens per second.
 * ``wield-softmax``: the WIELD paper's model (full softmax over V words, image head γ = 10 on 32-d
   targets, Adam) at the excerpt's vocabulary size, batch 20 (the paper's) and ``--wield-batch``;
   words/s = examples (one target word each) per second.
@@ -29,6 +34,7 @@ from pathlib import Path
 import numpy as np
 import torch
 
+from groundwords.models.pixie import PIXIE
 from groundwords.models.sgns import SGNS
 from groundwords.models.wield import WIELD
 from groundwords.text import corpora
@@ -77,6 +83,9 @@ def main(argv=None) -> dict:
     p.add_argument("--repeats", type=int, default=3)
     p.add_argument("--sgns-batch", type=int, default=65536)
     p.add_argument("--wield-batch", type=int, default=4096)
+    p.add_argument("--pixie-pairs", type=int, default=400_000)
+    p.add_argument("--pixie-batch", type=int, default=4096)
+    p.add_argument("--pixie-visual", type=int, default=600, help="words with visual features (1280-d)")
     p.add_argument("--json", help="also write the results here")
     a = p.parse_args(argv)
     device = torch.device(a.device)
@@ -92,6 +101,19 @@ def main(argv=None) -> dict:
     # throughput only: the rate of train_sgns's batches of 1024 (word2vec's 0.025 per pair at that size)
     sec = timed_epochs(sgns, data, device, a.repeats, batch_size=a.sgns_batch, lr=0.025 * 1024, optimizer="sgd")
     res["sgns"] = {"batch": a.sgns_batch, "pairs": len(c), "words_per_s": raw_tokens / sec}
+
+    m = min(a.pixie_pairs, len(c))
+    sub = {k: v[:m] for k, v in data.items()}
+    feats = torch.zeros(V, 1280)
+    feats[:a.pixie_visual] = torch.rand(a.pixie_visual, 1280, generator=torch.Generator().manual_seed(0))
+    res["pixie"] = {"batch": a.pixie_batch, "pairs": m, "visual_words": a.pixie_visual}
+    for rows in ("batch", "all"):
+        torch.manual_seed(0)
+        net = PIXIE(V, 100, counts=counts, visual_features=feats, negatives=5,
+                    pairs_per_word=np.bincount(c, minlength=V), vae_rows=rows).to(device)
+        sec = timed_epochs(net, sub, device, a.repeats, batch_size=a.pixie_batch, lr=1e-3, optimizer="adam",
+                           manual_grads=True)
+        res["pixie"][rows] = {"words_per_s": raw_tokens * m / len(c) / sec}
 
     n = 200_000  # CBOW examples: window 2 each side
     ctx = torch.randint(0, V, (n, 4), device=device)
@@ -109,6 +131,8 @@ def main(argv=None) -> dict:
                                             "paper_sweep_hours": PAPER_SWEEP_EXAMPLES / rate / 3600}
     print(f"{res['name']} ({device}), V = {V}, {raw_tokens} corpus tokens")
     print(f"  SGNS (torch engine, batch {a.sgns_batch}): {res['sgns']['words_per_s']:,.0f} words/s")
+    print(f"  PIXIE ({a.pixie_visual} visual words, batch {a.pixie_batch}): "
+          + ", ".join(f"vae_rows {r}: {res['pixie'][r]['words_per_s']:,.0f} words/s" for r in ("batch", "all")))
     for b, r in res["wield_softmax"].items():
         print(f"  WIELD full softmax, γ = 10, batch {b}: {r['words_per_s']:,.0f} words/s; "
               f"the paper's sweep (82k captions x 20 epochs x 5 γ x 3 seeds): {r['paper_sweep_hours']:.1f} h")

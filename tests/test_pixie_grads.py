@@ -45,6 +45,7 @@ def _model(kind, counts, data, **kw):
 
 
 CASES = [("sgns", {}), ("pixie", {"J": 1}), ("pixie", {"J": 3}), ("pixie", {"J": 2, "vae_weighting": "per_batch"}),
+         ("pixie", {"J": 2, "vae_rows": "all"}), ("pixie", {"vae_rows": "all", "vae_weighting": "per_batch"}),
          ("vsgns", {}), ("vsgns", {"visual_map": "identity"}), ("vsgns", {"weight": True})]
 
 
@@ -116,3 +117,80 @@ def test_pixie_without_visual_words_is_bit_identical_to_sgns_with_manual_grads()
 def test_sparse_tables_keep_autograd():
     counts, _ = _data()
     assert not SGNS(V, DIM, counts=counts, sparse=True).has_manual_grads
+
+
+# ---------------------------------------------------------------------------------------------
+# PIXIE's vae_rows "all" (static shapes for GPUs): the same objective as "batch", and no host sync
+
+
+@pytest.mark.parametrize("weighting", ["per_word", "per_batch"])
+def test_vae_rows_all_is_the_same_objective_as_batch(monkeypatch, weighting):
+    """With the reparameterisation noise switched off (z = μ), the two row sets give the same losses
+    and the same gradients: the absent visual words add exactly nothing."""
+    from groundwords.models.pixie import VisualVAE
+
+    monkeypatch.setattr(VisualVAE, "sample", lambda self, mu, logvar, J=1: mu.expand(J, *mu.shape))
+    counts, data = _data()
+    models = {rows: _model("pixie", counts, data, J=2, vae_rows=rows, vae_weighting=weighting)
+              for rows in ("batch", "all")}
+    perm = torch.randperm(len(data["centre"]), generator=torch.Generator().manual_seed(0))
+    batches = [perm[:64], perm[64:96], torch.nonzero(data["centre"] % 3 == 0).squeeze(1)[:64]]  # last: no visual word
+    for idx in batches:
+        batch = {k: v[idx] for k, v in data.items()}
+        for manual in (False, True):
+            outs = {}
+            for rows, m in models.items():
+                for q in m.parameters():
+                    q.grad = None
+                if manual:
+                    outs[rows] = m.manual_grads(batch)
+                else:
+                    outs[rows] = m.loss(batch)
+                    outs[rows]["total"].backward()
+            for k in ("total", "ce"):
+                torch.testing.assert_close(outs["all"][k].detach(), outs["batch"][k].detach(), rtol=1e-6, atol=1e-7)
+            if "nll_x" in outs["batch"]:
+                for k in ("nll_x", "kl", "n_nll_x"):
+                    torch.testing.assert_close(outs["all"][k].detach(), outs["batch"][k].detach().float(),
+                                               rtol=1e-6, atol=1e-6)
+            for (name, a), b in zip(models["all"].named_parameters(), models["batch"].parameters()):
+                ga = a.grad if a.grad is not None else torch.zeros_like(a)
+                gb = b.grad if b.grad is not None else torch.zeros_like(b)
+                torch.testing.assert_close(ga, gb, rtol=1e-5, atol=1e-7, msg=f"{name} ({'manual' if manual else 'auto'})")
+
+
+class _HostSyncs(torch.overrides.TorchFunctionMode):
+    """Records the torch calls of a step whose result needs the tensor data on the host (on a GPU:
+    a device -> host copy and a wait): data-dependent shapes and Python values of tensors."""
+
+    SYNCS = {"nonzero", "unique", "_unique2", "unique_consecutive", "item", "tolist", "__bool__", "__int__",
+             "__float__", "__index__", "masked_select", "numpy", "cpu", "bincount", "repeat_interleave", "any", "all"}
+
+    def __init__(self):
+        super().__init__()
+        self.seen: set[str] = set()
+
+    def __torch_function__(self, func, types, args=(), kwargs=None):
+        name = getattr(func, "__name__", str(func))
+        if name in self.SYNCS:
+            self.seen.add(name)
+        return func(*args, **(kwargs or {}))
+
+
+@pytest.mark.parametrize("manual", [False, True], ids=["autograd", "manual-grads"])
+def test_vae_rows_all_steps_without_a_host_sync(manual):
+    """The "batch" rows need the host (nonzero, unique: the detector sees them); "all" needs none,
+    in the loss and in the hand-written gradients."""
+    counts, data = _data()
+    batch = {k: v[:64] for k, v in data.items()}
+    seen = {}
+    for rows in ("batch", "all"):
+        m = _model("pixie", counts, data, vae_rows=rows)
+        with _HostSyncs() as mode:
+            if manual:
+                m.manual_grads(batch)
+            else:
+                m.loss(batch)["total"].backward()
+        seen[rows] = mode.seen
+    assert {"nonzero", "__bool__"} <= seen["batch"]
+    assert seen["all"] == set()

@@ -47,6 +47,15 @@ comes from another private generator. A batch without visual centre words is SGN
 verbatim, so with no visual features at all the losses and trained embeddings are bit-identical
 to SGNS's for the same seed and data.
 
+Which words the VAE runs on in a batch (``vae_rows``, the same objective either way):
+``"batch"`` (the default) runs it on the batch's distinct visual centre words, the fewest rows;
+finding them (``nonzero``, ``unique``) makes the host wait for the device once per step.
+``"all"`` runs it on every visual word every batch, each weighted by its occurrences in the
+batch (0 for the absent ones, which then add nothing to the loss or the gradients): static
+shapes and no host sync, for GPUs when the visual vocabulary is small enough to encode each
+step; it draws other random samples than ``"batch"`` (one per visual word rather than per
+distinct word of the batch), so the numbers differ, the expectation does not.
+
 Inference embeddings: :meth:`PIXIE.word_vectors` is PIXIE+ (eq. 10: ``e_w + m_w μ_φ(x_w)``),
 :meth:`PIXIE.concat_vectors` is PIXIE⊕ (eq. 11: ``[e_w, m_w μ_φ(x_w)]``).
 """
@@ -68,6 +77,7 @@ LOG_2PI = math.log(2 * math.pi)
 MIN_VAR = 1e-3  # decoder variance floor (features scaled to [0, 1]: σ >= 0.03)
 LOGVAR_BOUND = 10.0  # encoder log σ² kept in [-10, 10] so exp() cannot overflow
 VAE_WEIGHTINGS = ("per_word", "per_batch")
+VAE_ROWS = ("batch", "all")
 
 
 class VisualVAE(nn.Module):
@@ -168,15 +178,18 @@ class PIXIE(SGNS):
     def __init__(self, vocab_size: int, dim: int = 100, *, counts, visual_features: torch.Tensor,
                  has_visual: torch.Tensor | None = None, negatives: int = 5, J: int = 1,
                  hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, noise_power: float = 0.75,
-                 pairs_per_word=None, vae_weighting: str = "per_word", sparse: bool = False, seed: int = 0):
+                 pairs_per_word=None, vae_weighting: str = "per_word", vae_rows: str = "batch", sparse: bool = False,
+                 seed: int = 0):
         super().__init__(vocab_size, dim, counts=counts, negatives=negatives, noise_power=noise_power,
                          sparse=sparse, seed=seed)
         if J < 1:
             raise ValueError(f"J must be >= 1 (got {J})")
         if vae_weighting not in VAE_WEIGHTINGS:
             raise ValueError(f"vae_weighting must be one of {VAE_WEIGHTINGS} (got {vae_weighting!r})")
+        if vae_rows not in VAE_ROWS:
+            raise ValueError(f"vae_rows must be one of {VAE_ROWS} (got {vae_rows!r})")
         feats, mask = visual_table(visual_features, has_visual, vocab_size)
-        self.J, self.vae_weight, self.vae_weighting = J, vae_weight, vae_weighting
+        self.J, self.vae_weight, self.vae_weighting, self.vae_rows = J, vae_weight, vae_weighting, vae_rows
         if vae_weighting == "per_word":
             if pairs_per_word is None:
                 raise ValueError("vae_weighting='per_word' needs pairs_per_word (each word's pairs per epoch)")
@@ -187,9 +200,75 @@ class PIXIE(SGNS):
         self.register_buffer("visual_features", feats.clone())
         self.register_buffer("has_visual", mask.clone())
         self.vae = VisualVAE(feats.shape[1], latent=dim, hidden=hidden, seed=seed, min_var=min_var)
+        # vae_rows "all": the visual words (W,), their features (W, k) and each word's row among them
+        # (W for the words without features: a zero latent); derived, so not in the state dict
+        words = mask.nonzero().squeeze(1)
+        slot = torch.full((vocab_size,), len(words), dtype=torch.long)
+        slot[words] = torch.arange(len(words))
+        self.register_buffer("visual_words", words, persistent=False)
+        self.register_buffer("visual_slot", slot, persistent=False)
+
+    def _all_rows_vae(self, centre: torch.Tensor, dtype) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
+        """``vae_rows="all"``: the VAE terms of every visual word (``t``), each pair's row among them
+        (``slot``; W: none), and each visual word's weight ``share`` and presence (0/1) in the batch."""
+        W, slot = len(self.visual_words), self.visual_slot[centre]
+        occ = torch.zeros(W + 1, dtype=dtype, device=centre.device).index_add_(
+            0, slot, torch.ones(len(centre), dtype=dtype, device=centre.device))[:W]
+        present = (occ > 0).to(dtype)
+        share = occ / self.pairs_per_word[self.visual_words] if self.vae_weighting == "per_word" else present
+        return self.vae.terms(self.visual_features[self.visual_words], self.J), slot, share, present
+
+    def _all_rows_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`loss` with ``vae_rows="all"`` (static shapes, no host sync)."""
+        centre, context = batch["centre"].long(), batch["context"].long()
+        B, J = centre.shape[0], self.J
+        e = self.emb(centre)
+        u_pos = self.out(context)
+        noise = self.noise((B, self.negatives), e.device)
+        u_neg = self.out(noise)
+        t, slot, share, present = self._all_rows_vae(centre, e.dtype)
+        z = torch.cat([t["z"], t["z"].new_zeros(J, 1, self.dim)], 1)[:, slot]  # (J, B, d); 0 without features
+        h = e[None] + z
+        pos = (u_pos[None] * h).sum(-1)
+        neg = (u_neg[None] * h[:, :, None, :]).sum(-1)
+        ce = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (B * J)
+        total = ce + self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
+        return {"total": total, "ce": ce, **self._all_rows_stats(t, present)}
+
+    @staticmethod
+    def _all_rows_stats(t: dict, present: torch.Tensor) -> dict[str, torch.Tensor]:
+        """``nll_x``/``kl``: means over the batch's visual words (weights ``n_*``: their number)."""
+        n_vis = present.sum()
+        n = n_vis.clamp(min=1.0)
+        return {"nll_x": (t["nll"].detach() * present).sum() / n, "kl": (t["kl"].detach() * present).sum() / n,
+                "n_nll_x": n_vis, "n_kl": n_vis}
+
+    @torch.no_grad()
+    def _all_rows_manual_grads(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """:meth:`manual_grads` with ``vae_rows="all"`` (static shapes, no host sync)."""
+        centre, context = batch["centre"].long(), batch["context"].long()
+        B, J = centre.shape[0], self.J
+        e = F.embedding(centre, self.emb.weight)
+        noise = self.noise((B, self.negatives), e.device)
+        with torch.enable_grad():
+            t, slot, share, present = self._all_rows_vae(centre, e.dtype)
+            vae = self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
+        W = len(self.visual_words)
+        h = e[None] + torch.cat([t["z"].detach(), e.new_zeros(J, 1, self.dim)], 1)[:, slot]
+        ce, dh = self.text_grads(context, noise, h)
+        zeroed_grad(self.emb.weight).index_add_(0, centre, dh.sum(0) if J > 1 else dh[0])
+        dz = e.new_zeros(J, W + 1, self.dim).index_add_(1, slot, dh)[:, :W]  # ∂ce/∂z per visual word
+        params = list(self.vae.parameters())
+        with torch.enable_grad():
+            grads = torch.autograd.grad(vae + (t["z"] * dz).sum(), params)
+        for p, g in zip(params, grads):
+            p.grad = g
+        return {"total": ce + vae.detach(), "ce": ce, **self._all_rows_stats(t, present)}
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mean over the batch of −L̃ (eq. 9); ``ce``: the text part, ``nll_x``/``kl``: VAE parts."""
+        if self.vae_rows == "all":
+            return self._all_rows_loss(batch)
         centre, context = batch["centre"].long(), batch["context"].long()
         vis = self.has_visual[centre]
         if not bool(vis.any()):
@@ -223,6 +302,8 @@ class PIXIE(SGNS):
         term's by hand (:meth:`SGNS.text_grads`), the VAE's by autograd through the VAE alone, with
         ``∂ce/∂z`` fed in as a constant (the chain rule, ``Σ z · ∂ce/∂z`` as a surrogate), so the
         same maths as :meth:`loss` + backward up to float rounding, and the same random draws."""
+        if self.vae_rows == "all":
+            return self._all_rows_manual_grads(batch)
         centre, context = batch["centre"].long(), batch["context"].long()
         vis = self.has_visual[centre]
         if not bool(vis.any()):

@@ -55,7 +55,7 @@ from groundwords.devices import resolve_device
 from groundwords.files import atomic_path, load_image_features, read_feature_matrix, write_features
 from groundwords.grounding.word_features import pair_means
 from groundwords.grounding.word_images import read_word_images
-from groundwords.models.pixie import MIN_VAR, PIXIE, VAE_WEIGHTINGS
+from groundwords.models.pixie import MIN_VAR, PIXIE, VAE_ROWS, VAE_WEIGHTINGS
 from groundwords.models.sgns import SGNS
 from groundwords.text.corpora import corpus_ids
 from groundwords.text.skipgram import keep_probabilities, skipgram_pairs
@@ -205,7 +205,7 @@ def visual_inputs(words: list[str], visual_h5) -> tuple[np.ndarray, np.ndarray, 
 
 
 def build_model(n_words: int, counts, feats, mask, centres, *, visual: bool, dim, negatives, J, hidden,
-                vae_weight, min_var, vae_weighting, optimizer, seed) -> SGNS:
+                vae_weight, min_var, vae_weighting, optimizer, seed, vae_rows: str = "batch") -> SGNS:
     """SGNS (``visual`` False) or PIXIE, initialised from the global torch RNG seeded with ``seed``."""
     torch.manual_seed(seed)  # SGNS's embedding initialisation uses the global RNG
     sparse = optimizer == "sparse_adam"
@@ -213,12 +213,12 @@ def build_model(n_words: int, counts, feats, mask, centres, *, visual: bool, dim
         return SGNS(n_words, dim, counts=counts, negatives=negatives, sparse=sparse, seed=seed)
     return PIXIE(n_words, dim, counts=counts, visual_features=torch.from_numpy(feats),
                  has_visual=torch.from_numpy(mask), negatives=negatives, J=J, hidden=hidden,
-                 vae_weight=vae_weight, min_var=min_var, vae_weighting=vae_weighting,
+                 vae_weight=vae_weight, min_var=min_var, vae_weighting=vae_weighting, vae_rows=vae_rows,
                  pairs_per_word=np.bincount(centres, minlength=n_words), sparse=sparse, seed=seed)
 
 
 def _check_train(dim, window, negatives, epochs, batch_size, lr, J, hidden, vae_weight, min_var, sample, optimizer,
-                 vae_weighting) -> None:
+                 vae_weighting, vae_rows) -> None:
     check_settings((dim >= 1, "dim must be >= 1"), (window >= 1, "window must be >= 1"),
                    (negatives >= 1, "negatives must be >= 1"), (epochs >= 1, "epochs must be >= 1"),
                    (batch_size >= 1, "batch size must be >= 1"), (lr > 0, "lr must be > 0"),
@@ -226,20 +226,21 @@ def _check_train(dim, window, negatives, epochs, batch_size, lr, J, hidden, vae_
                    (vae_weight >= 0, "vae weight must be >= 0"), (0 < min_var < 1, "min var must be in (0, 1)"),
                    (sample >= 0, "sample must be >= 0"),
                    (optimizer in OPTIMIZERS, f"optimizer must be one of {', '.join(OPTIMIZERS)}"),
-                   (vae_weighting in VAE_WEIGHTINGS, f"vae weighting must be one of {', '.join(VAE_WEIGHTINGS)}"))
+                   (vae_weighting in VAE_WEIGHTINGS, f"vae weighting must be one of {', '.join(VAE_WEIGHTINGS)}"),
+                   (vae_rows in VAE_ROWS, f"vae rows must be one of {', '.join(VAE_ROWS)}"))
 
 
 def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negatives: int,
           sample: float, epochs: int, batch_size: int, lr: float, J: int = 1,
           hidden: int = 500, vae_weight: float = 1.0, min_var: float = MIN_VAR, vae_weighting: str = "per_word",
-          optimizer: str = "adam", seed: int = 0, threads: int | None = 1, progress: bool = True,
+          vae_rows: str = "batch", optimizer: str = "adam", seed: int = 0, threads: int | None = 1, progress: bool = True,
           checkpoint_seconds: float | None = None, device: str = "cpu") -> dict:
     """Train PIXIE (or, without ``visual_h5``, plain SGNS) and write its outputs to ``out_dir``.
 
     ``checkpoint_seconds``: None, no checkpoint; else resume from / save ``out_dir/checkpoint.pt``
     (see :func:`groundwords.studies.wield.stage.train`). ``device`` (``pixie.device``): auto, cpu or cuda."""
     _check_train(dim, window, negatives, epochs, batch_size, lr, J, hidden, vae_weight, min_var, sample, optimizer,
-                 vae_weighting)
+                 vae_weighting, vae_rows)
     dev = stage_device(device)
     words, counts, enc = text_inputs(corpus, vocab_tsv)
     feats, mask, vattrs = visual_inputs(words, visual_h5)
@@ -252,11 +253,11 @@ def train(corpus, vocab_tsv, visual_h5, out_dir, *, dim: int, window: int, negat
     hyper = {"dim": dim, "window": window, "negatives": negatives, "sample": sample,
              "epochs": epochs, "batch_size": batch_size, "lr": lr, "optimizer": optimizer, "J": J,
              "hidden": hidden, "vae_weight": vae_weight, "min_var": min_var,
-             "vae_weighting": vae_weighting, "seed": seed}
+             "vae_weighting": vae_weighting, "vae_rows": vae_rows, "seed": seed}
     with torch_settings(threads, dev):
         model = build_model(len(words), counts, feats, mask, c, visual=visual_h5 is not None, dim=dim,
                             negatives=negatives, J=J, hidden=hidden, vae_weight=vae_weight, min_var=min_var,
-                            vae_weighting=vae_weighting, optimizer=optimizer, seed=seed).to(dev)
+                            vae_weighting=vae_weighting, vae_rows=vae_rows, optimizer=optimizer, seed=seed).to(dev)
         ckpt = stage_checkpoint(out_dir, {"stage": "pixie train", **hyper, "inputs": [
             file_identity(p) for p in (corpus, vocab_tsv, visual_h5)]}, checkpoint_seconds, dev)
         t0 = time.perf_counter()
