@@ -14,7 +14,8 @@ after one warm-up epoch, the median of ``--repeats`` timed epochs:
   distinct visual words, a host sync per step; ``all``: every visual word, static shapes);
   words/s = the pairs' share of the corpus tokens per second.
 * ``wield-softmax``: the WIELD paper's model (full softmax over V words, image head γ = 10 on 32-d
-  targets, Adam) at the excerpt's vocabulary size, batch 20 (the paper's) and ``--wield-batch``;
+  targets, Adam, the stage's hand-written gradients) at the excerpt's vocabulary size, batch 20 (the
+  paper's) and ``--wield-batch``;
   words/s = examples (one target word each) per second.
 
 and estimates from the measured rate the wall time of the paper's full γ sweep (82k captions of
@@ -125,7 +126,8 @@ def main(argv=None) -> dict:
         m = n if batch > 20 or device.type == "cuda" else 20_000  # batch 20 on a CPU: a smaller sample
         sub = {k: v[:m] for k, v in data.items()}
         net = WIELD(V, 100, 32, 10.0, image_targets=targets).to(device)
-        sec = timed_epochs(net, sub, device, a.repeats, batch_size=batch, lr=1e-3, optimizer="adam")
+        sec = timed_epochs(net, sub, device, a.repeats, batch_size=batch, lr=1e-3, optimizer="adam",
+                           manual_grads=net.has_manual_grads)  # as the WIELD stage trains it
         rate = m / sec
         res["wield_softmax"][str(batch)] = {"words_per_s": rate,
                                             "paper_sweep_hours": PAPER_SWEEP_EXAMPLES / rate / 3600}

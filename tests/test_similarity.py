@@ -251,6 +251,33 @@ def test_evaluate_cli(tmp_path, capsys):
     assert not (tmp_path / "x.tsv").exists()
 
 
+def test_evaluate_cli_points_equal_one_process_each(tmp_path):
+    """--point (wield.train_jobs: grid's one job per grid): several vector files evaluated in one
+    process write the same bytes as one process per file; a bad point stops before any is written."""
+    from groundwords.training import write_word2vec_text
+
+    _toy_run(tmp_path)
+    words, vecs = ev.load_vectors(tmp_path / "vectors.txt")
+    write_word2vec_text(tmp_path / "other.txt", words, np.random.default_rng(0).normal(size=vecs.shape).astype(np.float32))
+    common = ["--word-images", str(tmp_path / "word_images.h5"), "--benchmark", f"bench={tmp_path / 'bench.txt'}"]
+    points = []
+    for name in ("vectors", "other"):
+        one = ["--vectors", str(tmp_path / f"{name}.txt"), "--out", str(tmp_path / f"{name}.one.tsv"),
+               "--pairs-out", str(tmp_path / f"{name}.one.pairs.tsv")]
+        assert run_cli(ev.main, common + one) == 0
+        points += ["--point", f"--vectors {tmp_path / f'{name}.txt'} --out {tmp_path / f'{name}.grid.tsv'} "
+                              f"--pairs-out {tmp_path / f'{name}.grid.pairs.tsv'}"]
+    assert run_cli(ev.main, common + points) == 0
+    for name in ("vectors", "other"):
+        for kind in ("tsv", "pairs.tsv"):
+            assert (tmp_path / f"{name}.grid.{kind}").read_bytes() == (tmp_path / f"{name}.one.{kind}").read_bytes()
+    assert (tmp_path / "vectors.grid.tsv").read_bytes() != (tmp_path / "other.grid.tsv").read_bytes()
+    with pytest.raises(SystemExit):  # a point without its --out: refused before anything is evaluated
+        ev.main(common + ["--point", f"--vectors {tmp_path / 'vectors.txt'} --out {tmp_path / 'x.tsv'}",
+                          "--point", f"--vectors {tmp_path / 'other.txt'}"])
+    assert not (tmp_path / "x.tsv").exists()
+
+
 def test_pairs_out_holds_each_pairs_cosine(tmp_path):
     words, vecs, img_words, img, pairs = _toy_run(tmp_path)
     table = ev.evaluate(tmp_path / "vectors.txt", {"bench": tmp_path / "bench.txt"}, tmp_path / "e.tsv",

@@ -135,12 +135,14 @@ def test_tiny_dag_end_to_end_and_rerun_does_nothing(tmp_path):
     assert again.returncode == 0 and "Nothing to be done" in again.stdout + again.stderr
 
     # wield.train_jobs: grid (the embedded default): changing one gamma retrains the grids that hold
-    # it (wield's and wordtarget's gamma > 0 one, per subset), re-evaluates their runs, redoes the tables
+    # it (wield's and wordtarget's gamma > 0 one, per subset), re-evaluates them (one job per grid too),
+    # redoes the tables
     changed = dict(TINY, wield=dict(TINY["wield"], gammas=[0, 50]))
     dry = snakemake(tmp_path, "-n", "--quiet", "rules", config=changed)
     assert dry.returncode == 0, dry.stderr[-3000:]
     counts = _job_counts(dry.stdout + dry.stderr)
-    assert counts == {"train_wield": 2, "train_wield_wordtarget": 2, "evaluate": 6, "table2": 1, "controls": 1,
+    assert counts == {"train_wield": 2, "train_wield_wordtarget": 2, "evaluate_wield": 2,
+                      "evaluate_wield_wordtarget": 2, "table2": 1, "controls": 1,
                       "table3": 1, "figure2": 1, "figure3": 1, "claims": 1, "all": 1}, counts
 
     rep = snakemake(tmp_path, "--report", "results/report.html", config=TINY)
@@ -159,7 +161,7 @@ def test_train_jobs_per_run_or_per_grid(tmp_path, mode):
     cfg = dict(TINY, wield=dict(TINY["wield"], train_jobs=mode), benchmarks={"toy": {"path": str(tmp_path / "toy.txt")}})
     dry = snakemake(tmp_path, "-n", "--quiet", "rules", config=cfg)
     assert dry.returncode == 0, dry.stderr[-3000:]
-    counts = {k: v for k, v in _job_counts(dry.stdout + dry.stderr).items() if k.startswith("train")}
+    counts = {k: v for k, v in _job_counts(dry.stdout + dry.stderr).items() if k.startswith(("train", "evaluate"))}
     from groundwords.config import _deep_update, validate_config
 
     w = validate_config(_deep_update(yaml.safe_load((ROOT / "config.yaml").read_text()), cfg))["wield"]
@@ -168,9 +170,10 @@ def test_train_jobs_per_run_or_per_grid(tmp_path, mode):
                     "imginput-caption": 2, "imginput-word": 2}
     n_subsets = len(TINY["data"]["subsets"])
     if mode == "point":
-        assert counts == {"train": n_subsets * sum(runs.values())}, counts
+        assert counts == {"train": n_subsets * sum(runs.values()), "evaluate": n_subsets * sum(runs.values())}, counts
     else:
-        assert counts == {f"train_{v.replace('-', '_')}": n_subsets for v in runs}, counts
+        assert counts == {f"{stage}_{v.replace('-', '_')}": n_subsets for v in runs for stage in ("train", "evaluate")}, \
+            counts
 
 
 def test_bad_config_names_the_key(tmp_path):

@@ -237,13 +237,16 @@ def control_runs():
     return [e for v in ("wield", "wield-wordtarget", "cbow-caption") if v in grids for e in runs(v, *grids[v])]
 
 
-def grid_points(variant, param, values):
-    """A params function: one quoted ``--point`` per run of a grid (its out dir and the variant's
-    settings), for the one-job-per-grid train rules (wield.train_jobs: grid)."""
+def grid_points(variant, param, values, stage="train"):
+    """A params function: one quoted ``--point`` per run of a grid, for the one-job-per-grid rules
+    (wield.train_jobs: grid): ``stage`` train, the run's out dir and the variant's settings;
+    evaluate, the run's vectors and its two tables."""
 
     def point(wildcards, value):
         out_dir = f"results/{wildcards.subset}/{variant}/{param}-{value}/seed-{wildcards.seed}"
-        return shlex.quote(f"--out-dir {out_dir} {wield_variants.train_flags(variant, value, W)}")
+        if stage == "train":
+            return shlex.quote(f"--out-dir {out_dir} {wield_variants.train_flags(variant, value, W)}")
+        return shlex.quote(f"--vectors {out_dir}/vectors.txt --out {out_dir}/eval.tsv --pairs-out {out_dir}/pairs.tsv")
 
     def points(wildcards):
         return " ".join(f"--point {point(wildcards, v)}" for v in labels(values))

@@ -170,30 +170,66 @@ else:
                 TRAIN_CMD % "{params.points}"
 
 
-rule evaluate:
-    """Spearman rho of cosine similarities vs human scores, learned and learned+image vectors."""
-    input:
-        unpack(benchmark_files),
-        vectors="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.txt",
-        word_images="results/{subset}/word_images.h5",
-    output:
-        table="results/{subset}/{variant}/{param}-{value}/seed-{seed}/eval.tsv",
-        pairs="results/{subset}/{variant}/{param}-{value}/seed-{seed}/pairs.tsv",
-    params:
-        benchmarks=benchmark_args(),
-    resources:
-        group_slots=1,
-        runtime=3,
-    group:
-        "summaries"
-    log:
-        "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.eval.log",
-    conda:
-        ENV
-    shell:
-        "python -m groundwords.evaluation.similarity --vectors {input.vectors} "
-        "--word-images {input.word_images} {params.benchmarks} --out {output.table} "
-        "--pairs-out {output.pairs} > {log} 2>&1"
+EVALUATE_CMD = (
+    "python -m groundwords.evaluation.similarity --word-images {input.word_images} {params.benchmarks} %s "
+    "> {log} 2>&1"
+)
+
+
+if W["train_jobs"] == "point":
+
+    rule evaluate:
+        """Spearman rho of cosine similarities vs human scores, learned and learned+image vectors."""
+        input:
+            unpack(benchmark_files),
+            vectors="results/{subset}/{variant}/{param}-{value}/seed-{seed}/vectors.txt",
+            word_images="results/{subset}/word_images.h5",
+        output:
+            table="results/{subset}/{variant}/{param}-{value}/seed-{seed}/eval.tsv",
+            pairs="results/{subset}/{variant}/{param}-{value}/seed-{seed}/pairs.tsv",
+        params:
+            benchmarks=benchmark_args(),
+        resources:
+            group_slots=1,
+            runtime=3,
+        group:
+            "summaries"
+        log:
+            "results/logs/{subset}/{variant}/{param}-{value}/seed-{seed}.eval.log",
+        conda:
+            ENV
+        shell:
+            EVALUATE_CMD % "--vectors {input.vectors} --out {output.table} --pairs-out {output.pairs}"
+
+else:
+    for _variant, (_param, _values) in wield_variants.grids(W).items():
+        _run_files = f"results/{{{{subset}}}}/{_variant}/{_param}-{{value}}/seed-{{{{seed}}}}/%s"
+
+        rule:
+            """One grid's runs (as its train job's), evaluated in one process: the files of rule evaluate."""
+            name:
+                f"evaluate_{_variant.replace('-', '_')}"
+            input:
+                unpack(benchmark_files),
+                vectors=expand(_run_files % "vectors.txt", value=labels(_values)),
+                word_images="results/{subset}/word_images.h5",
+            output:
+                table=expand(_run_files % "eval.tsv", value=labels(_values)),
+                pairs=expand(_run_files % "pairs.tsv", value=labels(_values)),
+            params:
+                benchmarks=benchmark_args(),
+                points=grid_points(_variant, _param, _values, stage="evaluate"),  # --point '--vectors ...' per run
+            resources:
+                group_slots=1,
+                runtime=3,
+            group:
+                "summaries"
+            log:
+                f"results/logs/{{subset}}/{_variant}/grid-seed-{{seed}}.eval.log",
+            conda:
+                ENV
+            shell:
+                EVALUATE_CMD % "{params.points}"
 
 
 rule table2:

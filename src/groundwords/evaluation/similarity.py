@@ -48,6 +48,8 @@ import argparse
 import logging
 import math
 import os
+import shlex
+import sys
 from pathlib import Path
 
 import numpy as np
@@ -310,7 +312,7 @@ def _parse_benchmark_arg(spec: str) -> tuple[str, str | None]:
     return name, (path if sep else None)
 
 
-def main(argv=None) -> None:
+def _parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(prog="python -m groundwords.evaluation.similarity",
                                 description="Word-similarity evaluation (Spearman rho of cosine similarities).")
     p.add_argument("--vectors", required=True,
@@ -322,21 +324,35 @@ def main(argv=None) -> None:
     p.add_argument("--cache-dir", help="benchmark cache for bare NAMEs (see groundwords.evaluation.sets fetch)")
     p.add_argument("--out", required=True, help="TSV to write")
     p.add_argument("--pairs-out", help="also write every pair's cosine similarity per representation here")
+    p.add_argument("--point", action="append", metavar="OPTIONS",
+                   help="evaluate several vector files in this process (wield.train_jobs: grid): each --point's "
+                        "OPTIONS (one quoted string, e.g. '--vectors V --out T --pairs-out P') are added to the "
+                        "other options for one evaluation; the same files as one process per evaluation")
     p.add_argument("--image-weight", type=float, default=1.0,
                    help="multiply the image part of learned+image by this (default 1: no rescaling)")
     p.add_argument("--normalize", action="store_true",
                    help="L2-normalise embedding and image parts before concatenating (default off)")
     p.add_argument("--case-sensitive", action="store_true", help="match words exactly (default: lower-case both)")
-    a = p.parse_args(argv)
+    return p
+
+
+def main(argv=None) -> None:
+    argv = sys.argv[1:] if argv is None else list(argv)
+    points = argparse.ArgumentParser(add_help=False)
+    points.add_argument("--point", action="append", default=[])
+    pts, common = points.parse_known_args(argv)
+    p = _parser()
+    runs = [p.parse_args(common + shlex.split(extra)) for extra in pts.point or [""]]  # all checked first
     setup_logging()
-    benches: dict[str, Path] = {}
-    for spec in a.benchmark:
-        name, path = _parse_benchmark_arg(spec)
-        if name in benches:
-            raise UserError(f"--benchmark {name} given twice")
-        benches[name] = bm.resolve(name, path=path, cache_dir=a.cache_dir)
-    evaluate(a.vectors, benches, a.out, a.word_images, pairs_out=a.pairs_out, image_weight=a.image_weight,
-             normalize=a.normalize, case_insensitive=not a.case_sensitive)
+    for a in runs:
+        benches: dict[str, Path] = {}
+        for spec in a.benchmark:
+            name, path = _parse_benchmark_arg(spec)
+            if name in benches:
+                raise UserError(f"--benchmark {name} given twice")
+            benches[name] = bm.resolve(name, path=path, cache_dir=a.cache_dir)
+        evaluate(a.vectors, benches, a.out, a.word_images, pairs_out=a.pairs_out, image_weight=a.image_weight,
+                 normalize=a.normalize, case_insensitive=not a.case_sensitive)
 
 
 if __name__ == "__main__":
