@@ -240,6 +240,31 @@ def test_iesg_pretrain_resumes_bit_identical(planted_files, tmp_path, caplog):
     assert np.array_equal(np.load(full / "context_vectors.npy"), np.load(killed / "context_vectors.npy"))
 
 
+def test_numba_hogwild_threads_checkpoint_between_groups_of_jobs(tmp_path):
+    """With Hogwild threads the kernel checkpoints between groups of 32 × threads jobs (a barrier):
+    mid-epoch saves happen, the history is whole, and a finished run's checkpoint resumes to the end."""
+    from groundwords import w2v_fast
+
+    rng = np.random.default_rng(0)
+    V, d = 40, 8
+    counts = np.bincount(rng.integers(0, V, 5000), minlength=V).astype(np.float64) + 1
+    tokens, offsets = rng.integers(0, V, 20000), np.arange(0, 20001, 20)
+    n_jobs = len(w2v_fast._chunks(np.diff(offsets), 50))  # whole sentences of 20 tokens, ~50 a job
+
+    def run(ck):
+        syn0 = ((rng.random((V, d)) - 0.5) / d).astype(np.float32)
+        syn1 = np.zeros((V, d), np.float32)
+        return syn0, w2v_fast.train_sgns_arrays(syn0, syn1, tokens, offsets, counts, epochs=2, threads=2,
+                                                job_words=50, checkpoint=ck)
+
+    ck = Checkpoint(tmp_path / CHECKPOINT_NAME, {"run": 1}, seconds=1e-6)
+    syn0, history = run(ck)
+    assert [h["epoch"] for h in history] == [1, 2] and all(np.isfinite(h["total"]) for h in history)
+    assert n_jobs > 64 and ck.n_saved == 2 * -(-n_jobs // 64)  # per epoch: after each group of 64 jobs (the last: the end)
+    again, history2 = run(Checkpoint(ck.path, {"run": 1}))  # the finished run's checkpoint: nothing to redo
+    assert again.tobytes() == syn0.tobytes() and history2 == history
+
+
 def test_vae_resumes_bit_identical(planted_files, tmp_path, caplog):
     """PIXIE's VAE alone (pixie_baselines vae): its private sampling generators are checkpointed."""
     f, batch, epochs = planted_files, 16, 3
