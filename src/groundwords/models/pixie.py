@@ -208,93 +208,66 @@ class PIXIE(SGNS):
         self.register_buffer("visual_words", words, persistent=False)
         self.register_buffer("visual_slot", slot, persistent=False)
 
-    def _all_rows_vae(self, centre: torch.Tensor, dtype) -> tuple[dict, torch.Tensor, torch.Tensor, torch.Tensor]:
-        """``vae_rows="all"``: the VAE terms of every visual word (``t``), each pair's row among them
-        (``slot``; W: none), and each visual word's weight ``share`` and presence (0/1) in the batch."""
-        W, slot = len(self.visual_words), self.visual_slot[centre]
-        occ = torch.zeros(W + 1, dtype=dtype, device=centre.device).index_add_(
-            0, slot, torch.ones(len(centre), dtype=dtype, device=centre.device))[:W]
-        present = (occ > 0).to(dtype)
-        share = occ / self.pairs_per_word[self.visual_words] if self.vae_weighting == "per_word" else present
-        return self.vae.terms(self.visual_features[self.visual_words], self.J), slot, share, present
+    def _share(self, occ: torch.Tensor, words: torch.Tensor, dtype) -> torch.Tensor:
+        """Each visual word's weight in the batch from its occurrences ``occ``: occ_b(w) / N(w)
+        (``per_word``: its VAE term once per epoch) or 1 if present (``per_batch``, the ablation)."""
+        if self.vae_weighting == "per_word":
+            return occ.to(dtype) / self.pairs_per_word[words]
+        return (occ > 0).to(dtype)
 
-    def _all_rows_loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """:meth:`loss` with ``vae_rows="all"`` (static shapes, no host sync)."""
-        centre, context = batch["centre"].long(), batch["context"].long()
-        B, J = centre.shape[0], self.J
-        e = self.emb(centre)
-        u_pos = self.out(context)
-        noise = self.noise((B, self.negatives), e.device)
-        u_neg = self.out(noise)
-        t, slot, share, present = self._all_rows_vae(centre, e.dtype)
-        z = torch.cat([t["z"], t["z"].new_zeros(J, 1, self.dim)], 1)[:, slot]  # (J, B, d); 0 without features
-        h = e[None] + z
-        pos = (u_pos[None] * h).sum(-1)
-        neg = (u_neg[None] * h[:, :, None, :]).sum(-1)
-        ce = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (B * J)
-        total = ce + self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
-        return {"total": total, "ce": ce, **self._all_rows_stats(t, present)}
+    def _vae_term(self, t: dict, share: torch.Tensor, B: int) -> torch.Tensor:
+        return self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
 
     @staticmethod
-    def _all_rows_stats(t: dict, present: torch.Tensor) -> dict[str, torch.Tensor]:
+    def _vae_stats(t: dict, present: torch.Tensor) -> dict[str, torch.Tensor]:
         """``nll_x``/``kl``: means over the batch's visual words (weights ``n_*``: their number)."""
         n_vis = present.sum()
         n = n_vis.clamp(min=1.0)
         return {"nll_x": (t["nll"].detach() * present).sum() / n, "kl": (t["kl"].detach() * present).sum() / n,
                 "n_nll_x": n_vis, "n_kl": n_vis}
 
-    @torch.no_grad()
-    def _all_rows_manual_grads(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
-        """:meth:`manual_grads` with ``vae_rows="all"`` (static shapes, no host sync)."""
-        centre, context = batch["centre"].long(), batch["context"].long()
-        B, J = centre.shape[0], self.J
-        e = F.embedding(centre, self.emb.weight)
-        noise = self.noise((B, self.negatives), e.device)
-        with torch.enable_grad():
-            t, slot, share, present = self._all_rows_vae(centre, e.dtype)
-            vae = self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
-        W = len(self.visual_words)
-        h = e[None] + torch.cat([t["z"].detach(), e.new_zeros(J, 1, self.dim)], 1)[:, slot]
-        ce, dh = self.text_grads(context, noise, h)
-        zeroed_grad(self.emb.weight).index_add_(0, centre, dh.sum(0) if J > 1 else dh[0])
-        dz = e.new_zeros(J, W + 1, self.dim).index_add_(1, slot, dh)[:, :W]  # ∂ce/∂z per visual word
-        params = list(self.vae.parameters())
-        with torch.enable_grad():
-            grads = torch.autograd.grad(vae + (t["z"] * dz).sum(), params)
-        for p, g in zip(params, grads):
-            p.grad = g
-        return {"total": ce + vae.detach(), "ce": ce, **self._all_rows_stats(t, present)}
+    def _text_ce(self, context: torch.Tensor, noise: torch.Tensor, h: torch.Tensor) -> torch.Tensor:
+        """The negative-sampling term for centre representations ``h`` (J, B, d), by autograd."""
+        J, B = h.shape[:2]
+        u_pos, u_neg = self.out(context), self.out(noise)  # (B, d), (B, K, d)
+        pos = (u_pos[None] * h).sum(-1)  # (J, B)
+        neg = (u_neg[None] * h[:, :, None, :]).sum(-1)  # (J, B, K)
+        return (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (B * J)
+
+    def _distinct_rows(self, centre: torch.Tensor, vis: torch.Tensor, dtype):
+        """``vae_rows="batch"``: the batch's visual pairs ``rows``, their distinct centre words, each
+        pair's index among those (``inverse``), the words' VAE terms ``t``, ``share`` and presence."""
+        rows = vis.nonzero().squeeze(1)
+        words, inverse, occ = torch.unique(centre[rows], return_inverse=True, return_counts=True)
+        t = self.vae.terms(self.visual_features[words], self.J)  # one latent per distinct visual word
+        return rows, inverse, t, self._share(occ, words, dtype), torch.ones_like(occ, dtype=dtype)
+
+    def _all_rows(self, centre: torch.Tensor, dtype):
+        """``vae_rows="all"``: each pair's row among the visual words (``slot``; W: none), every visual
+        word's VAE terms ``t``, its ``share`` and presence (0/1) in the batch."""
+        W, slot = len(self.visual_words), self.visual_slot[centre]
+        occ = torch.zeros(W + 1, dtype=dtype, device=centre.device).index_add_(
+            0, slot, torch.ones(len(centre), dtype=dtype, device=centre.device))[:W]
+        t = self.vae.terms(self.visual_features[self.visual_words], self.J)
+        return slot, t, self._share(occ, self.visual_words, dtype), (occ > 0).to(dtype)
 
     def loss(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
         """Mean over the batch of −L̃ (eq. 9); ``ce``: the text part, ``nll_x``/``kl``: VAE parts."""
-        if self.vae_rows == "all":
-            return self._all_rows_loss(batch)
         centre, context = batch["centre"].long(), batch["context"].long()
         vis = self.has_visual[centre]
-        if not bool(vis.any()):
+        if self.vae_rows == "batch" and not bool(vis.any()):
             return super().loss(batch)  # z_w = 0 and no VAE term: exactly SGNS
         B, J = centre.shape[0], self.J
         e = self.emb(centre)  # (B, d)
-        u_pos = self.out(context)  # (B, d)
         noise = self.noise((B, self.negatives), e.device)  # drawn exactly as SGNS does
-        u_neg = self.out(noise)  # (B, K, d)
-        rows = vis.nonzero().squeeze(1)
-        words, inverse, occ = torch.unique(centre[rows], return_inverse=True, return_counts=True)
-        t = self.vae.terms(self.visual_features[words], J)  # one latent per distinct visual word
-        z = torch.zeros((J, B, self.dim), dtype=e.dtype, device=e.device).index_copy(1, rows, t["z"][:, inverse])
-        h = e[None] + z  # (J, B, d)
-        pos = (u_pos[None] * h).sum(-1)  # (J, B)
-        neg = (u_neg[None] * h[:, :, None, :]).sum(-1)  # (J, B, K)
-        ce = (F.softplus(-pos).sum() + F.softplus(neg).sum()) / (B * J)
-        if self.vae_weighting == "per_word":  # occ_b(w) / N(w): each word's VAE term once per epoch
-            share = occ.to(e.dtype) / self.pairs_per_word[words]
-        else:  # per_batch: once per batch the word is in (the ablation)
-            share = torch.ones_like(occ, dtype=e.dtype)
-        total = ce + self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
-        nll, kl = t["nll"].sum(), t["kl"].sum()
-        n_vis = torch.tensor(float(len(words)), device=e.device)
-        return {"total": total, "ce": ce, "nll_x": nll / n_vis, "kl": kl / n_vis,
-                "n_nll_x": n_vis, "n_kl": n_vis}
+        if self.vae_rows == "batch":
+            rows, inverse, t, share, present = self._distinct_rows(centre, vis, e.dtype)
+            z = torch.zeros((J, B, self.dim), dtype=e.dtype, device=e.device).index_copy(1, rows, t["z"][:, inverse])
+        else:
+            slot, t, share, present = self._all_rows(centre, e.dtype)
+            z = torch.cat([t["z"], t["z"].new_zeros(J, 1, self.dim)], 1)[:, slot]  # 0 without features
+        ce = self._text_ce(context, noise, e[None] + z)
+        return {"total": ce + self._vae_term(t, share, B), "ce": ce, **self._vae_stats(t, present)}
 
     @torch.no_grad()
     def manual_grads(self, batch: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
@@ -302,37 +275,36 @@ class PIXIE(SGNS):
         term's by hand (:meth:`SGNS.text_grads`), the VAE's by autograd through the VAE alone, with
         ``∂ce/∂z`` fed in as a constant (the chain rule, ``Σ z · ∂ce/∂z`` as a surrogate), so the
         same maths as :meth:`loss` + backward up to float rounding, and the same random draws."""
-        if self.vae_rows == "all":
-            return self._all_rows_manual_grads(batch)
         centre, context = batch["centre"].long(), batch["context"].long()
         vis = self.has_visual[centre]
-        if not bool(vis.any()):
+        if self.vae_rows == "batch" and not bool(vis.any()):
             return super().manual_grads(batch)  # exactly SGNS (and no gradient for the VAE)
         B, J = centre.shape[0], self.J
         e = F.embedding(centre, self.emb.weight)  # (B, d)
         noise = self.noise((B, self.negatives), e.device)  # drawn exactly as SGNS does
-        rows = vis.nonzero().squeeze(1)
-        words, inverse, occ = torch.unique(centre[rows], return_inverse=True, return_counts=True)
         with torch.enable_grad():
-            t = self.vae.terms(self.visual_features[words], J)  # one latent per distinct visual word
-            if self.vae_weighting == "per_word":
-                share = occ.to(e.dtype) / self.pairs_per_word[words]
+            if self.vae_rows == "batch":
+                rows, inverse, t, share, present = self._distinct_rows(centre, vis, e.dtype)
             else:
-                share = torch.ones_like(occ, dtype=e.dtype)
-            vae = self.vae_weight * (share * (t["nll"] + t["kl"])).sum() / B
-        h = e[None].repeat(J, 1, 1).index_add_(1, rows, t["z"].detach()[:, inverse])  # e_w + z_w (J, B, d)
+                slot, t, share, present = self._all_rows(centre, e.dtype)
+            vae = self._vae_term(t, share, B)
+        zd = t["z"].detach()
+        if self.vae_rows == "batch":
+            h = e[None].repeat(J, 1, 1).index_add_(1, rows, zd[:, inverse])  # e_w + z_w (J, B, d)
+        else:
+            h = e[None] + torch.cat([zd, e.new_zeros(J, 1, self.dim)], 1)[:, slot]
         ce, dh = self.text_grads(context, noise, h)
         zeroed_grad(self.emb.weight).index_add_(0, centre, dh.sum(0) if J > 1 else dh[0])
-        dz = torch.zeros_like(t["z"]).index_add_(1, inverse, dh[:, rows])  # ∂ce/∂z per distinct word
+        if self.vae_rows == "batch":  # ∂ce/∂z per latent row
+            dz = torch.zeros_like(zd).index_add_(1, inverse, dh[:, rows])
+        else:
+            dz = e.new_zeros(J, zd.shape[1] + 1, self.dim).index_add_(1, slot, dh)[:, :-1]
         params = list(self.vae.parameters())
         with torch.enable_grad():
             grads = torch.autograd.grad(vae + (t["z"] * dz).sum(), params)
         for p, g in zip(params, grads):
             p.grad = g
-        nll, kl = t["nll"].detach().sum(), t["kl"].detach().sum()
-        n_vis = torch.tensor(float(len(words)), device=e.device)
-        return {"total": ce + vae.detach(), "ce": ce, "nll_x": nll / n_vis, "kl": kl / n_vis,
-                "n_nll_x": n_vis, "n_kl": n_vis}
+        return {"total": ce + vae.detach(), "ce": ce, **self._vae_stats(t, present)}
 
     @torch.no_grad()
     def visual_means(self, chunk: int = 4096) -> torch.Tensor:
