@@ -105,7 +105,8 @@ def _train_epochs(arrays: dict[str, np.ndarray], n_jobs: int, job, summarize, *,
     the epoch's record from the element-wise sums of its jobs'. With a ``checkpoint`` (module
     docstring), resume from it if it holds a run of the same ``settings`` and save to it."""
     history, done, offset, sums, prior = [], 0, 0, None, 0.0
-    state = checkpoint.load({**settings, "n_jobs": n_jobs, "epochs": epochs}) if checkpoint is not None else None
+    fit_settings = {**settings, "n_jobs": n_jobs, "epochs": epochs}
+    state = checkpoint.load(fit_settings) if checkpoint is not None else None
     if state is not None:
         for name, a in arrays.items():
             a[...] = state["arrays"][name].numpy()
@@ -117,7 +118,7 @@ def _train_epochs(arrays: dict[str, np.ndarray], n_jobs: int, job, summarize, *,
     last_save = time.monotonic()
 
     def save(epoch_done: int, at: int, seconds: float) -> None:
-        checkpoint.save({"fit": {**settings, "n_jobs": n_jobs, "epochs": epochs}, "epoch": epoch_done, "offset": at,
+        checkpoint.save({"fit": fit_settings, "epoch": epoch_done, "offset": at,
                          "step": epoch_done * n_jobs + at, "epoch_seconds": seconds, "history": history,
                          "sums": sums, "arrays": {k: torch.from_numpy(a.copy()) for k, a in arrays.items()}})
 

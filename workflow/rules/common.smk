@@ -237,6 +237,12 @@ def control_runs():
     return [e for v in ("wield", "wield-wordtarget", "cbow-caption") if v in grids for e in runs(v, *grids[v])]
 
 
+def grid_files(variant, param, values, file):
+    """Paths of one file of every run of a grid at the job's subset and seed (left as wildcards):
+    the inputs and outputs of the one-job-per-grid rules (wield.train_jobs: grid)."""
+    return expand(f"results/{{{{subset}}}}/{variant}/{param}-{{value}}/seed-{{{{seed}}}}/{file}", value=labels(values))
+
+
 def grid_points(variant, param, values, stage="train"):
     """A params function: one quoted ``--point`` per run of a grid, for the one-job-per-grid rules
     (wield.train_jobs: grid): ``stage`` train, the run's out dir and the variant's settings;

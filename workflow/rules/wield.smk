@@ -149,8 +149,7 @@ else:
                 vocab="results/{subset}/vocab.tsv",
                 images=wield_variants.train_images("{subset}", _variant),
             output:
-                **{kind: expand(f"results/{{{{subset}}}}/{_variant}/{_param}-{{value}}/seed-{{{{seed}}}}/{name}",
-                                value=labels(_values))
+                **{kind: grid_files(_variant, _param, _values, name)
                    for kind, name in (("vectors", "vectors.txt"), ("npy", "vectors.npy"), ("loss", "loss.csv"),
                                       ("info", "train.json"))},
             params:
@@ -203,7 +202,6 @@ if W["train_jobs"] == "point":
 
 else:
     for _variant, (_param, _values) in wield_variants.grids(W).items():
-        _run_files = f"results/{{{{subset}}}}/{_variant}/{_param}-{{value}}/seed-{{{{seed}}}}/%s"
 
         rule:
             """One grid's runs (as its train job's), evaluated in one process: the files of rule evaluate."""
@@ -211,11 +209,11 @@ else:
                 f"evaluate_{_variant.replace('-', '_')}"
             input:
                 unpack(benchmark_files),
-                vectors=expand(_run_files % "vectors.txt", value=labels(_values)),
+                vectors=grid_files(_variant, _param, _values, "vectors.txt"),
                 word_images="results/{subset}/word_images.h5",
             output:
-                table=expand(_run_files % "eval.tsv", value=labels(_values)),
-                pairs=expand(_run_files % "pairs.tsv", value=labels(_values)),
+                table=grid_files(_variant, _param, _values, "eval.tsv"),
+                pairs=grid_files(_variant, _param, _values, "pairs.tsv"),
             params:
                 benchmarks=benchmark_args(),
                 points=grid_points(_variant, _param, _values, stage="evaluate"),  # --point '--vectors ...' per run

@@ -48,14 +48,12 @@ import argparse
 import logging
 import math
 import os
-import shlex
-import sys
 from pathlib import Path
 
 import numpy as np
 import pandas as pd
 
-from groundwords.cli import UserError, run_cli, setup_logging
+from groundwords.cli import UserError, parse_points, run_cli, setup_logging
 from groundwords.evaluation import sets as bm
 from groundwords.evaluation.stats import spearmanr
 from groundwords.files import read_features, write_tsv
@@ -337,12 +335,7 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
-    points = argparse.ArgumentParser(add_help=False)
-    points.add_argument("--point", action="append", default=[])
-    pts, common = points.parse_known_args(argv)
-    p = _parser()
-    runs = [p.parse_args(common + shlex.split(extra)) for extra in pts.point or [""]]  # all checked first
+    runs, _ = parse_points(_parser(), argv)  # all checked first
     setup_logging()
     for a in runs:
         benches: dict[str, Path] = {}

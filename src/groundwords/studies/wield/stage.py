@@ -57,8 +57,6 @@ from __future__ import annotations
 
 import argparse
 import math
-import shlex
-import sys
 import time
 from pathlib import Path
 
@@ -66,7 +64,7 @@ import numpy as np
 import torch
 
 from groundwords.checkpoints import CHECKPOINT_NAME, Checkpoint, file_identity
-from groundwords.cli import UserError, log, run_cli, setup_logging
+from groundwords.cli import UserError, log, parse_points, run_cli, setup_logging
 from groundwords.config import add_config_argument, add_section_arguments, stage_settings
 from groundwords.models import WIELD, ImageInputCBOW
 from groundwords.studies.wield.inputs import read_inputs, training_examples
@@ -340,18 +338,14 @@ def _parser() -> argparse.ArgumentParser:
 
 
 def main(argv=None) -> None:
-    argv = sys.argv[1:] if argv is None else list(argv)
     p = _parser()
-    points = argparse.ArgumentParser(add_help=False)
-    points.add_argument("--point", action="append", default=[])
-    pts, common = points.parse_known_args(argv)
+    runs, points = parse_points(p, argv)  # all checked first
     setup_logging()
-    runs = [p.parse_args(common + shlex.split(extra)) for extra in pts.point or [""]]  # all checked first
     if any(a.model == "wield" and a.gamma is None for a in runs):
         p.error("--gamma is required with --model wield")
     for i, a in enumerate(runs):
         if len(runs) > 1:
-            log.info("run %d of %d: %s", i + 1, len(runs), pts.point[i])
+            log.info("run %d of %d: %s", i + 1, len(runs), points[i])
         _train_run(a)
 
 
