@@ -432,6 +432,32 @@ def test_checkpointing_does_not_change_the_result(tmp_path):
     assert [h["epoch"] for h in history2] == [1, 2, 3] and history2[-1]["total"] == history[-1]["total"]
 
 
+def test_checkpoint_seconds_throttles_epoch_end_saves_but_keeps_the_last(tmp_path):
+    """Many short epochs (IV-SGNS's nonlinear map runs 1,000) do not write one checkpoint each: with
+    ``seconds`` > 0 an epoch end saves only once that long has passed, and the last epoch always;
+    ``seconds`` = 0 saves at every epoch end. Same for the numba engine's loop."""
+    from groundwords import w2v_fast
+
+    for seconds, saves in ((3600, 1), (0, 5), (1e-6, None)):
+        ck = Checkpoint(tmp_path / f"fit-{seconds}.pt", {"run": 1}, seconds=seconds)
+        _sgns_fit(tmp_path, checkpoint=ck, epochs=5)
+        assert ck.n_saved == saves if saves is not None else ck.n_saved > 5, (seconds, ck.n_saved)
+        restored = torch.load(ck.path, weights_only=True)
+        assert restored["epoch"] == 5 and restored["offset"] == 0  # the finished run's state
+
+    rng = np.random.default_rng(0)
+    V, d = 30, 8
+    counts = np.bincount(rng.integers(0, V, 3000), minlength=V).astype(np.float64) + 1
+    tokens, offsets = rng.integers(0, V, 2000), np.arange(0, 2001, 20)
+    for seconds, saves in ((3600, 1), (0, 4)):
+        ck = Checkpoint(tmp_path / f"numba-{seconds}.pt", {"run": 1}, seconds=seconds)
+        syn0, syn1 = ((rng.random((V, d)) - 0.5) / d).astype(np.float32), np.zeros((V, d), np.float32)
+        w2v_fast.train_sgns_arrays(syn0, syn1, tokens, offsets, counts, epochs=4, threads=1, job_words=500,
+                                   checkpoint=ck)
+        assert ck.n_saved == saves, (seconds, ck.n_saved)
+        assert torch.load(ck.path, weights_only=True)["epoch"] == 4
+
+
 def test_checkpoint_of_other_settings_is_ignored(tmp_path, caplog):
     ck = Checkpoint(tmp_path / "checkpoint.pt", {"lr": 1}, seconds=0)
     _sgns_fit(tmp_path, checkpoint=ck, epochs=1)  # leaves the checkpoint of a 1-epoch run

@@ -2,7 +2,7 @@
 
 :class:`Checkpoint` is the checkpoint file of one run (``<out_dir>/checkpoint.pt``);
 :func:`groundwords.training.fit` saves a run's whole state to it (model, optimisers, counters,
-every RNG: :func:`training_state`) at epoch ends and every ``training.checkpoint_seconds``, and
+every RNG: :func:`training_state`) every ``training.checkpoint_seconds`` and after the last epoch, and
 resumes from it (:func:`restore_training_state`). :func:`file_identity` names an input file in a
 checkpoint's settings; :func:`kill_hook_step` / :func:`kill_if` let the tests interrupt a run.
 """
@@ -41,9 +41,10 @@ class Checkpoint:
 
     ``settings``: everything the run's result depends on (hyperparameters, input file identities,
     see :func:`file_identity`); a checkpoint whose settings differ is ignored with a warning.
-    ``seconds``: within an epoch, save at most this often (0: at epoch ends only; every epoch
-    end saves). :func:`groundwords.training.fit` saves and resumes through it; the stage calls :meth:`remove` once
-    its outputs are written.
+    ``seconds``: save at most this often, between steps or at an epoch end, and always after the
+    last epoch (0: at every epoch end, never within one); see :meth:`due`.
+    :func:`groundwords.training.fit` saves and resumes through it; the stage calls :meth:`remove`
+    once its outputs are written.
     """
 
     FORMAT = 3  # 3: + the caller's state of fit(state=...); 2: groundwords.optimizers' state dicts (1: torch.optim's)
@@ -54,6 +55,15 @@ class Checkpoint:
         self.path, self.seconds = Path(path), float(seconds)
         self.settings = json.loads(json.dumps(settings, sort_keys=True, default=str))
         self.n_saved = 0
+
+    def due(self, since_save: float, *, epoch_end: bool = False, last: bool = False) -> bool:
+        """Whether a training loop saves now, ``since_save`` seconds after its last save (or its
+        start): within an epoch once ``seconds`` (> 0) have passed; at an epoch end also then, at
+        every epoch end when ``seconds`` is 0, and always after the ``last`` epoch (so many short
+        epochs, e.g. IV-SGNS's 1,000, do not write one checkpoint each)."""
+        if epoch_end and (last or not self.seconds):
+            return True
+        return bool(self.seconds) and since_save >= self.seconds
 
     def load(self, fit_settings: dict) -> dict | None:
         if not self.path.is_file():

@@ -5,7 +5,7 @@ example tensors (shuffled per epoch from a seeded generator; Adam, SGD or Sparse
 word2vec's linear learning-rate decay; SGD's momentum, a step budget, or the caller's own update
 step for loops that need one: IESG's alternating updates, the retrieval model's clipped steps).
 A :class:`groundwords.checkpoints.Checkpoint` saves a run's whole state (model, optimisers,
-counters, every RNG) at epoch ends and every ``training.checkpoint_seconds``, and :func:`fit`
+counters, every RNG) every ``training.checkpoint_seconds`` and after the last epoch, and :func:`fit`
 resumes from it bit for bit.
 :func:`check_finite` and :func:`finish_run` are the shared tail of the training stages;
 :func:`torch_settings` runs a stage with a given number of threads and a forked RNG;
@@ -125,9 +125,9 @@ def fit(
     (word2vec style); ``"epoch_linear"`` keeps it constant within an epoch, at the linear
     schedule's value at the epoch's midpoint.
     ``checkpoint`` (:class:`groundwords.checkpoints.Checkpoint`): resume from it if it holds a run
-    of the same settings, and save it at every epoch end (and every ``checkpoint.seconds`` within
-    an epoch), so a resumed run ends bit-identical to an uninterrupted one (CPU); :class:`_Run`
-    lists what it holds. The caller removes it once its outputs are written.
+    of the same settings, and save it when :meth:`~groundwords.checkpoints.Checkpoint.due` (every
+    ``checkpoint.seconds`` and after the last epoch), so a resumed run ends bit-identical to an
+    uninterrupted one (CPU); :class:`_Run` lists what it holds. The caller removes it once its outputs are written.
     Returns one dict per epoch: example-weighted means of every loss component, ``n_examples``,
     ``seconds``, ``words_per_s`` and ``examples_per_s``. ``words_per_epoch`` defaults to the number
     of examples (one target word per example, as in CBOW).
@@ -156,7 +156,7 @@ def fit(
         rec = run.epoch(epoch)
         if on_epoch_end is not None:
             on_epoch_end(rec)
-        run.save_epoch_end(epoch)
+        run.save_epoch_end(epoch, last=epoch == epochs or run.out_of_steps())
     model.eval()
     return run.history
 
@@ -343,16 +343,16 @@ class _Run:
                  ", ".join(f"{k}={rec[k]:.4f}" for k in self.sums), seconds, rec["words_per_s"])
         return rec
 
-    def save_epoch_end(self, epoch: int) -> None:
-        """Checkpoint the run after ``epoch`` (and its ``on_epoch_end``)."""
-        if self.checkpoint is not None:
+    def save_epoch_end(self, epoch: int, last: bool) -> None:
+        """Checkpoint the run after ``epoch`` (and its ``on_epoch_end``) if one is due (``last``: the run's last epoch)."""
+        if self.checkpoint is not None and self.checkpoint.due(time.monotonic() - self.last_save, epoch_end=True,
+                                                               last=last):
             self.save(epoch, 0, self.shuffler.get_state(),
                       self.data_rng.bit_generator.state if self.data_rng is not None else None, 0.0)
 
     def save_due(self) -> bool:
         """Whether a mid-epoch checkpoint is due (``checkpoint.seconds`` since the last save)."""
-        return (self.checkpoint is not None and bool(self.checkpoint.seconds)
-                and time.monotonic() - self.last_save >= self.checkpoint.seconds)
+        return self.checkpoint is not None and self.checkpoint.due(time.monotonic() - self.last_save)
 
     def save(self, epoch_done: int, at: int, shuffler_state, rng_state, seconds: float) -> None:
         self.checkpoint.save({

@@ -37,9 +37,9 @@ spread over threads. ``threads=1`` is deterministic (same seed → bit-identical
 the result is not deterministic, as in word2vec/gensim.
 
 Checkpoints (``checkpoint``: a :class:`groundwords.checkpoints.Checkpoint`): the weights, the
-epoch's finished jobs and their loss sums are saved at every epoch end and, within an epoch,
-between jobs once ``checkpoint.seconds`` have passed (with ``threads > 1``, between groups of
-``32 × threads`` jobs). A job's stream and learning rate depend only on its index, so a resumed
+epoch's finished jobs and their loss sums are saved once ``checkpoint.seconds`` have passed, between
+jobs (with ``threads > 1``, between groups of ``32 × threads`` jobs) or at an epoch end, and after
+the last epoch (:meth:`~groundwords.checkpoints.Checkpoint.due`). A job's stream and learning rate depend only on its index, so a resumed
 ``threads=1`` run ends bit-identical to an uninterrupted one.
 """
 
@@ -132,13 +132,14 @@ def _train_epochs(arrays: dict[str, np.ndarray], n_jobs: int, job, summarize, *,
                 r = [float(x) for x in r]
                 sums = r if sums is None else [a + b for a, b in zip(sums, r)]
             kill_if(ep * n_jobs + hi, kill_at)
-            if within and hi < n_jobs and time.monotonic() - last_save >= checkpoint.seconds:
+            if within and hi < n_jobs and checkpoint.due(time.monotonic() - last_save):
                 save(ep, hi, time.perf_counter() - t0)
                 last_save = time.monotonic()
         offset, prior = 0, 0.0
         rec = summarize(ep, sums, time.perf_counter() - t0)
         history.append(rec)
-        if checkpoint is not None:
+        if checkpoint is not None and checkpoint.due(time.monotonic() - last_save, epoch_end=True,
+                                                     last=ep + 1 == epochs):
             save(ep + 1, 0, 0.0)
             last_save = time.monotonic()
         if on_epoch_end is not None:

@@ -245,10 +245,16 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
     log.info("encoder %s (pooling %s): %d-d features, %s px input, %s on %s",
              model, pooling, encoder.dim, encoder.image_size, attrs["dtype"], attrs["device"])
 
-    threads = torch.get_num_threads()
+    if encoder.device.type == "cpu":
+        # torch keeps every thread of the budget (OMP_NUM_THREADS, which Snakemake sets to the
+        # rule's threads); the decoding workers run beside it and sleep once the prefetch queue
+        # is full: on a CPU the forward pass is the bottleneck. Measured on 2 cores
+        # (EfficientNet-Lite0, images/s, 1 torch thread + 2 workers / 2 + 2 / 2 + 0): OpenMoji's
+        # 160 px PNGs 23 / 38 / 39; 1024 x 768 JPEGs 21 / 26 / 27.
+        log.info("CPU: %d torch thread(s), %d decoding workers beside them",
+                 torch.get_num_threads(), num_workers)
     writer, failed = None, []
     try:
-        _share_cpu_with_workers(encoder, threads, num_workers)
         segments, done = _open_partial(partial, attrs)
         writer = _SegmentWriter(partial, segments, FLUSH_EVERY * batch_size)
         t0 = time.perf_counter()
@@ -263,7 +269,6 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
     finally:
         if writer is not None:  # an exception or Ctrl-C keeps what was encoded
             writer.flush()
-        torch.set_num_threads(threads)
     seconds = time.perf_counter() - t0
 
     want = _kept_ids(ids, done, writer.segments[len(segments):], failed)
@@ -277,17 +282,6 @@ def encode_images(images_tsv, out_h5, *, model: str, pooling: str = "mean", batc
     log.info("encoded %d images in %.1f s (%.1f images/s on %s); %s: %d x %d",
              processed, seconds, stats["images_per_s"], attrs["device"], out, len(want), encoder.dim)
     return stats
-
-
-def _share_cpu_with_workers(encoder, threads: int, num_workers: int) -> None:
-    """On the CPU the decoding workers count against the thread budget (OMP_NUM_THREADS, which
-    Snakemake sets to the rule's threads, or all cores): torch gets ``threads - num_workers``."""
-    # oversubscribed OpenMP threads stall each other (measured: 2 threads + 2 workers on 2 cores
-    # ran 5-10x slower than 1 + 2)
-    if encoder.device.type == "cpu" and num_workers > 0:
-        torch.set_num_threads(max(1, threads - num_workers))
-        log.info("CPU: %d torch thread(s) next to %d decoding workers",
-                 torch.get_num_threads(), num_workers)
 
 
 def _encode_stats(processed: int, failed: list[str], want: list[str], done_set: set[str], seconds: float,
