@@ -5,8 +5,7 @@ measures, for one encoder (default EfficientNet-Lite0 on the CPU):
 
 * ``decode``: decoding + preprocessing alone, in this process (images/s, one core);
 * ``bare``: the model forward alone on pre-made input tensors (images/s, after one warm-up batch),
-  at each torch thread count the full runs use (on the CPU, encode_images runs the model with
-  ``max(1, threads - workers)`` threads);
+  with every torch thread (as encode_images runs it, its decoding workers beside it);
 * ``full``: :func:`groundwords.data.encode.encode_images` end to end (TSV -> HDF5; model loading
   excluded) with ``--workers`` DataLoader workers (default 0 and 2),
 
@@ -86,11 +85,9 @@ def main(argv=None) -> dict:
         x = torch.stack([enc.preprocess(load_rgb(q, draft)) for q in paths])
         res["decode_images_per_s"] = a.n / (time.perf_counter() - t)
 
-        # encode_images gives the CPU model max(1, T - workers) threads: measure the bare
-        # forward at each thread count that the full runs use
+        # encode_images runs the model with every torch thread, whatever its number of workers
         total = torch.get_num_threads()
-        cpu = enc.device.type == "cpu"
-        threads_for = {w: max(1, total - w) if cpu and w else total for w in a.workers}
+        threads_for = {w: total for w in a.workers}
         batches = list(torch.split(x, a.batch_size))
         for t in sorted(set(threads_for.values()), reverse=True):
             torch.set_num_threads(t)
