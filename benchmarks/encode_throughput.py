@@ -86,17 +86,13 @@ def main(argv=None) -> dict:
         res["decode_images_per_s"] = a.n / (time.perf_counter() - t)
 
         # encode_images runs the model with every torch thread, whatever its number of workers
-        total = torch.get_num_threads()
-        threads_for = {w: total for w in a.workers}
+        t = torch.get_num_threads()
         batches = list(torch.split(x, a.batch_size))
-        for t in sorted(set(threads_for.values()), reverse=True):
-            torch.set_num_threads(t)
-            enc.forward(batches[0])  # warm-up
-            start = time.perf_counter()
-            for b in batches:
-                enc.forward(b)
-            res[f"bare_t{t}_images_per_s"] = a.n / (time.perf_counter() - start)
-        torch.set_num_threads(total)
+        enc.forward(batches[0])  # warm-up
+        start = time.perf_counter()
+        for b in batches:
+            enc.forward(b)
+        bare = res[f"bare_t{t}_images_per_s"] = a.n / (time.perf_counter() - start)
         del enc, x, batches
 
         for w in a.workers:
@@ -104,17 +100,15 @@ def main(argv=None) -> dict:
                                   batch_size=a.batch_size, num_workers=w, device=a.device,
                                   progress=False)
             res[f"full_w{w}_images_per_s"] = stats["images_per_s"]
-            res[f"full_w{w}_over_bare"] = (stats["images_per_s"]
-                                           / res[f"bare_t{threads_for[w]}_images_per_s"])
+            res[f"full_w{w}_over_bare"] = stats["images_per_s"] / bare
     res["loadavg_after"] = os.getloadavg()[0]
 
     print(f"{a.model} on {a.device}, {a.n} JPEGs 400x300, batch {a.batch_size}, "
           f"{res['torch_threads']} torch threads, {res['cpus']} CPUs")
     print(f"  decode+preprocess (1 process): {res['decode_images_per_s']:8.1f} images/s")
-    for t in sorted(set(threads_for.values()), reverse=True):
-        print(f"  bare model forward, {t} thread(s): {res[f'bare_t{t}_images_per_s']:8.1f} images/s")
+    print(f"  bare model forward, {t} thread(s): {bare:8.1f} images/s")
     for w in a.workers:
-        print(f"  encode_images, {w} workers ({threads_for[w]} thread(s)): "
+        print(f"  encode_images, {w} workers ({t} thread(s)): "
               f"{res[f'full_w{w}_images_per_s']:8.1f} images/s"
               f"   full/bare = {res[f'full_w{w}_over_bare']:.2f}")
     print(f"  load average before/after: {res['loadavg_before']:.2f} / {res['loadavg_after']:.2f}")

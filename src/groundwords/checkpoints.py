@@ -2,9 +2,10 @@
 
 :class:`Checkpoint` is the checkpoint file of one run (``<out_dir>/checkpoint.pt``);
 :func:`groundwords.training.fit` saves a run's whole state to it (model, optimisers, counters,
-every RNG: :func:`training_state`) every ``training.checkpoint_seconds`` and after the last epoch, and
-resumes from it (:func:`restore_training_state`). :func:`file_identity` names an input file in a
-checkpoint's settings; :func:`kill_hook_step` / :func:`kill_if` let the tests interrupt a run.
+every RNG: :func:`training_state`) every ``training.checkpoint_seconds`` and after the last
+epoch, and resumes from it (:func:`restore_training_state`). :func:`file_identity` names an input
+file in a checkpoint's settings; :func:`kill_hook_step` / :func:`kill_if` let the tests interrupt
+a run.
 """
 
 from __future__ import annotations

@@ -5,8 +5,8 @@ example tensors (shuffled per epoch from a seeded generator; Adam, SGD or Sparse
 word2vec's linear learning-rate decay; SGD's momentum, a step budget, or the caller's own update
 step for loops that need one: IESG's alternating updates, the retrieval model's clipped steps).
 A :class:`groundwords.checkpoints.Checkpoint` saves a run's whole state (model, optimisers,
-counters, every RNG) every ``training.checkpoint_seconds`` and after the last epoch, and :func:`fit`
-resumes from it bit for bit.
+counters, every RNG) every ``training.checkpoint_seconds`` and after the last epoch, and
+:func:`fit` resumes from it bit for bit.
 :func:`check_finite` and :func:`finish_run` are the shared tail of the training stages;
 :func:`torch_settings` runs a stage with a given number of threads and a forked RNG;
 :func:`write_outputs` writes ``vectors.npy``, ``vocab.txt``, ``loss.csv``, ``vectors.txt`` and,
@@ -127,7 +127,8 @@ def fit(
     ``checkpoint`` (:class:`groundwords.checkpoints.Checkpoint`): resume from it if it holds a run
     of the same settings, and save it when :meth:`~groundwords.checkpoints.Checkpoint.due` (every
     ``checkpoint.seconds`` and after the last epoch), so a resumed run ends bit-identical to an
-    uninterrupted one (CPU); :class:`_Run` lists what it holds. The caller removes it once its outputs are written.
+    uninterrupted one (CPU); :class:`_Run` lists what it holds. The caller removes it once its
+    outputs are written.
     Returns one dict per epoch: example-weighted means of every loss component, ``n_examples``,
     ``seconds``, ``words_per_s`` and ``examples_per_s``. ``words_per_epoch`` defaults to the number
     of examples (one target word per example, as in CBOW).
@@ -344,7 +345,8 @@ class _Run:
         return rec
 
     def save_epoch_end(self, epoch: int, last: bool) -> None:
-        """Checkpoint the run after ``epoch`` (and its ``on_epoch_end``) if one is due (``last``: the run's last epoch)."""
+        """Checkpoint the run after ``epoch`` (and its ``on_epoch_end``) if one is due (``last``: the
+        run's last epoch)."""
         if self.checkpoint is not None and self.checkpoint.due(time.monotonic() - self.last_save, epoch_end=True,
                                                                last=last):
             self.save(epoch, 0, self.shuffler.get_state(),
